@@ -1,0 +1,92 @@
+# Build, test and run. `make help` lists the targets.
+#   make            library + CLI into build/
+#   make test       install missing packages, build, run the whole test suite
+#   make run        install missing packages, build, run the main job
+#   make bench      benchmarks (ratios against OpenBLAS and, if present, PyTorch)
+#   SANITIZE=1      any of the above with ASan + UBSan, in build-san/
+
+CXX      ?= g++
+JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
+BLAS_INC := /usr/include/x86_64-linux-gnu/openblas-pthread
+CPPFLAGS := -I. -I$(BLAS_INC) -MMD -MP -DBOOST_TEST_DYN_LINK
+CXXFLAGS := -std=c++20 -O2 -g -Wall -Wextra -Wno-unused-parameter
+LDLIBS   := -lopenblas -lpthread
+
+ifeq ($(SANITIZE),1)
+BUILD    := build-san
+CXXFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS  += -fsanitize=address,undefined
+else
+BUILD    := build
+endif
+
+PACKAGES := libopenblas-dev libboost-test-dev libtoml11-dev libcli11-dev nlohmann-json3-dev
+
+LIB_SRC   := $(wildcard tensor/*.cpp autograd/*.cpp nn/*.cpp miras/*.cpp) $(filter-out train/main.cpp,$(wildcard train/*.cpp))
+TEST_SRC  := $(wildcard tests/*.cpp)
+BENCH_SRC := $(wildcard tests/bench/*.cpp)
+LIB_OBJ   := $(LIB_SRC:%.cpp=$(BUILD)/obj/%.o)
+TEST_OBJ  := $(TEST_SRC:%.cpp=$(BUILD)/obj/%.o)
+LIB       := $(BUILD)/libmiras.a
+CLI       := $(BUILD)/miras
+TESTS     := $(BUILD)/run_tests
+BENCHES   := $(BENCH_SRC:tests/bench/%.cpp=$(BUILD)/bench/%)
+
+.PHONY: all deps test run bench clean help build-tests
+.DEFAULT_GOAL := all
+
+all: $(LIB) $(CLI)
+
+help:
+	@sed -n '1,7p' Makefile
+
+# Installs the Debian packages that are missing: apt-get as root, sudo
+# otherwise, and a clear message when neither is possible.
+deps:
+	@missing=""; for p in $(PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing missing packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "error: packages missing ($$missing) and neither root nor passwordless sudo is available;"; \
+	       echo "       install them with: sudo apt-get install$$missing"; exit 1; fi; \
+	fi
+
+$(BUILD)/obj/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(CLI): $(BUILD)/obj/train/main.o $(LIB)
+	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(TESTS): $(TEST_OBJ) $(LIB)
+	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -lboost_unit_test_framework -o $@
+
+$(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+build-tests: $(TESTS)
+
+test: deps
+	@$(MAKE) --no-print-directory -j$(JOBS) build-tests
+	$(TESTS) --report_level=short
+
+run: deps
+	@$(MAKE) --no-print-directory -j$(JOBS) all
+	$(CLI) train
+
+bench: deps
+	@$(MAKE) --no-print-directory -j$(JOBS) $(BENCHES)
+	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
+
+clean:
+	rm -rf build build-san
+
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/obj/train/main.d

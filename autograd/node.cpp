@@ -1,0 +1,144 @@
+#include "autograd/node.h"
+
+#include <stdexcept>
+
+#include "autograd/grad_mode.h"
+#include "tensor/ops.h"
+
+namespace miras {
+
+static thread_local bool g_grad_enabled = true;
+bool grad_enabled() { return g_grad_enabled; }
+void set_grad_enabled(bool on) { g_grad_enabled = on; }
+
+Tensor Node::output(size_t i) {
+    if (i >= saved_outputs.size() || !saved_outputs[i].defined())
+        throw std::logic_error(name + ": output " + std::to_string(i) +
+                               " was not saved (freed by an earlier backward, or not recorded with save_outputs)");
+    const Tensor& d = saved_outputs[i];
+    Tensor t = Tensor::view_of(d, d.shape(), d.strides(), d.offset());
+    auto& m = ensure_autograd_meta(t);
+    m.requires_grad = true;
+    m.grad_fn = shared_from_this();
+    m.output_nr = (int)i;
+    return t;
+}
+
+void Node::release() {
+    fn = nullptr;
+    saved_outputs.clear();
+    saved_versions.clear();
+}
+
+Node::~Node() {
+    // Deleting a node drops its edges, which may delete the next node, and so
+    // on: recursion as deep as the graph. Instead the edges' owners are moved
+    // to a thread-local list that the outermost destructor drains in a loop.
+    thread_local std::vector<std::shared_ptr<Node>> pending;
+    thread_local bool draining = false;
+    for (auto& e : next_edges)
+        if (e.node) pending.push_back(std::move(e.node));
+    fn = nullptr;  // captured input tensors point at nodes now held by `pending`
+    saved_outputs.clear();
+    if (draining) return;
+    draining = true;
+    while (!pending.empty()) {
+        std::shared_ptr<Node> n = std::move(pending.back());
+        pending.pop_back();
+        n.reset();  // may run ~Node, which only appends to `pending`
+    }
+    draining = false;
+}
+
+AutogradMeta* autograd_meta(const Tensor& t) {
+    return static_cast<AutogradMeta*>(t.impl().autograd.get());
+}
+
+AutogradMeta& ensure_autograd_meta(const Tensor& t) {
+    auto& slot = t.impl().autograd;
+    if (!slot) slot = std::make_unique<AutogradMeta>();
+    return *static_cast<AutogradMeta*>(slot.get());
+}
+
+bool requires_grad(const Tensor& t) {
+    auto* m = t.defined() ? autograd_meta(t) : nullptr;
+    return m && m->requires_grad;
+}
+
+const Tensor& set_requires_grad(const Tensor& t, bool on) {
+    auto* m = autograd_meta(t);
+    if (m && m->grad_fn)
+        throw std::invalid_argument("set_requires_grad: only leaf tensors can be marked; this tensor was made by " +
+                                    m->grad_fn->name + " (use detach() first)");
+    ensure_autograd_meta(t).requires_grad = on;
+    return t;
+}
+
+bool is_leaf(const Tensor& t) {
+    auto* m = autograd_meta(t);
+    return !m || !m->grad_fn;
+}
+
+std::shared_ptr<Node> grad_fn(const Tensor& t) {
+    auto* m = autograd_meta(t);
+    return m ? m->grad_fn : nullptr;
+}
+
+Tensor detach(const Tensor& t) { return Tensor::view_of(t, t.shape(), t.strides(), t.offset()); }
+
+Tensor grad_of(const Tensor& t) {
+    auto* m = autograd_meta(t);
+    return m ? m->grad : Tensor();
+}
+
+void set_grad(const Tensor& t, const Tensor& g) { ensure_autograd_meta(t).grad = g; }
+
+Edge gradient_edge(const Tensor& t) {
+    auto* m = autograd_meta(t);
+    if (!m || !m->requires_grad) return {};
+    if (m->grad_fn) return {m->grad_fn, m->output_nr};
+    // A leaf: share one AccumulateGrad node among all graphs that use it.
+    std::shared_ptr<Node> acc = m->accumulator.lock();
+    if (!acc) {
+        acc = std::make_shared<Node>();
+        acc->name = "AccumulateGrad";
+        acc->is_accumulator = true;
+        acc->leaf = t.impl_shared();
+        acc->outputs.push_back({t.shape(), t.dtype()});
+        m->accumulator = acc;
+    }
+    return {acc, 0};
+}
+
+bool any_requires_grad(const TensorList& ts) {
+    for (const auto& t : ts)
+        if (t.defined() && requires_grad(t)) return true;
+    return false;
+}
+
+void record(const char* name, const TensorList& inputs, const TensorList& outputs, BackwardFn fn, bool save_outputs) {
+    if (!grad_enabled() || !any_requires_grad(inputs)) return;
+    auto node = std::make_shared<Node>();
+    node->name = name;
+    node->fn = std::move(fn);
+    node->next_edges.reserve(inputs.size());
+    for (const auto& in : inputs) {
+        node->next_edges.push_back(in.defined() ? gradient_edge(in) : Edge{});
+        if (in.defined()) node->saved_versions.emplace_back(in.impl().storage, in.version());
+    }
+    for (size_t i = 0; i < outputs.size(); ++i) {
+        const Tensor& o = outputs[i];
+        node->outputs.push_back({o.shape(), o.dtype()});
+        if (save_outputs) node->saved_outputs.push_back(detach(o));
+        auto& m = ensure_autograd_meta(o);
+        if (m.grad_fn)
+            throw std::logic_error(std::string(name) + ": output already has a grad_fn (" + m.grad_fn->name + ")");
+        m.requires_grad = true;
+        m.grad_fn = node;
+        m.output_nr = (int)i;
+    }
+    if (save_outputs)
+        for (const auto& o : outputs) node->saved_versions.emplace_back(o.impl().storage, o.version());
+}
+
+}  // namespace miras

@@ -1,0 +1,174 @@
+// Elementwise ops: forward (raw kernel) and backward (differentiable ops)
+// side by side. `g` is the gradient of the output; a formula that needs the
+// output uses self.output(0), re-attached to this node so that it can be
+// differentiated again.
+#include <cmath>
+
+#include "autograd/ops.h"
+
+namespace miras {
+using raw::Binary;
+using raw::Unary;
+
+namespace {
+Tensor constant(double v, const Tensor& like) { return scalar_tensor(v, like.dtype()); }
+}  // namespace
+
+Tensor add(const Tensor& a, const Tensor& b) {
+    Tensor out = raw::binary(Binary::add, a, b);
+    record("add", {a, b}, {out}, [sa = a.shape(), sb = b.shape()](Node& n, const TensorList& g) -> TensorList {
+        return {n.needs_input_grad(0) ? sum_to(g[0], sa) : Tensor(), n.needs_input_grad(1) ? sum_to(g[0], sb) : Tensor()};
+    });
+    return out;
+}
+
+Tensor sub(const Tensor& a, const Tensor& b) {
+    Tensor out = raw::binary(Binary::sub, a, b);
+    record("sub", {a, b}, {out}, [sa = a.shape(), sb = b.shape()](Node& n, const TensorList& g) -> TensorList {
+        return {n.needs_input_grad(0) ? sum_to(g[0], sa) : Tensor(),
+                n.needs_input_grad(1) ? sum_to(neg(g[0]), sb) : Tensor()};
+    });
+    return out;
+}
+
+Tensor mul(const Tensor& a, const Tensor& b) {
+    Tensor out = raw::binary(Binary::mul, a, b);
+    record("mul", {a, b}, {out}, [a, b](Node& n, const TensorList& g) -> TensorList {
+        return {n.needs_input_grad(0) ? sum_to(mul(g[0], b), a.shape()) : Tensor(),
+                n.needs_input_grad(1) ? sum_to(mul(g[0], a), b.shape()) : Tensor()};
+    });
+    return out;
+}
+
+Tensor div(const Tensor& a, const Tensor& b) {
+    Tensor out = raw::binary(Binary::div, a, b);
+    record("div", {a, b}, {out}, [a, b](Node& n, const TensorList& g) -> TensorList {
+        // d(a/b)/da = 1/b ; d(a/b)/db = -a/b²
+        return {n.needs_input_grad(0) ? sum_to(div(g[0], b), a.shape()) : Tensor(),
+                n.needs_input_grad(1) ? sum_to(neg(div(mul(g[0], a), mul(b, b))), b.shape()) : Tensor()};
+    });
+    return out;
+}
+
+Tensor pow(const Tensor& a, const Tensor& b) {
+    Tensor out = raw::binary(Binary::pow, a, b);
+    record("pow", {a, b}, {out}, [a, b](Node& n, const TensorList& g) -> TensorList {
+        // d(a^b)/da = b a^(b-1) ; d(a^b)/db = a^b log a  (a > 0)
+        return {n.needs_input_grad(0) ? sum_to(mul(g[0], mul(b, pow(a, add(b, -1.0)))), a.shape()) : Tensor(),
+                n.needs_input_grad(1) ? sum_to(mul(g[0], mul(n.output(0), log(a))), b.shape()) : Tensor()};
+    }, true);
+    return out;
+}
+
+Tensor pow(const Tensor& a, double p) {
+    Tensor out = raw::binary_scalar(Binary::pow, a, p);
+    record("pow_scalar", {a}, {out}, [a, p](Node&, const TensorList& g) -> TensorList {
+        if (p == 0) return {Tensor()};
+        return {mul(g[0], mul(pow(a, p - 1), p))};
+    });
+    return out;
+}
+
+Tensor maximum(const Tensor& a, const Tensor& b) {
+    Tensor out = raw::binary(Binary::maximum, a, b);
+    record("maximum", {a, b}, {out}, [a, b](Node&, const TensorList& g) -> TensorList {
+        Tensor pick_a = raw::binary(Binary::ge, a, b);  // 0/1 mask, a constant
+        return {sum_to(mul(g[0], pick_a), a.shape()), sum_to(mul(g[0], raw::scalar_binary(Binary::sub, 1, pick_a)), b.shape())};
+    });
+    return out;
+}
+
+Tensor minimum(const Tensor& a, const Tensor& b) {
+    Tensor out = raw::binary(Binary::minimum, a, b);
+    record("minimum", {a, b}, {out}, [a, b](Node&, const TensorList& g) -> TensorList {
+        Tensor pick_a = raw::binary(Binary::le, a, b);
+        return {sum_to(mul(g[0], pick_a), a.shape()), sum_to(mul(g[0], raw::scalar_binary(Binary::sub, 1, pick_a)), b.shape())};
+    });
+    return out;
+}
+
+Tensor add(const Tensor& a, double s) {
+    Tensor out = raw::binary_scalar(Binary::add, a, s);
+    record("add_scalar", {a}, {out}, [](Node&, const TensorList& g) -> TensorList { return {g[0]}; });
+    return out;
+}
+
+Tensor mul(const Tensor& a, double s) {
+    Tensor out = raw::binary_scalar(Binary::mul, a, s);
+    record("mul_scalar", {a}, {out}, [s](Node&, const TensorList& g) -> TensorList { return {mul(g[0], s)}; });
+    return out;
+}
+
+// One-input ops: out = f(x), dx = g * f'(x), with f' written in ops.
+#define UNARY_OP(fname, kind, save, ...)                                          \
+    Tensor fname(const Tensor& x) {                                                   \
+        Tensor out = raw::unary(Unary::kind, x);                                      \
+        record(#fname, {x}, {out}, [x](Node& self, const TensorList& grads) -> TensorList { \
+            const Tensor& g = grads[0];                                               \
+            (void)self; (void)g;                                                      \
+            return {__VA_ARGS__};                                                     \
+        }, save);                                                                     \
+        return out;                                                                   \
+    }
+
+UNARY_OP(neg, neg, false, neg(g))
+UNARY_OP(exp, exp, true, mul(g, self.output(0)))
+UNARY_OP(log, log, false, div(g, x))
+UNARY_OP(sqrt, sqrt, true, div(mul(g, 0.5), self.output(0)))
+UNARY_OP(rsqrt, rsqrt, true, mul(mul(g, pow(self.output(0), 3.0)), -0.5))
+UNARY_OP(abs, abs, false, mul(g, sign(x)))
+UNARY_OP(sign, sign, false, Tensor())
+UNARY_OP(tanh, tanh, true, mul(g, add(neg(square(self.output(0))), 1.0)))
+UNARY_OP(sigmoid, sigmoid, true, mul(g, mul(self.output(0), add(neg(self.output(0)), 1.0))))
+// silu' = s (1 + x (1 - s)), s = sigmoid(x)
+UNARY_OP(silu, silu, false, [&] {
+    Tensor s = sigmoid(x);
+    return mul(g, mul(s, add(mul(x, add(neg(s), 1.0)), 1.0)));
+}())
+// gelu (tanh form) = ½ x (1 + tanh u), u = c (x + 0.044715 x³):
+// gelu' = ½ (1 + t) + ½ x (1 − t²) c (1 + 3·0.044715 x²), t = tanh u
+UNARY_OP(gelu, gelu, false, [&] {
+    const double c = 0.7978845608028654, k = 0.044715;
+    Tensor x2 = square(x);
+    Tensor t = tanh(mul(mul(x, add(mul(x2, k), 1.0)), c));
+    Tensor dt = mul(add(neg(square(t)), 1.0), mul(add(mul(x2, 3 * k), 1.0), c));
+    return mul(g, add(mul(add(t, 1.0), 0.5), mul(mul(x, dt), 0.5)));
+}())
+UNARY_OP(softplus, softplus, false, mul(g, sigmoid(x)))
+UNARY_OP(relu, relu, false, mul(g, raw::unary(Unary::step, x)))
+UNARY_OP(square, square, false, mul(g, mul(x, 2.0)))
+UNARY_OP(reciprocal, reciprocal, true, neg(mul(g, square(self.output(0)))))
+UNARY_OP(sin, sin, false, mul(g, cos(x)))
+UNARY_OP(cos, cos, false, neg(mul(g, sin(x))))
+UNARY_OP(log1p, log1p, false, div(g, add(x, 1.0)))
+UNARY_OP(expm1, expm1, true, mul(g, add(self.output(0), 1.0)))
+#undef UNARY_OP
+
+Tensor clamp(const Tensor& x, double lo, double hi) {
+    Tensor out = raw::clamp(x, lo, hi);
+    record("clamp", {x}, {out}, [x, lo, hi](Node&, const TensorList& g) -> TensorList {
+        Tensor inside = raw::binary(Binary::mul, raw::binary_scalar(Binary::ge, x, lo), raw::binary_scalar(Binary::le, x, hi));
+        return {mul(g[0], inside)};
+    });
+    return out;
+}
+
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+    Tensor c = detach(cond);
+    Tensor out = raw::where(c, a, b);
+    record("where", {a, b}, {out}, [c, sa = a.shape(), sb = b.shape()](Node& n, const TensorList& g) -> TensorList {
+        Tensor zero = constant(0, g[0]);
+        return {n.needs_input_grad(0) ? sum_to(where(c, g[0], zero), sa) : Tensor(),
+                n.needs_input_grad(1) ? sum_to(where(c, zero, g[0]), sb) : Tensor()};
+    });
+    return out;
+}
+
+Tensor eq(const Tensor& a, const Tensor& b) { return raw::binary(Binary::eq, a, b); }
+Tensor ne(const Tensor& a, const Tensor& b) { return raw::binary(Binary::ne, a, b); }
+Tensor lt(const Tensor& a, const Tensor& b) { return raw::binary(Binary::lt, a, b); }
+Tensor le(const Tensor& a, const Tensor& b) { return raw::binary(Binary::le, a, b); }
+Tensor gt(const Tensor& a, const Tensor& b) { return raw::binary(Binary::gt, a, b); }
+Tensor ge(const Tensor& a, const Tensor& b) { return raw::binary(Binary::ge, a, b); }
+
+}  // namespace miras

@@ -1,0 +1,127 @@
+// Joining, indexing and scans. Each backward is the adjoint op:
+// cat <-> narrow, index_select <-> index_add, gather <-> scatter_add,
+// cumsum <-> reversed cumsum.
+#include <stdexcept>
+
+#include "autograd/ops.h"
+
+namespace miras {
+
+Tensor cat(const TensorList& xs, int64_t dim) {
+    Tensor out = raw::cat(xs, dim);
+    dim = wrap_dim(dim, out.dim(), "cat");
+    std::vector<int64_t> sizes;
+    for (const auto& x : xs) sizes.push_back(x.shape()[dim]);
+    record("cat", xs, {out}, [sizes, dim](Node& n, const TensorList& g) -> TensorList {
+        TensorList r;
+        int64_t start = 0;
+        for (size_t i = 0; i < sizes.size(); ++i) {
+            r.push_back(n.needs_input_grad(i) ? narrow(g[0], dim, start, sizes[i]) : Tensor());
+            start += sizes[i];
+        }
+        return r;
+    });
+    return out;
+}
+
+Tensor stack(const TensorList& xs, int64_t dim) {
+    if (xs.empty()) throw std::invalid_argument("stack: empty list of tensors");
+    dim = wrap_dim(dim, xs[0].dim() + 1, "stack");
+    TensorList us;
+    for (const auto& x : xs) us.push_back(unsqueeze(x, dim));
+    return cat(us, dim);
+}
+
+TensorList split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim) {
+    dim = wrap_dim(dim, x.dim(), "split");
+    int64_t total = 0;
+    for (int64_t s : sizes) total += s;
+    if (total != x.shape()[dim])
+        throw std::invalid_argument("split: sizes sum to " + std::to_string(total) + " but dim " + std::to_string(dim) +
+                                    " of " + shape_str(x.shape()) + " has " + std::to_string(x.shape()[dim]));
+    TensorList r;
+    int64_t start = 0;
+    for (int64_t s : sizes) {
+        r.push_back(narrow(x, dim, start, s));
+        start += s;
+    }
+    return r;
+}
+
+Tensor index_select(const Tensor& x, int64_t dim, const IndexTensor& idx) {
+    Tensor out = raw::index_select(x, dim, idx);
+    dim = wrap_dim(dim, x.dim(), "index_select");
+    record("index_select", {x}, {out}, [xs = x.shape(), dim, idx](Node&, const TensorList& g) -> TensorList {
+        return {index_add(xs, dim, idx, g[0])};
+    });
+    return out;
+}
+
+Tensor index_add(const Shape& shape, int64_t dim, const IndexTensor& idx, const Tensor& src) {
+    Tensor out = raw::index_add(shape, dim, idx, src);
+    record("index_add", {src}, {out}, [dim, idx](Node&, const TensorList& g) -> TensorList {
+        return {index_select(g[0], dim, idx)};
+    });
+    return out;
+}
+
+Tensor embedding(const Tensor& table, const IndexTensor& ids) {
+    if (table.dim() != 2)
+        throw std::invalid_argument("embedding: table must be (V, D), got " + shape_str(table.shape()));
+    Shape out_shape = ids.shape;
+    out_shape.push_back(table.shape()[1]);
+    return reshape(index_select(table, 0, IndexTensor({ids.numel()}, ids.data)), out_shape);
+}
+
+Tensor gather(const Tensor& x, int64_t dim, const IndexTensor& idx) {
+    Tensor out = raw::gather(x, dim, idx);
+    dim = wrap_dim(dim, x.dim(), "gather");
+    record("gather", {x}, {out}, [xs = x.shape(), dim, idx](Node&, const TensorList& g) -> TensorList {
+        return {scatter_add(xs, dim, idx, g[0])};
+    });
+    return out;
+}
+
+Tensor scatter_add(const Shape& shape, int64_t dim, const IndexTensor& idx, const Tensor& src) {
+    Tensor out = raw::scatter_add(shape, dim, idx, src);
+    record("scatter_add", {src}, {out}, [dim, idx](Node&, const TensorList& g) -> TensorList {
+        return {gather(g[0], dim, idx)};
+    });
+    return out;
+}
+
+Tensor cumsum(const Tensor& x, int64_t dim, bool reverse) {
+    Tensor out = raw::cumsum(x, dim, reverse);
+    record("cumsum", {x}, {out}, [dim, reverse](Node&, const TensorList& g) -> TensorList {
+        return {cumsum(g[0], dim, !reverse)};  // y_j = Σ_{i≤j} x_i  =>  dx_i = Σ_{j≥i} g_j
+    });
+    return out;
+}
+
+Tensor cumprod(const Tensor& x, int64_t dim, bool reverse) {
+    Tensor out = raw::cumprod(x, dim, reverse);
+    record("cumprod", {x}, {out}, [x, dim, reverse](Node& n, const TensorList& g) -> TensorList {
+        // y_j = Π_{i≤j} x_i  =>  dx_i = Σ_{j≥i} g_j y_j / x_i. Exact while no
+        // x_i is zero; the memory layers use it for products of (1 − α) > 0.
+        Tensor zero_count = raw::sum(raw::binary(raw::Binary::eq, x, scalar_tensor(0, x.dtype())));
+        if (zero_count.item() != 0)
+            throw std::runtime_error("cumprod: backward through an input with zeros is not supported (input " +
+                                     shape_str(x.shape()) + ")");
+        return {div(cumsum(mul(g[0], n.output(0)), dim, !reverse), x)};
+    }, true);
+    return out;
+}
+
+Tensor tril(const Tensor& x, int64_t k) {
+    Tensor out = raw::tril(x, k);
+    record("tril", {x}, {out}, [k](Node&, const TensorList& g) -> TensorList { return {tril(g[0], k)}; });
+    return out;
+}
+
+Tensor triu(const Tensor& x, int64_t k) {
+    Tensor out = raw::triu(x, k);
+    record("triu", {x}, {out}, [k](Node&, const TensorList& g) -> TensorList { return {triu(g[0], k)}; });
+    return out;
+}
+
+}  // namespace miras

@@ -1,0 +1,109 @@
+// Deterministic training and evaluation data.
+//
+// Everything is a function of an explicit seed and comes from our own PRNG
+// (xoshiro256** seeded through splitmix64), never from <random>'s
+// distributions, whose output differs between standard libraries: the same
+// seed gives the same tokens on every machine. Row b of a batch depends only
+// on (seed, b), not on the batch size.
+//
+// Batches are (B, T) row-major int64 token ids plus next-token targets:
+// targets[b, t] is the label for the prediction made at position t, or
+// kIgnoreIndex where no loss is taken.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace miras {
+
+constexpr int64_t kIgnoreIndex = -100;
+
+// One splitmix64 step: advances `state` and returns the next output.
+uint64_t splitmix64(uint64_t& state);
+
+// xoshiro256** (Blackman & Vigna), reference algorithm and seeding.
+class Rng {
+ public:
+  explicit Rng(uint64_t seed);
+  // An independent stream per (seed, stream), e.g. one per batch row.
+  static Rng stream(uint64_t seed, uint64_t stream);
+  uint64_t next();
+  uint64_t below(uint64_t n);  // uniform in [0, n) without modulo bias; n > 0
+  double uniform();            // uniform in [0, 1), 53 random bits
+
+ private:
+  uint64_t s_[4];
+};
+
+struct TokenBatch {
+  int64_t batch = 0, seq_len = 0;
+  std::vector<int64_t> inputs;   // (B, T)
+  std::vector<int64_t> targets;  // (B, T), kIgnoreIndex where no loss
+};
+
+// Multi-query associative recall (Zoology / Based), one row:
+//
+//   k_1 v_1 k_2 v_2 ... k_P v_P | q_1 a_1 q_2 a_2 ... q_Q a_Q | pad ... pad
+//
+// Token 0 is padding; keys come from [1, 1 + K) and values from [1 + K, V)
+// with K = (V - 1) / 2. The P keys of a row are distinct, values are drawn
+// with replacement. The queries are Q distinct keys of the row in random
+// order, each followed by its value a_i. Only the query positions carry a
+// target (the answer a_i, the next token); everything else is ignored.
+struct MqarSpec {
+  int64_t vocab_size = 256;
+  int64_t seq_len = 64;
+  int64_t num_pairs = 8;
+  int64_t num_queries = 0;  // 0 = every key is queried once
+};
+TokenBatch make_mqar(const MqarSpec& spec, int64_t batch, uint64_t seed);
+std::string describe(const MqarSpec& spec);
+
+// Single-needle retrieval (passkey), one row:
+//
+//   f f ... f  M d_1 .. d_n  f ... f  Q d_1 .. d_n
+//
+// Digit tokens are 0..9, M = 10 marks the needle, Q = 11 asks for it, the
+// filler f is drawn from [12, V). The needle (M and n digits) starts at
+// passkey_needle_position(): depth 0 puts it first, depth 1 right before Q.
+// The targets are the digits after Q: target[Q] = d_1, target[d_i] = d_{i+1}.
+struct PasskeySpec {
+  int64_t vocab_size = 64;
+  int64_t seq_len = 256;
+  int64_t num_digits = 5;
+  double depth = 0.5;  // in [0, 1]
+};
+constexpr int64_t kPasskeyMarker = 10;
+constexpr int64_t kPasskeyQuery = 11;
+constexpr int64_t kPasskeyFirstFiller = 12;
+TokenBatch make_passkey(const PasskeySpec& spec, int64_t batch, uint64_t seed);
+int64_t passkey_needle_position(const PasskeySpec& spec);
+std::string describe(const PasskeySpec& spec);
+
+// A byte-level language-modelling corpus (vocab 256): any file, split into a
+// training part and a held-out tail of `heldout_fraction` of the bytes.
+enum class Split { kTrain, kHeldout };
+
+class ByteCorpus {
+ public:
+  ByteCorpus(const std::string& path, double heldout_fraction);
+
+  int64_t size(Split split) const;
+  // `batch` windows of seq_len + 1 bytes at random offsets: inputs are the
+  // first seq_len bytes, targets the last seq_len.
+  TokenBatch sample(Split split, int64_t batch, int64_t seq_len, uint64_t seed) const;
+  // Windows first .. first + count - 1 of the non-overlapping tiling
+  // (window i starts at byte i * seq_len), for evaluating a whole split.
+  int64_t num_windows(Split split, int64_t seq_len) const;
+  TokenBatch sequential(Split split, int64_t seq_len, int64_t first, int64_t count) const;
+  std::string describe() const;
+
+ private:
+  const std::vector<uint8_t>& bytes(Split split, int64_t seq_len) const;
+  std::string path_;
+  double heldout_fraction_;
+  std::vector<uint8_t> train_, heldout_;
+};
+
+}  // namespace miras
