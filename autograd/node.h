@@ -79,4 +79,11 @@ void record(const char* name, const TensorList& inputs, const TensorList& output
             bool save_outputs = false);
 bool any_requires_grad(const TensorList& ts);
 
+// The cheap test ops make before building a backward closure: no allocation
+// when grad mode is off or no input requires grad (the per-op overhead).
+bool grad_enabled();
+template <class... Ts> bool should_record(const Ts&... ts) {
+    return grad_enabled() && ((ts.defined() && requires_grad(ts)) || ...);
+}
+
 }  // namespace miras

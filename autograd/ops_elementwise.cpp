@@ -16,6 +16,7 @@ Tensor constant(double v, const Tensor& like) { return scalar_tensor(v, like.dty
 
 Tensor add(const Tensor& a, const Tensor& b) {
     Tensor out = raw::binary(Binary::add, a, b);
+    if (!should_record(a, b)) return out;
     record("add", {a, b}, {out}, [sa = a.shape(), sb = b.shape()](Node& n, const TensorList& g) -> TensorList {
         return {n.needs_input_grad(0) ? sum_to(g[0], sa) : Tensor(), n.needs_input_grad(1) ? sum_to(g[0], sb) : Tensor()};
     });
@@ -24,6 +25,7 @@ Tensor add(const Tensor& a, const Tensor& b) {
 
 Tensor sub(const Tensor& a, const Tensor& b) {
     Tensor out = raw::binary(Binary::sub, a, b);
+    if (!should_record(a, b)) return out;
     record("sub", {a, b}, {out}, [sa = a.shape(), sb = b.shape()](Node& n, const TensorList& g) -> TensorList {
         return {n.needs_input_grad(0) ? sum_to(g[0], sa) : Tensor(),
                 n.needs_input_grad(1) ? sum_to(neg(g[0]), sb) : Tensor()};
@@ -33,6 +35,7 @@ Tensor sub(const Tensor& a, const Tensor& b) {
 
 Tensor mul(const Tensor& a, const Tensor& b) {
     Tensor out = raw::binary(Binary::mul, a, b);
+    if (!should_record(a, b)) return out;
     record("mul", {a, b}, {out}, [a, b](Node& n, const TensorList& g) -> TensorList {
         return {n.needs_input_grad(0) ? sum_to(mul(g[0], b), a.shape()) : Tensor(),
                 n.needs_input_grad(1) ? sum_to(mul(g[0], a), b.shape()) : Tensor()};
@@ -42,6 +45,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 
 Tensor div(const Tensor& a, const Tensor& b) {
     Tensor out = raw::binary(Binary::div, a, b);
+    if (!should_record(a, b)) return out;
     record("div", {a, b}, {out}, [a, b](Node& n, const TensorList& g) -> TensorList {
         // d(a/b)/da = 1/b ; d(a/b)/db = -a/b²
         return {n.needs_input_grad(0) ? sum_to(div(g[0], b), a.shape()) : Tensor(),
@@ -52,6 +56,7 @@ Tensor div(const Tensor& a, const Tensor& b) {
 
 Tensor pow(const Tensor& a, const Tensor& b) {
     Tensor out = raw::binary(Binary::pow, a, b);
+    if (!should_record(a, b)) return out;
     record("pow", {a, b}, {out}, [a, b](Node& n, const TensorList& g) -> TensorList {
         // d(a^b)/da = b a^(b-1) ; d(a^b)/db = a^b log a  (a > 0)
         return {n.needs_input_grad(0) ? sum_to(mul(g[0], mul(b, pow(a, add(b, -1.0)))), a.shape()) : Tensor(),
@@ -62,6 +67,7 @@ Tensor pow(const Tensor& a, const Tensor& b) {
 
 Tensor pow(const Tensor& a, double p) {
     Tensor out = raw::binary_scalar(Binary::pow, a, p);
+    if (!should_record(a)) return out;
     record("pow_scalar", {a}, {out}, [a, p](Node&, const TensorList& g) -> TensorList {
         if (p == 0) return {Tensor()};
         return {mul(g[0], mul(pow(a, p - 1), p))};
@@ -71,6 +77,7 @@ Tensor pow(const Tensor& a, double p) {
 
 Tensor maximum(const Tensor& a, const Tensor& b) {
     Tensor out = raw::binary(Binary::maximum, a, b);
+    if (!should_record(a, b)) return out;
     record("maximum", {a, b}, {out}, [a, b](Node&, const TensorList& g) -> TensorList {
         Tensor pick_a = raw::binary(Binary::ge, a, b);  // 0/1 mask, a constant
         return {sum_to(mul(g[0], pick_a), a.shape()), sum_to(mul(g[0], raw::scalar_binary(Binary::sub, 1, pick_a)), b.shape())};
@@ -80,6 +87,7 @@ Tensor maximum(const Tensor& a, const Tensor& b) {
 
 Tensor minimum(const Tensor& a, const Tensor& b) {
     Tensor out = raw::binary(Binary::minimum, a, b);
+    if (!should_record(a, b)) return out;
     record("minimum", {a, b}, {out}, [a, b](Node&, const TensorList& g) -> TensorList {
         Tensor pick_a = raw::binary(Binary::le, a, b);
         return {sum_to(mul(g[0], pick_a), a.shape()), sum_to(mul(g[0], raw::scalar_binary(Binary::sub, 1, pick_a)), b.shape())};
@@ -89,12 +97,14 @@ Tensor minimum(const Tensor& a, const Tensor& b) {
 
 Tensor add(const Tensor& a, double s) {
     Tensor out = raw::binary_scalar(Binary::add, a, s);
+    if (!should_record(a)) return out;
     record("add_scalar", {a}, {out}, [](Node&, const TensorList& g) -> TensorList { return {g[0]}; });
     return out;
 }
 
 Tensor mul(const Tensor& a, double s) {
     Tensor out = raw::binary_scalar(Binary::mul, a, s);
+    if (!should_record(a)) return out;
     record("mul_scalar", {a}, {out}, [s](Node&, const TensorList& g) -> TensorList { return {mul(g[0], s)}; });
     return out;
 }
@@ -103,6 +113,7 @@ Tensor mul(const Tensor& a, double s) {
 #define UNARY_OP(fname, kind, save, ...)                                          \
     Tensor fname(const Tensor& x) {                                                   \
         Tensor out = raw::unary(Unary::kind, x);                                      \
+        if (!should_record(x)) return out;                                            \
         record(#fname, {x}, {out}, [x](Node& self, const TensorList& grads) -> TensorList { \
             const Tensor& g = grads[0];                                               \
             (void)self; (void)g;                                                      \
@@ -146,6 +157,7 @@ UNARY_OP(expm1, expm1, true, mul(g, add(self.output(0), 1.0)))
 
 Tensor clamp(const Tensor& x, double lo, double hi) {
     Tensor out = raw::clamp(x, lo, hi);
+    if (!should_record(x)) return out;
     record("clamp", {x}, {out}, [x, lo, hi](Node&, const TensorList& g) -> TensorList {
         Tensor inside = raw::binary(Binary::mul, raw::binary_scalar(Binary::ge, x, lo), raw::binary_scalar(Binary::le, x, hi));
         return {mul(g[0], inside)};
@@ -156,6 +168,7 @@ Tensor clamp(const Tensor& x, double lo, double hi) {
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
     Tensor c = detach(cond);
     Tensor out = raw::where(c, a, b);
+    if (!should_record(a, b)) return out;
     record("where", {a, b}, {out}, [c, sa = a.shape(), sb = b.shape()](Node& n, const TensorList& g) -> TensorList {
         Tensor zero = constant(0, g[0]);
         return {n.needs_input_grad(0) ? sum_to(where(c, g[0], zero), sa) : Tensor(),

@@ -51,6 +51,7 @@ TensorList split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim
 Tensor index_select(const Tensor& x, int64_t dim, const IndexTensor& idx) {
     Tensor out = raw::index_select(x, dim, idx);
     dim = wrap_dim(dim, x.dim(), "index_select");
+    if (!should_record(x)) return out;
     record("index_select", {x}, {out}, [xs = x.shape(), dim, idx](Node&, const TensorList& g) -> TensorList {
         return {index_add(xs, dim, idx, g[0])};
     });
@@ -59,6 +60,7 @@ Tensor index_select(const Tensor& x, int64_t dim, const IndexTensor& idx) {
 
 Tensor index_add(const Shape& shape, int64_t dim, const IndexTensor& idx, const Tensor& src) {
     Tensor out = raw::index_add(shape, dim, idx, src);
+    if (!should_record(src)) return out;
     record("index_add", {src}, {out}, [dim, idx](Node&, const TensorList& g) -> TensorList {
         return {index_select(g[0], dim, idx)};
     });
@@ -76,6 +78,7 @@ Tensor embedding(const Tensor& table, const IndexTensor& ids) {
 Tensor gather(const Tensor& x, int64_t dim, const IndexTensor& idx) {
     Tensor out = raw::gather(x, dim, idx);
     dim = wrap_dim(dim, x.dim(), "gather");
+    if (!should_record(x)) return out;
     record("gather", {x}, {out}, [xs = x.shape(), dim, idx](Node&, const TensorList& g) -> TensorList {
         return {scatter_add(xs, dim, idx, g[0])};
     });
@@ -84,6 +87,7 @@ Tensor gather(const Tensor& x, int64_t dim, const IndexTensor& idx) {
 
 Tensor scatter_add(const Shape& shape, int64_t dim, const IndexTensor& idx, const Tensor& src) {
     Tensor out = raw::scatter_add(shape, dim, idx, src);
+    if (!should_record(src)) return out;
     record("scatter_add", {src}, {out}, [dim, idx](Node&, const TensorList& g) -> TensorList {
         return {gather(g[0], dim, idx)};
     });
@@ -92,6 +96,7 @@ Tensor scatter_add(const Shape& shape, int64_t dim, const IndexTensor& idx, cons
 
 Tensor cumsum(const Tensor& x, int64_t dim, bool reverse) {
     Tensor out = raw::cumsum(x, dim, reverse);
+    if (!should_record(x)) return out;
     record("cumsum", {x}, {out}, [dim, reverse](Node&, const TensorList& g) -> TensorList {
         return {cumsum(g[0], dim, !reverse)};  // y_j = Σ_{i≤j} x_i  =>  dx_i = Σ_{j≥i} g_j
     });
@@ -100,6 +105,7 @@ Tensor cumsum(const Tensor& x, int64_t dim, bool reverse) {
 
 Tensor cumprod(const Tensor& x, int64_t dim, bool reverse) {
     Tensor out = raw::cumprod(x, dim, reverse);
+    if (!should_record(x)) return out;
     record("cumprod", {x}, {out}, [x, dim, reverse](Node& n, const TensorList& g) -> TensorList {
         // y_j = Π_{i≤j} x_i  =>  dx_i = Σ_{j≥i} g_j y_j / x_i. Exact while no
         // x_i is zero; the memory layers use it for products of (1 − α) > 0.
@@ -114,12 +120,14 @@ Tensor cumprod(const Tensor& x, int64_t dim, bool reverse) {
 
 Tensor tril(const Tensor& x, int64_t k) {
     Tensor out = raw::tril(x, k);
+    if (!should_record(x)) return out;
     record("tril", {x}, {out}, [k](Node&, const TensorList& g) -> TensorList { return {tril(g[0], k)}; });
     return out;
 }
 
 Tensor triu(const Tensor& x, int64_t k) {
     Tensor out = raw::triu(x, k);
+    if (!should_record(x)) return out;
     record("triu", {x}, {out}, [k](Node&, const TensorList& g) -> TensorList { return {triu(g[0], k)}; });
     return out;
 }

@@ -9,6 +9,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
     if (a.dim() == 1 && b.dim() >= 1) return squeeze(matmul(unsqueeze(a, 0), b), -2);
     if (b.dim() == 1 && a.dim() >= 1) return squeeze(matmul(a, unsqueeze(b, 1)), -1);
     Tensor out = raw::matmul(a, b);
+    if (!should_record(a, b)) return out;
     record("matmul", {a, b}, {out}, [a, b](Node& n, const TensorList& g) -> TensorList {
         Tensor ga, gb;
         if (n.needs_input_grad(0)) ga = sum_to(matmul(g[0], transpose(b, -1, -2)), a.shape());

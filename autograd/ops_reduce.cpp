@@ -30,6 +30,7 @@ Tensor keepdim_grad(const Tensor& g, const Shape& x_shape, const std::vector<int
 
 Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
     Tensor out = raw::sum(x, dims, keepdim);
+    if (!should_record(x)) return out;
     record("sum", {x}, {out}, [xs = x.shape(), rd = reduced_dims(dims, x.dim(), "sum"), keepdim](Node&, const TensorList& g) -> TensorList {
         return {expand(keepdim_grad(g[0], xs, rd, keepdim), xs)};
     });
@@ -44,6 +45,7 @@ Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
 
 Tensor amax(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
     Tensor out = raw::amax(x, dims, keepdim);
+    if (!should_record(x)) return out;
     record("amax", {x}, {out}, [x, rd = reduced_dims(dims, x.dim(), "amax"), keepdim](Node& n, const TensorList& g) -> TensorList {
         // Gradient shared equally among tied maxima (a constant mask).
         Tensor m = raw::binary(raw::Binary::eq, x, keepdim_grad(detach(n.output(0)), x.shape(), rd, keepdim));
@@ -68,6 +70,7 @@ MaxOut max(const Tensor& x, int64_t dim, bool keepdim) {
 Tensor logsumexp(const Tensor& x, int64_t dim, bool keepdim) {
     dim = wrap_dim(dim, x.dim(), "logsumexp");
     Tensor out = raw::logsumexp(x, dim, keepdim);
+    if (!should_record(x)) return out;
     record("logsumexp", {x}, {out}, [x, dim, keepdim](Node& n, const TensorList& g) -> TensorList {
         // d lse / dx = softmax(x) = exp(x - lse)
         Tensor lse = keepdim_grad(n.output(0), x.shape(), {dim}, keepdim);
@@ -79,6 +82,7 @@ Tensor logsumexp(const Tensor& x, int64_t dim, bool keepdim) {
 Tensor softmax(const Tensor& x, int64_t dim) {
     dim = wrap_dim(dim, x.dim(), "softmax");
     Tensor out = raw::softmax(x, dim);
+    if (!should_record(x)) return out;
     record("softmax", {x}, {out}, [dim](Node& n, const TensorList& g) -> TensorList {
         // dx = y ⊙ (g − Σ_dim g ⊙ y)
         Tensor y = n.output(0);
@@ -90,6 +94,7 @@ Tensor softmax(const Tensor& x, int64_t dim) {
 Tensor log_softmax(const Tensor& x, int64_t dim) {
     dim = wrap_dim(dim, x.dim(), "log_softmax");
     Tensor out = raw::log_softmax(x, dim);
+    if (!should_record(x)) return out;
     record("log_softmax", {x}, {out}, [dim](Node& n, const TensorList& g) -> TensorList {
         // dx = g − softmax(x) Σ_dim g
         return {sub(g[0], mul(exp(n.output(0)), sum(g[0], {dim}, true)))};
@@ -100,6 +105,7 @@ Tensor log_softmax(const Tensor& x, int64_t dim) {
 Tensor sum_to(const Tensor& x, const Shape& shape) {
     if (x.shape() == shape) return x;  // the common case: no broadcast, no node
     Tensor out = raw::sum_to(x, shape);
+    if (!should_record(x)) return out;
     record("sum_to", {x}, {out}, [xs = x.shape()](Node&, const TensorList& g) -> TensorList { return {expand(g[0], xs)}; });
     return out;
 }

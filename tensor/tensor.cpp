@@ -11,10 +11,14 @@
 namespace miras {
 
 Storage::Storage(size_t n, Device dev) : nbytes(n), device(dev) {
-    // 64-byte alignment: cache lines and AVX-512 loads; at least one line so
-    // that zero-size tensors still have a valid pointer.
-    size_t sz = ((n + 63) / 64) * 64;
-    data = std::aligned_alloc(64, sz ? sz : 64);
+    // Large blocks: 64-byte alignment (cache lines, AVX-512 loads). Small
+    // ones: plain malloc (16-byte aligned), which is much cheaper and is most
+    // of the fixed cost of a small op. Never a null pointer, even for 0 bytes.
+    if (n >= 1024) {
+        data = std::aligned_alloc(64, ((n + 63) / 64) * 64);
+    } else {
+        data = std::malloc(n ? n : 16);
+    }
     if (!data) throw std::bad_alloc();
 }
 
