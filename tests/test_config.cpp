@@ -30,35 +30,35 @@ tie = true
 
 // Writes `text` to a fresh file; removed at scope end.
 struct TempConfig {
-  std::string path;
-  explicit TempConfig(const std::string& text) {
-    path = (fs::temp_directory_path() / ("miras_cfg_" + std::to_string(::getpid()) + ".toml")).string();
-    std::ofstream(path) << text;
-  }
-  ~TempConfig() { fs::remove(path); }
+    std::string path;
+    explicit TempConfig(const std::string& text) {
+        path = (fs::temp_directory_path() / ("miras_cfg_" + std::to_string(::getpid()) + ".toml")).string();
+        std::ofstream(path) << text;
+    }
+    ~TempConfig() { fs::remove(path); }
 };
 
 std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::runtime_error& e) {
-    return e.what();
-  }
-  return "<no error>";
+    try {
+        f();
+    } catch (const std::runtime_error& e) {
+        return e.what();
+    }
+    return "<no error>";
 }
 
 // The same schema reads the sample and anything dumped from it.
 void read_sample_schema(ConfigReader& c) {
-  c.get_int("seed", 0, 0, 1 << 30);
-  c.get_double("optim.lr", 1e-3, 0, 10);
-  c.get_int("optim.steps", 1, 1, 1'000'000);
-  c.get_int("optim.warmup", 0, 0, 1'000'000);
-  c.get_string("optim.name", "sgd", {"sgd", "adamw"});
-  c.get_string("model.mixer", "lmm", {"attn", "lmm", "mag", "mal", "mac"});
-  c.get_int("model.d", 32, 1, 4096);
-  c.get_int_list("model.layers", {}, 0, 100);
-  c.get_double_list("model.betas", {0.9, 0.999}, 0, 1);
-  c.get_bool("model.tie", false);
+    c.get_int("seed", 0, 0, 1 << 30);
+    c.get_double("optim.lr", 1e-3, 0, 10);
+    c.get_int("optim.steps", 1, 1, 1'000'000);
+    c.get_int("optim.warmup", 0, 0, 1'000'000);
+    c.get_string("optim.name", "sgd", {"sgd", "adamw"});
+    c.get_string("model.mixer", "lmm", {"attn", "lmm", "mag", "mal", "mac"});
+    c.get_int("model.d", 32, 1, 4096);
+    c.get_int_list("model.layers", {}, 0, 100);
+    c.get_double_list("model.betas", {0.9, 0.999}, 0, 1);
+    c.get_bool("model.tie", false);
 }
 
 }  // namespace
@@ -66,142 +66,148 @@ void read_sample_schema(ConfigReader& c) {
 BOOST_AUTO_TEST_SUITE(config)
 
 BOOST_AUTO_TEST_CASE(reads_typed_values_and_defaults) {
-  TempConfig f(kSample);
-  ConfigReader c(f.path);
-  BOOST_TEST(c.source() == f.path);
-  BOOST_TEST(c.get_double("optim.lr", 1e-3, 0, 10) == 0.003);
-  BOOST_TEST(c.get_int("optim.steps", 1, 1, 1'000'000) == 1000);
-  BOOST_TEST(c.get_double("optim.warmup", 0, 0, 100) == 10.0);  // integers are numbers too
-  BOOST_TEST(c.get_string("model.mixer", "lmm", {"attn", "lmm", "mag"}) == "mag");
-  BOOST_TEST(c.get_bool("model.tie", false) == true);
-  BOOST_TEST(c.get_int_list("model.layers", {}, 0, 10) == std::vector<int64_t>({1, 2, 4}));
-  BOOST_TEST(c.get_double_list("model.betas", {}, 0, 1) == std::vector<double>({0.9, 1.0}));
-  BOOST_TEST(c.get_double("optim.eps", 1e-8, 0, 1) == 1e-8);
-  BOOST_TEST(c.get_string("run.name", "default") == "default");
-  BOOST_TEST(c.has("optim.name"));
-  BOOST_TEST(!c.has("optim.eps"));
-  BOOST_TEST(!c.has("nothing.here"));
+    TempConfig f(kSample);
+    ConfigReader c(f.path);
+    BOOST_TEST(c.source() == f.path);
+    BOOST_TEST(c.get_double("optim.lr", 1e-3, 0, 10) == 0.003);
+    BOOST_TEST(c.get_int("optim.steps", 1, 1, 1'000'000) == 1000);
+    BOOST_TEST(c.get_double("optim.warmup", 0, 0, 100) == 10.0);  // integers are numbers too
+    BOOST_TEST(c.get_string("model.mixer", "lmm", {"attn", "lmm", "mag"}) == "mag");
+    BOOST_TEST(c.get_bool("model.tie", false) == true);
+    BOOST_TEST(c.get_int_list("model.layers", {}, 0, 10) == std::vector<int64_t>({1, 2, 4}));
+    BOOST_TEST(c.get_double_list("model.betas", {}, 0, 1) == std::vector<double>({0.9, 1.0}));
+    BOOST_TEST(c.get_double("optim.eps", 1e-8, 0, 1) == 1e-8);
+    BOOST_TEST(c.get_string("run.name", "default") == "default");
+    BOOST_TEST(c.has("optim.name"));
+    BOOST_TEST(!c.has("optim.eps"));
+    BOOST_TEST(!c.has("nothing.here"));
 }
 
 BOOST_AUTO_TEST_CASE(file_errors) {
-  BOOST_TEST(error_of([] { ConfigReader c("no/such/x.toml"); }) == "config file 'no/such/x.toml' not found");
-  TempConfig bad("[optim]\nlr = = 3\n");
-  const std::string msg = error_of([&] { ConfigReader c(bad.path); });
-  BOOST_TEST(msg.find(bad.path + ": invalid TOML: ") == 0u);
-  BOOST_TEST(error_of([] { ConfigReader::from_string("a = 1\na = 2\n", "dup.toml"); }).find("dup.toml: invalid TOML") == 0u);
+    BOOST_TEST(error_of([] { ConfigReader c("no/such/x.toml"); }) == "config file 'no/such/x.toml' not found");
+    TempConfig bad("[optim]\nlr = = 3\n");
+    const std::string msg = error_of([&] { ConfigReader c(bad.path); });
+    BOOST_TEST(msg.find(bad.path + ": invalid TOML: ") == 0u);
+    BOOST_TEST(
+        error_of([] { ConfigReader::from_string("a = 1\na = 2\n", "dup.toml"); }).find("dup.toml: invalid TOML") == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(every_value_error_names_file_key_expectation_and_value) {
-  ConfigReader c = ConfigReader::from_string(
-      "[optim]\nlr = \"abc\"\nbig = 11.5\nsteps = 2.5\nn = 0\nflag = 1\nmixer = \"lmn\"\nlist = [1, \"x\"]\n"
-      "notlist = 3\nfloats = [0.5, 2]\n[model]\nd = 4\n",
-      "x.toml");
-  BOOST_TEST(error_of([&] { c.get_double("optim.lr", 1, 0, 10); }) ==
-             "x.toml: key 'optim.lr' (line 2) must be a number in [0, 10], got string \"abc\"");
-  BOOST_TEST(error_of([&] { c.get_double("optim.big", 1, 0, 10); }) ==
-             "x.toml: key 'optim.big' (line 3) must be a number in [0, 10], got float 11.5");
-  BOOST_TEST(error_of([&] { c.get_int("optim.steps", 1, 1, 100); }) ==
-             "x.toml: key 'optim.steps' (line 4) must be an integer in [1, 100], got float 2.5");
-  BOOST_TEST(error_of([&] { c.get_int("optim.n", 1, 1, 100); }) ==
-             "x.toml: key 'optim.n' (line 5) must be an integer in [1, 100], got integer 0");
-  BOOST_TEST(error_of([&] { c.get_bool("optim.flag", false); }) ==
-             "x.toml: key 'optim.flag' (line 6) must be a boolean (true or false), got integer 1");
-  BOOST_TEST(error_of([&] { c.get_string("optim.mixer", "lmm", {"attn", "lmm"}); }) ==
-             "x.toml: key 'optim.mixer' (line 7) must be one of \"attn\", \"lmm\", got string \"lmn\"");
-  BOOST_TEST(error_of([&] { c.get_string("optim.n", ""); }) ==
-             "x.toml: key 'optim.n' (line 5) must be a string, got integer 0");
-  BOOST_TEST(error_of([&] { c.get_int_list("optim.list", {}, 0, 9); }) ==
-             "x.toml: key 'optim.list' (line 8) must be an array of integers in [0, 9], got array [1, \"x\"]");
-  BOOST_TEST(error_of([&] { c.get_int_list("optim.notlist", {}, 0, 9); }) ==
-             "x.toml: key 'optim.notlist' (line 9) must be an array of integers in [0, 9], got integer 3");
-  BOOST_TEST(error_of([&] { c.get_double_list("optim.floats", {}, 0, 1); }) ==
-             "x.toml: key 'optim.floats' (line 10) must be an array of numbers in [0, 1], got array [0.5, 2]");
-  BOOST_TEST(error_of([&] { c.get_int("model", 1, 0, 9); }).find("must be an integer in [0, 9], got table") !=
-             std::string::npos);
-  BOOST_TEST(error_of([&] { c.get_int("model.d.x", 1, 0, 9); }) ==
-             "x.toml: key 'model.d.x' needs 'model.d' to be a table, but it is integer 4");
+    ConfigReader c = ConfigReader::from_string(
+        "[optim]\nlr = \"abc\"\nbig = 11.5\nsteps = 2.5\nn = 0\nflag = 1\nmixer = \"lmn\"\nlist = [1, \"x\"]\n"
+        "notlist = 3\nfloats = [0.5, 2]\n[model]\nd = 4\n",
+        "x.toml");
+    BOOST_TEST(error_of([&] { c.get_double("optim.lr", 1, 0, 10); }) ==
+               "x.toml: key 'optim.lr' (line 2) must be a number in [0, 10], got string \"abc\"");
+    BOOST_TEST(error_of([&] { c.get_double("optim.big", 1, 0, 10); }) ==
+               "x.toml: key 'optim.big' (line 3) must be a number in [0, 10], got float 11.5");
+    BOOST_TEST(error_of([&] { c.get_int("optim.steps", 1, 1, 100); }) ==
+               "x.toml: key 'optim.steps' (line 4) must be an integer in [1, 100], got float 2.5");
+    BOOST_TEST(error_of([&] { c.get_int("optim.n", 1, 1, 100); }) ==
+               "x.toml: key 'optim.n' (line 5) must be an integer in [1, 100], got integer 0");
+    BOOST_TEST(error_of([&] { c.get_bool("optim.flag", false); }) ==
+               "x.toml: key 'optim.flag' (line 6) must be a boolean (true or false), got integer 1");
+    BOOST_TEST(error_of([&] {
+                   c.get_string("optim.mixer", "lmm", {"attn", "lmm"});
+               }) == "x.toml: key 'optim.mixer' (line 7) must be one of \"attn\", \"lmm\", got string \"lmn\"");
+    BOOST_TEST(error_of([&] { c.get_string("optim.n", ""); }) ==
+               "x.toml: key 'optim.n' (line 5) must be a string, got integer 0");
+    BOOST_TEST(error_of([&] { c.get_int_list("optim.list", {}, 0, 9); }) ==
+               "x.toml: key 'optim.list' (line 8) must be an array of integers in [0, 9], got array [1, \"x\"]");
+    BOOST_TEST(error_of([&] { c.get_int_list("optim.notlist", {}, 0, 9); }) ==
+               "x.toml: key 'optim.notlist' (line 9) must be an array of integers in [0, 9], got integer 3");
+    BOOST_TEST(error_of([&] { c.get_double_list("optim.floats", {}, 0, 1); }) ==
+               "x.toml: key 'optim.floats' (line 10) must be an array of numbers in [0, 1], got array [0.5, 2]");
+    BOOST_TEST(error_of([&] { c.get_int("model", 1, 0, 9); }).find("must be an integer in [0, 9], got table") !=
+               std::string::npos);
+    BOOST_TEST(error_of([&] { c.get_int("model.d.x", 1, 0, 9); }) ==
+               "x.toml: key 'model.d.x' needs 'model.d' to be a table, but it is integer 4");
 
-  // Defaults that break their own range are bugs in the schema, not the file.
-  BOOST_CHECK_THROW(c.get_double("a", 11, 0, 10), std::logic_error);
-  BOOST_CHECK_THROW(c.get_int("a", -1, 0, 10), std::logic_error);
-  BOOST_CHECK_THROW(c.get_string("a", "x", {"y"}), std::logic_error);
-  BOOST_CHECK_THROW(c.get_int("bad key", 0, 0, 1), std::logic_error);
+    // Defaults that break their own range are bugs in the schema, not the file.
+    BOOST_CHECK_THROW(c.get_double("a", 11, 0, 10), std::logic_error);
+    BOOST_CHECK_THROW(c.get_int("a", -1, 0, 10), std::logic_error);
+    BOOST_CHECK_THROW(c.get_string("a", "x", {"y"}), std::logic_error);
+    BOOST_CHECK_THROW(c.get_int("bad key", 0, 0, 1), std::logic_error);
 }
 
 BOOST_AUTO_TEST_CASE(overrides_are_parsed_as_toml_values) {
-  TempConfig f(kSample);
-  ConfigReader c(f.path, {"optim.lr=3e-4", "optim.name=sgd", "model.mixer=\"attn\"", "model.tie=false",
-                          "model.layers=[3, 5]", "seed = 9", "eval.every=100", "optim.lr=5e-4",
-                          "run.tag=hello world"});
-  BOOST_TEST(c.get_double("optim.lr", 1, 0, 10) == 5e-4);  // the last override wins
-  BOOST_TEST(c.get_string("optim.name", "adamw", {"sgd", "adamw"}) == "sgd");
-  BOOST_TEST(c.get_string("model.mixer", "") == "attn");
-  BOOST_TEST(c.get_bool("model.tie", true) == false);
-  BOOST_TEST(c.get_int_list("model.layers", {}, 0, 9) == std::vector<int64_t>({3, 5}));
-  BOOST_TEST(c.get_int("seed", 0, 0, 100) == 9);
-  BOOST_TEST(c.get_int("eval.every", 1, 1, 1000) == 100);  // a new section
-  BOOST_TEST(c.get_string("run.tag", "") == "hello world");
+    TempConfig f(kSample);
+    ConfigReader c(f.path,
+                   {"optim.lr=3e-4", "optim.name=sgd", "model.mixer=\"attn\"", "model.tie=false", "model.layers=[3, 5]",
+                    "seed = 9", "eval.every=100", "optim.lr=5e-4", "run.tag=hello world"});
+    BOOST_TEST(c.get_double("optim.lr", 1, 0, 10) == 5e-4);  // the last override wins
+    BOOST_TEST(c.get_string("optim.name", "adamw", {"sgd", "adamw"}) == "sgd");
+    BOOST_TEST(c.get_string("model.mixer", "") == "attn");
+    BOOST_TEST(c.get_bool("model.tie", true) == false);
+    BOOST_TEST(c.get_int_list("model.layers", {}, 0, 9) == std::vector<int64_t>({3, 5}));
+    BOOST_TEST(c.get_int("seed", 0, 0, 100) == 9);
+    BOOST_TEST(c.get_int("eval.every", 1, 1, 1000) == 100);  // a new section
+    BOOST_TEST(c.get_string("run.tag", "") == "hello world");
 
-  ConfigReader d(f.path, {"optim.lr=abc"});
-  BOOST_TEST(error_of([&] { d.get_double("optim.lr", 1, 0, 10); }) ==
-             f.path + ": key 'optim.lr' (from override 'optim.lr=abc') must be a number in [0, 10], got string \"abc\"");
+    ConfigReader d(f.path, {"optim.lr=abc"});
+    BOOST_TEST(error_of([&] { d.get_double("optim.lr", 1, 0, 10); }) ==
+               f.path +
+                   ": key 'optim.lr' (from override 'optim.lr=abc') must be a number in [0, 10], got string \"abc\"");
 
-  auto override_error = [&](const std::string& o) {
-    return error_of([&] { ConfigReader e(f.path, {o}); });
-  };
-  BOOST_TEST(override_error("optim.lr") == f.path + ": override 'optim.lr' must look like section.key=value");
-  BOOST_TEST(override_error("optim..lr=1").find("is not a dotted key") != std::string::npos);
-  BOOST_TEST(override_error("=1").find("is not a dotted key") != std::string::npos);
-  BOOST_TEST(override_error("optim.lr=") ==
-             f.path + ": override 'optim.lr=' has no value (write optim.lr=\"\" for an empty string)");
-  BOOST_TEST(override_error("optim.lr.x=1") == f.path + ": override 'optim.lr.x=1': 'optim.lr' is float 0.003, not a table");
-  BOOST_TEST(override_error("optim=1") == f.path + ": override 'optim=1' would replace the table 'optim'");
+    auto override_error = [&](const std::string& o) { return error_of([&] { ConfigReader e(f.path, {o}); }); };
+    BOOST_TEST(override_error("optim.lr") == f.path + ": override 'optim.lr' must look like section.key=value");
+    BOOST_TEST(override_error("optim..lr=1").find("is not a dotted key") != std::string::npos);
+    BOOST_TEST(override_error("=1").find("is not a dotted key") != std::string::npos);
+    BOOST_TEST(override_error("optim.lr=") ==
+               f.path + ": override 'optim.lr=' has no value (write optim.lr=\"\" for an empty string)");
+    BOOST_TEST(override_error("optim.lr.x=1") ==
+               f.path + ": override 'optim.lr.x=1': 'optim.lr' is float 0.003, not a table");
+    BOOST_TEST(override_error("optim.lr=1\nw = 2") ==
+               f.path + ": override 'optim.lr=1\nw = 2': the value must be a single TOML value");
+    BOOST_TEST(override_error("optim=1") == f.path + ": override 'optim=1' would replace the table 'optim'");
 }
 
 BOOST_AUTO_TEST_CASE(unknown_keys_are_all_reported) {
-  TempConfig f(std::string(kSample) + "[extra]\n\n[optim2]\nlrr = 1\n");
-  ConfigReader c(f.path, {"model.dd=3"});
-  read_sample_schema(c);
-  BOOST_TEST(error_of([&] { c.check_no_unknown_keys(); }) ==
-             f.path + ": unknown keys (not part of the schema): 'extra' (line 15), 'model.dd' (from override "
-                      "'model.dd=3'), 'optim2.lrr' (line 18)");
+    TempConfig f(std::string(kSample) + "[extra]\n\n[optim2]\nlrr = 1\n");
+    ConfigReader c(f.path, {"model.dd=3"});
+    read_sample_schema(c);
+    BOOST_TEST(error_of([&] { c.check_no_unknown_keys(); }) ==
+               f.path +
+                   ": unknown keys (not part of the schema): 'extra' (line 15), 'model.dd' (from override "
+                   "'model.dd=3'), 'optim2.lrr' (line 18)");
 
-  ConfigReader ok(f.path);
-  read_sample_schema(ok);
-  ok.get_int("optim2.lrr", 0, 0, 9);
-  BOOST_TEST(error_of([&] { ok.check_no_unknown_keys(); }).find("'extra' (line 15)") != std::string::npos);
-  ok.get_int("extra.x", 0, 0, 9);  // an empty section of the schema is fine
-  BOOST_CHECK_NO_THROW(ok.check_no_unknown_keys());
+    ConfigReader ok(f.path);
+    read_sample_schema(ok);
+    ok.get_int("optim2.lrr", 0, 0, 9);
+    BOOST_TEST(error_of([&] { ok.check_no_unknown_keys(); }).find("'extra' (line 15)") != std::string::npos);
+    ok.get_int("extra.x", 0, 0, 9);  // an empty section of the schema is fine
+    BOOST_CHECK_NO_THROW(ok.check_no_unknown_keys());
 
-  ConfigReader one = ConfigReader::from_string("a = 1\nb = 2\n", "one.toml");
-  one.get_int("a", 0, 0, 9);
-  BOOST_TEST(error_of([&] { one.check_no_unknown_keys(); }) == "one.toml: unknown key (not part of the schema): 'b' (line 2)");
-  one.get_int("b", 0, 0, 9);
-  BOOST_CHECK_NO_THROW(one.check_no_unknown_keys());
+    ConfigReader one = ConfigReader::from_string("a = 1\nb = 2\n", "one.toml");
+    one.get_int("a", 0, 0, 9);
+    BOOST_TEST(error_of([&] { one.check_no_unknown_keys(); }) ==
+               "one.toml: unknown key (not part of the schema): 'b' (line 2)");
+    one.get_int("b", 0, 0, 9);
+    BOOST_CHECK_NO_THROW(one.check_no_unknown_keys());
 }
 
 BOOST_AUTO_TEST_CASE(dump_holds_every_value_used_and_reads_back) {
-  ConfigReader c = ConfigReader::from_string(kSample, "x.toml", {"optim.lr=0.1"});
-  read_sample_schema(c);
-  c.get_double("optim.eps", 1e-300, 0, 1);
-  c.get_double("optim.wd", 3, 0, 10);
-  c.get_string("run.note", "say \"hi\"\n\tback\\slash");
-  c.check_no_unknown_keys();
-  const std::string dump = c.dump_toml();
-  BOOST_TEST(dump ==
-             "seed = 7\n"
-             "\n[model]\nbetas = [0.9, 1.0]\nd = 64\nlayers = [1, 2, 4]\nmixer = \"mag\"\ntie = true\n"
-             "\n[optim]\neps = 1e-300\nlr = 0.1\nname = \"adamw\"\nsteps = 1000\nwarmup = 10\nwd = 3.0\n"
-             "\n[run]\nnote = \"say \\\"hi\\\"\\n\\tback\\\\slash\"\n");
+    ConfigReader c = ConfigReader::from_string(kSample, "x.toml", {"optim.lr=0.1"});
+    read_sample_schema(c);
+    c.get_double("optim.eps", 1e-300, 0, 1);
+    c.get_double("optim.wd", 3, 0, 10);
+    c.get_string("run.note", "say \"hi\"\n\tback\\slash");
+    c.check_no_unknown_keys();
+    const std::string dump = c.dump_toml();
+    BOOST_TEST(dump ==
+               "seed = 7\n"
+               "\n[model]\nbetas = [0.9, 1.0]\nd = 64\nlayers = [1, 2, 4]\nmixer = \"mag\"\ntie = true\n"
+               "\n[optim]\neps = 1e-300\nlr = 0.1\nname = \"adamw\"\nsteps = 1000\nwarmup = 10\nwd = 3.0\n"
+               "\n[run]\nnote = \"say \\\"hi\\\"\\n\\tback\\\\slash\"\n");
 
-  ConfigReader back = ConfigReader::from_string(dump, "dump.toml");
-  read_sample_schema(back);
-  BOOST_TEST(back.get_double("optim.lr", 1, 0, 1) == 0.1);
-  BOOST_TEST(back.get_double("optim.eps", 1, 0, 1) == 1e-300);
-  BOOST_TEST(back.get_double("optim.wd", 0, 0, 10) == 3.0);
-  BOOST_TEST(back.get_string("run.note", "") == "say \"hi\"\n\tback\\slash");
-  BOOST_CHECK_NO_THROW(back.check_no_unknown_keys());
-  BOOST_TEST(back.dump_toml() == dump);
+    ConfigReader back = ConfigReader::from_string(dump, "dump.toml");
+    read_sample_schema(back);
+    BOOST_TEST(back.get_double("optim.lr", 1, 0, 1) == 0.1);
+    BOOST_TEST(back.get_double("optim.eps", 1, 0, 1) == 1e-300);
+    BOOST_TEST(back.get_double("optim.wd", 0, 0, 10) == 3.0);
+    BOOST_TEST(back.get_string("run.note", "") == "say \"hi\"\n\tback\\slash");
+    BOOST_CHECK_NO_THROW(back.check_no_unknown_keys());
+    BOOST_TEST(back.dump_toml() == dump);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -16,76 +16,83 @@ namespace {
 
 // A fresh directory per test case, removed afterwards.
 struct TempDir {
-  fs::path dir;
-  TempDir() {
-    static int counter = 0;
-    dir = fs::temp_directory_path() /
-          ("miras_st_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::create_directories(dir);
-  }
-  ~TempDir() { fs::remove_all(dir); }
-  std::string file(const std::string& name) const { return (dir / name).string(); }
+    fs::path dir;
+    TempDir() {
+        static int counter = 0;
+        dir = fs::temp_directory_path() / ("miras_st_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+        fs::create_directories(dir);
+    }
+    ~TempDir() { fs::remove_all(dir); }
+    std::string file(const std::string& name) const { return (dir / name).string(); }
 };
 
 template <typename T>
 std::vector<uint8_t> as_bytes(const std::vector<T>& v) {
-  std::vector<uint8_t> out(v.size() * sizeof(T));
-  if (!out.empty()) std::memcpy(out.data(), v.data(), out.size());
-  return out;
+    std::vector<uint8_t> out(v.size() * sizeof(T));
+    if (!out.empty()) std::memcpy(out.data(), v.data(), out.size());
+    return out;
 }
 
 std::vector<uint8_t> slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 void spit(const std::string& path, const std::vector<uint8_t>& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
+// Overwrites a file of the same size in place: truncating and rewriting one
+// file thousands of times is slow on some file systems.
+void overwrite(const std::string& path, const std::vector<uint8_t>& bytes) {
+    std::fstream out(path, std::ios::binary | std::ios::in | std::ios::out);
+    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
 }
 
 // A file with a hand-written header and `data_bytes` zero bytes of data.
 std::vector<uint8_t> raw_file(const std::string& header, size_t data_bytes, uint64_t header_len) {
-  std::vector<uint8_t> out(8);
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(header_len >> (8 * i));
-  out.insert(out.end(), header.begin(), header.end());
-  out.resize(out.size() + data_bytes, 0);
-  return out;
+    std::vector<uint8_t> out(8);
+    for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(header_len >> (8 * i));
+    out.insert(out.end(), header.begin(), header.end());
+    out.resize(out.size() + data_bytes, 0);
+    return out;
 }
 std::vector<uint8_t> raw_file(const std::string& header, size_t data_bytes) {
-  return raw_file(header, data_bytes, header.size());
+    return raw_file(header, data_bytes, header.size());
 }
 
 std::string read_error(const std::string& path) {
-  try {
-    read_safetensors(path);
-  } catch (const std::runtime_error& e) {
-    return e.what();
-  }
-  return "<no error>";
+    try {
+        read_safetensors(path);
+    } catch (const std::runtime_error& e) {
+        return e.what();
+    }
+    return "<no error>";
 }
 
 // Expects reading `bytes` to fail with a message naming the file and `needle`.
 void expect_rejected(const TempDir& tmp, const std::vector<uint8_t>& bytes, const std::string& needle) {
-  const std::string path = tmp.file("bad.safetensors");
-  spit(path, bytes);
-  const std::string msg = read_error(path);
-  BOOST_TEST_INFO("message: " << msg);
-  BOOST_CHECK(msg.find(path + ": ") == 0);
-  BOOST_CHECK(msg.find(needle) != std::string::npos);
+    static int counter = 0;
+    const std::string path = tmp.file("bad" + std::to_string(counter++) + ".safetensors");
+    spit(path, bytes);
+    const std::string msg = read_error(path);
+    BOOST_TEST_INFO("message: " << msg);
+    BOOST_CHECK(msg.find(path + ": ") == 0);
+    BOOST_CHECK(msg.find(needle) != std::string::npos);
 }
 
 StFile sample_file() {
-  StFile f;
-  const double nan = std::numeric_limits<double>::quiet_NaN();
-  const double inf = std::numeric_limits<double>::infinity();
-  f.entries.push_back({"w.f64", "F64", {2, 3}, as_bytes(std::vector<double>{1.5, -0.0, nan, inf, -inf, 1e-310})});
-  f.entries.push_back({"a.f32", "F32", {3}, as_bytes(std::vector<float>{0.1f, -2.f, 3e38f})});
-  f.entries.push_back({"step", "I64", {}, as_bytes(std::vector<int64_t>{-1234567890123})});
-  f.entries.push_back({"empty", "F32", {0, 4}, {}});
-  f.entries.push_back({"mask", "U8", {5}, {0, 1, 255, 7, 9}});
-  f.metadata = {{"format", "pt"}, {"config", "[model]\nd = 64\n"}};
-  return f;
+    StFile f;
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    const double inf = std::numeric_limits<double>::infinity();
+    f.entries.push_back({"w.f64", "F64", {2, 3}, as_bytes(std::vector<double>{1.5, -0.0, nan, inf, -inf, 1e-310})});
+    f.entries.push_back({"a.f32", "F32", {3}, as_bytes(std::vector<float>{0.1f, -2.f, 3e38f})});
+    f.entries.push_back({"step", "I64", {}, as_bytes(std::vector<int64_t>{-1234567890123})});
+    f.entries.push_back({"empty", "F32", {0, 4}, {}});
+    f.entries.push_back({"mask", "U8", {5}, {0, 1, 255, 7, 9}});
+    f.metadata = {{"format", "pt"}, {"config", "[model]\nd = 64\n"}};
+    return f;
 }
 
 }  // namespace
@@ -93,170 +100,183 @@ StFile sample_file() {
 BOOST_AUTO_TEST_SUITE(safetensors)
 
 BOOST_AUTO_TEST_CASE(round_trip_is_bit_exact) {
-  TempDir tmp;
-  const std::string path = tmp.file("ckpt.safetensors");
-  const StFile in = sample_file();
-  write_safetensors(path, in);
-  const StFile out = read_safetensors(path);
+    TempDir tmp;
+    const std::string path = tmp.file("ckpt.safetensors");
+    const StFile in = sample_file();
+    write_safetensors(path, in);
+    const StFile out = read_safetensors(path);
 
-  BOOST_TEST(out.metadata == in.metadata);
-  BOOST_REQUIRE_EQUAL(out.entries.size(), in.entries.size());
-  for (const StEntry& e : in.entries) {
-    const StEntry* got = out.find(e.name);
-    BOOST_REQUIRE(got != nullptr);
-    BOOST_TEST(got->dtype == e.dtype);
-    BOOST_TEST(got->shape == e.shape);
-    BOOST_TEST(got->bytes == e.bytes);  // NaN payloads and -0.0 survive
-  }
-  BOOST_TEST(out.find("missing") == nullptr);
-  for (size_t i = 1; i < out.entries.size(); ++i) BOOST_CHECK(out.entries[i - 1].name < out.entries[i].name);
+    BOOST_TEST(out.metadata == in.metadata);
+    BOOST_REQUIRE_EQUAL(out.entries.size(), in.entries.size());
+    for (const StEntry& e : in.entries) {
+        const StEntry* got = out.find(e.name);
+        BOOST_REQUIRE(got != nullptr);
+        BOOST_TEST(got->dtype == e.dtype);
+        BOOST_TEST(got->shape == e.shape);
+        BOOST_TEST(got->bytes == e.bytes);  // NaN payloads and -0.0 survive
+    }
+    BOOST_TEST(out.find("missing") == nullptr);
+    for (size_t i = 1; i < out.entries.size(); ++i) BOOST_CHECK(out.entries[i - 1].name < out.entries[i].name);
 }
 
 BOOST_AUTO_TEST_CASE(layout_matches_the_reference_writer) {
-  TempDir tmp;
-  const std::string path = tmp.file("ckpt.safetensors");
-  const StFile in = sample_file();
-  write_safetensors(path, in);
-  const std::vector<uint8_t> raw = slurp(path);
+    TempDir tmp;
+    const std::string path = tmp.file("ckpt.safetensors");
+    const StFile in = sample_file();
+    write_safetensors(path, in);
+    const std::vector<uint8_t> raw = slurp(path);
 
-  uint64_t n = 0;
-  for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(raw[i]) << (8 * i);
-  BOOST_TEST(n % 8 == 0u);
-  BOOST_TEST(raw[8] == '{');
-  const std::string header(raw.begin() + 8, raw.begin() + 8 + static_cast<long>(n));
-  BOOST_TEST(header.find("\"w.f64\":{\"dtype\":\"F64\",\"shape\":[2,3],\"data_offsets\":[") != std::string::npos);
-  BOOST_TEST(header.find("__metadata__") == 2u);
+    uint64_t n = 0;
+    for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(raw[i]) << (8 * i);
+    BOOST_TEST(n % 8 == 0u);
+    BOOST_TEST(raw[8] == '{');
+    const std::string header(raw.begin() + 8, raw.begin() + 8 + static_cast<long>(n));
+    BOOST_TEST(header.find("\"w.f64\":{\"dtype\":\"F64\",\"shape\":[2,3],\"data_offsets\":[") != std::string::npos);
+    BOOST_TEST(header.find("__metadata__") == 2u);
 
-  // Data section = entries' bytes concatenated in name order.
-  std::vector<uint8_t> expected;
-  for (const char* name : {"a.f32", "empty", "mask", "step", "w.f64"}) {
-    const StEntry* e = nullptr;
-    for (const StEntry& x : in.entries)
-      if (x.name == name) e = &x;
-    expected.insert(expected.end(), e->bytes.begin(), e->bytes.end());
-  }
-  BOOST_TEST(std::vector<uint8_t>(raw.begin() + 8 + static_cast<long>(n), raw.end()) == expected);
+    // Data section = entries' bytes concatenated in name order.
+    std::vector<uint8_t> expected;
+    for (const char* name : {"a.f32", "empty", "mask", "step", "w.f64"}) {
+        const StEntry* e = nullptr;
+        for (const StEntry& x : in.entries)
+            if (x.name == name) e = &x;
+        expected.insert(expected.end(), e->bytes.begin(), e->bytes.end());
+    }
+    BOOST_TEST(std::vector<uint8_t>(raw.begin() + 8 + static_cast<long>(n), raw.end()) == expected);
 }
 
 BOOST_AUTO_TEST_CASE(failed_write_keeps_the_old_file) {
-  TempDir tmp;
-  const std::string path = tmp.file("ckpt.safetensors");
-  write_safetensors(path, sample_file());
-  const std::vector<uint8_t> before = slurp(path);
+    TempDir tmp;
+    const std::string path = tmp.file("ckpt.safetensors");
+    write_safetensors(path, sample_file());
+    const std::vector<uint8_t> before = slurp(path);
 
-  auto write_error = [&](const StFile& f, const std::string& p) -> std::string {
-    try {
-      write_safetensors(p, f);
-    } catch (const std::runtime_error& e) {
-      return e.what();
-    }
-    return "<no error>";
-  };
-  StFile bad;
-  bad.entries.push_back({"x", "F32", {2}, {1, 2, 3}});
-  BOOST_TEST(write_error(bad, path).find("needs 8 bytes, got 3") != std::string::npos);
-  bad.entries = {{"x", "F31", {}, {}}};
-  BOOST_TEST(write_error(bad, path).find("unknown dtype 'F31'") != std::string::npos);
-  bad.entries = {{"x", "U8", {1}, {1}}, {"x", "U8", {1}, {2}}};
-  BOOST_TEST(write_error(bad, path).find("duplicate entry 'x'") != std::string::npos);
-  bad.entries = {{"__metadata__", "U8", {1}, {1}}};
-  BOOST_TEST(write_error(bad, path).find("reserved") != std::string::npos);
-  bad.entries = {{"x", "U8", {-1}, {}}};
-  BOOST_TEST(write_error(bad, path).find("invalid shape [-1]") != std::string::npos);
-  bad.entries = {{"bad\xff", "U8", {1}, {1}}};
-  BOOST_TEST(write_error(bad, path).find("UTF-8") != std::string::npos);
+    auto write_error = [&](const StFile& f, const std::string& p) -> std::string {
+        try {
+            write_safetensors(p, f);
+        } catch (const std::runtime_error& e) {
+            return e.what();
+        }
+        return "<no error>";
+    };
+    StFile bad;
+    bad.entries.push_back({"x", "F32", {2}, {1, 2, 3}});
+    BOOST_TEST(write_error(bad, path).find("needs 8 bytes, got 3") != std::string::npos);
+    bad.entries = {{"x", "F31", {}, {}}};
+    BOOST_TEST(write_error(bad, path).find("unknown dtype 'F31'") != std::string::npos);
+    bad.entries = {{"x", "U8", {1}, {1}}, {"x", "U8", {1}, {2}}};
+    BOOST_TEST(write_error(bad, path).find("duplicate entry 'x'") != std::string::npos);
+    bad.entries = {{"__metadata__", "U8", {1}, {1}}};
+    BOOST_TEST(write_error(bad, path).find("reserved") != std::string::npos);
+    bad.entries = {{"x", "U8", {-1}, {}}};
+    BOOST_TEST(write_error(bad, path).find("invalid shape [-1]") != std::string::npos);
+    bad.entries = {{"bad\xff", "U8", {1}, {1}}};
+    BOOST_TEST(write_error(bad, path).find("UTF-8") != std::string::npos);
 
-  BOOST_TEST(slurp(path) == before);
-  size_t files = 0;
-  for ([[maybe_unused]] const auto& e : fs::directory_iterator(tmp.dir)) ++files;
-  BOOST_TEST(files == 1u);  // no temporary left behind
+    BOOST_TEST(slurp(path) == before);
+    size_t files = 0;
+    for ([[maybe_unused]] const auto& e : fs::directory_iterator(tmp.dir)) ++files;
+    BOOST_TEST(files == 1u);  // no temporary left behind
 
-  BOOST_TEST(write_error(sample_file(), tmp.file("no/such/dir/x.safetensors")).find("cannot create") !=
-             std::string::npos);
+    BOOST_TEST(write_error(sample_file(), tmp.file("no/such/dir/x.safetensors")).find("cannot create") !=
+               std::string::npos);
 
-  // A successful write replaces the file.
-  StFile small;
-  small.entries.push_back({"only", "I32", {1}, as_bytes(std::vector<int32_t>{42})});
-  write_safetensors(path, small);
-  BOOST_TEST(read_safetensors(path).entries.size() == 1u);
+    // A successful write replaces the file.
+    StFile small;
+    small.entries.push_back({"only", "I32", {1}, as_bytes(std::vector<int32_t>{42})});
+    write_safetensors(path, small);
+    BOOST_TEST(read_safetensors(path).entries.size() == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(every_kind_of_corruption_is_named) {
-  TempDir tmp;
-  const std::string ok_entry = R"("a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]})";
-  // The hand-made baseline is valid; each case below breaks one thing.
-  spit(tmp.file("ok.safetensors"), raw_file("{" + ok_entry + "}", 8));
-  BOOST_TEST(read_safetensors(tmp.file("ok.safetensors")).entries.size() == 1u);
+    TempDir tmp;
+    const std::string ok_entry = R"("a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]})";
+    // The hand-made baseline is valid; each case below breaks one thing.
+    spit(tmp.file("ok.safetensors"), raw_file("{" + ok_entry + "}", 8));
+    BOOST_TEST(read_safetensors(tmp.file("ok.safetensors")).entries.size() == 1u);
 
-  expect_rejected(tmp, {1, 2, 3}, "too short");
-  expect_rejected(tmp, raw_file("{}", 0, UINT64_MAX), "header length 18446744073709551615 (bytes 0..7) exceeds");
-  expect_rejected(tmp, raw_file("{}", 0, 3), "exceeds the 2 bytes");
-  expect_rejected(tmp, raw_file("{\"a\":", 0), "not valid JSON");
-  expect_rejected(tmp, raw_file("[1, 2]", 0), "must be a JSON object");
-  expect_rejected(tmp, raw_file(R"({"a":{"dtype":"F33","shape":[2],"data_offsets":[0,8]}})", 8), "'a': unknown dtype 'F33'");
-  expect_rejected(tmp, raw_file(R"({"a":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}})", 8), "non-negative integers, got 2.0");
-  expect_rejected(tmp, raw_file(R"({"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", 8), "non-negative integers, got -2");
-  expect_rejected(tmp, raw_file(R"({"a":{"dtype":"F32","shape":["2"],"data_offsets":[0,8]}})", 8), "non-negative integers");
-  expect_rejected(tmp, raw_file(R"({"a":{"dtype":"F32","shape":2,"data_offsets":[0,8]}})", 8), "shape must be an array");
-  expect_rejected(tmp, raw_file(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8), "span 8 bytes but shape [3] of F32 needs 12");
-  expect_rejected(tmp, raw_file(R"({"a":{"dtype":"F32","shape":[4611686018427387904,8],"data_offsets":[0,8]}})", 8), "too large");
-  expect_rejected(tmp, raw_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}})", 8), "begin > end");
-  expect_rejected(tmp, raw_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0]}})", 8), "data_offsets must be [begin, end]");
-  expect_rejected(tmp, raw_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8],"x":1}})", 8), "unexpected field 'x'");
-  expect_rejected(tmp, raw_file(R"({"a":{"dtype":"F32","shape":[2]}})", 8), "needs the fields");
-  expect_rejected(tmp, raw_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})", 8), "run past the end of the 8-byte data section");
-  expect_rejected(tmp, raw_file("{" + ok_entry + R"(,"b":{"dtype":"U8","shape":[4],"data_offsets":[4,8]}})", 8), "overlap entry 'a'");
-  expect_rejected(tmp, raw_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12), "leave data bytes [0, 4) unused");
-  expect_rejected(tmp, raw_file("{" + ok_entry + "}", 9), "has 9 bytes but the entries cover only 8");
-  expect_rejected(tmp, raw_file("{" + ok_entry + "," + ok_entry + "}", 8), "duplicate key 'a'");
-  expect_rejected(tmp, raw_file(R"({"__metadata__":{"k":1}})", 0), "__metadata__ value for 'k' must be a string");
-  expect_rejected(tmp, raw_file(R"({"__metadata__":[]})", 0), "__metadata__ must be a JSON object");
-  expect_rejected(tmp, raw_file("{\"a\xff\":1}", 0), "not valid JSON");
+    expect_rejected(tmp, {1, 2, 3}, "too short");
+    expect_rejected(tmp, raw_file("{}", 0, UINT64_MAX), "header length 18446744073709551615 (bytes 0..7) exceeds");
+    expect_rejected(tmp, raw_file("{}", 0, 3), "exceeds the 2 bytes");
+    expect_rejected(tmp, raw_file("{\"a\":", 0), "not valid JSON");
+    expect_rejected(tmp, raw_file("[1, 2]", 0), "must be a JSON object");
+    expect_rejected(tmp, raw_file(R"({"a":{"dtype":"F33","shape":[2],"data_offsets":[0,8]}})", 8),
+                    "'a': unknown dtype 'F33'");
+    expect_rejected(tmp, raw_file(R"({"a":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}})", 8),
+                    "non-negative integers, got 2.0");
+    expect_rejected(tmp, raw_file(R"({"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", 8),
+                    "non-negative integers, got -2");
+    expect_rejected(tmp, raw_file(R"({"a":{"dtype":"F32","shape":["2"],"data_offsets":[0,8]}})", 8),
+                    "non-negative integers");
+    expect_rejected(tmp, raw_file(R"({"a":{"dtype":"F32","shape":2,"data_offsets":[0,8]}})", 8),
+                    "shape must be an array");
+    expect_rejected(tmp, raw_file(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8),
+                    "span 8 bytes but shape [3] of F32 needs 12");
+    expect_rejected(tmp, raw_file(R"({"a":{"dtype":"F32","shape":[4611686018427387904,8],"data_offsets":[0,8]}})", 8),
+                    "too large");
+    expect_rejected(tmp, raw_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}})", 8), "begin > end");
+    expect_rejected(tmp, raw_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0]}})", 8),
+                    "data_offsets must be [begin, end]");
+    expect_rejected(tmp, raw_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8],"x":1}})", 8),
+                    "unexpected field 'x'");
+    expect_rejected(tmp, raw_file(R"({"a":{"dtype":"F32","shape":[2]}})", 8), "needs the fields");
+    expect_rejected(tmp, raw_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})", 8),
+                    "run past the end of the 8-byte data section");
+    expect_rejected(tmp, raw_file("{" + ok_entry + R"(,"b":{"dtype":"U8","shape":[4],"data_offsets":[4,8]}})", 8),
+                    "overlap entry 'a'");
+    expect_rejected(tmp, raw_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12),
+                    "leave data bytes [0, 4) unused");
+    expect_rejected(tmp, raw_file("{" + ok_entry + "}", 9), "has 9 bytes but the entries cover only 8");
+    expect_rejected(tmp, raw_file("{" + ok_entry + "," + ok_entry + "}", 8), "duplicate key 'a'");
+    expect_rejected(tmp, raw_file(R"({"__metadata__":{"k":1}})", 0), "__metadata__ value for 'k' must be a string");
+    expect_rejected(tmp, raw_file(R"({"__metadata__":[]})", 0), "__metadata__ must be a JSON object");
+    expect_rejected(tmp, raw_file("{\"a\xff\":1}", 0), "not valid JSON");
 
-  const std::string missing = tmp.file("missing.safetensors");
-  BOOST_TEST(read_error(missing).find(missing + ": cannot open") == 0u);
+    const std::string missing = tmp.file("missing.safetensors");
+    BOOST_TEST(read_error(missing).find(missing + ": cannot open") == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(truncated_and_bit_flipped_files_never_crash) {
-  TempDir tmp;
-  const std::string good = tmp.file("good.safetensors");
-  write_safetensors(good, sample_file());
-  const std::vector<uint8_t> raw = slurp(good);
-  const std::string bad = tmp.file("bad.safetensors");
-
-  // Every proper prefix is rejected.
-  for (size_t n = 0; n < raw.size(); ++n) {
-    spit(bad, std::vector<uint8_t>(raw.begin(), raw.begin() + static_cast<long>(n)));
-    BOOST_CHECK_THROW(read_safetensors(bad), std::runtime_error);
-  }
-  // Random flips in the length field and header either fail cleanly or yield a
-  // file that is still self-consistent.
-  uint64_t state = 12345;
-  auto next = [&] {
-    state = state * 6364136223846793005ull + 1442695040888963407ull;
-    return state >> 33;
-  };
-  uint64_t n = 0;
-  for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(raw[i]) << (8 * i);
-  int rejected = 0;
-  for (int trial = 0; trial < 3000; ++trial) {
-    std::vector<uint8_t> b = raw;
-    for (int k = 0, flips = 1 + static_cast<int>(next() % 3); k < flips; ++k)
-      b[next() % (8 + n)] ^= static_cast<uint8_t>(1u << (next() % 8));
-    spit(bad, b);
-    try {
-      StFile f = read_safetensors(bad);
-      for (const StEntry& e : f.entries) {
-        size_t count = 1;
-        for (int64_t d : e.shape) count *= static_cast<size_t>(d);
-        BOOST_CHECK(e.bytes.size() == count * st_dtype_size(e.dtype));
-      }
-    } catch (const std::runtime_error& e) {
-      ++rejected;
-      BOOST_CHECK(std::string(e.what()).find(bad + ": ") == 0);
+    TempDir tmp;
+    const std::string good = tmp.file("good.safetensors");
+    write_safetensors(good, sample_file());
+    const std::vector<uint8_t> raw = slurp(good);
+    // Every proper prefix is rejected.
+    for (size_t n = 0; n < raw.size(); ++n) {
+        const std::string cut = tmp.file("cut" + std::to_string(n));
+        spit(cut, std::vector<uint8_t>(raw.begin(), raw.begin() + static_cast<long>(n)));
+        BOOST_CHECK_THROW(read_safetensors(cut), std::runtime_error);
     }
-  }
-  BOOST_TEST(rejected > 2000);
+    // Random flips in the length field and header either fail cleanly or yield a
+    // file that is still self-consistent.
+    uint64_t state = 12345;
+    auto next = [&] {
+        state = state * 6364136223846793005ull + 1442695040888963407ull;
+        return state >> 33;
+    };
+    uint64_t n = 0;
+    for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(raw[i]) << (8 * i);
+    const std::string bad = tmp.file("flipped.safetensors");
+    spit(bad, raw);
+    int rejected = 0;
+    for (int trial = 0; trial < 3000; ++trial) {
+        std::vector<uint8_t> b = raw;
+        for (int k = 0, flips = 1 + static_cast<int>(next() % 3); k < flips; ++k)
+            b[next() % (8 + n)] ^= static_cast<uint8_t>(1u << (next() % 8));
+        overwrite(bad, b);
+        try {
+            StFile f = read_safetensors(bad);
+            for (const StEntry& e : f.entries) {
+                size_t count = 1;
+                for (int64_t d : e.shape) count *= static_cast<size_t>(d);
+                BOOST_CHECK(e.bytes.size() == count * st_dtype_size(e.dtype));
+            }
+        } catch (const std::runtime_error& e) {
+            ++rejected;
+            BOOST_CHECK(std::string(e.what()).find(bad + ": ") == 0);
+        }
+    }
+    BOOST_TEST(rejected > 2000);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -17,77 +17,77 @@ namespace {
 
 template <typename E>
 std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  return "<no error>";
+    try {
+        f();
+    } catch (const E& e) {
+        return e.what();
+    }
+    return "<no error>";
 }
 
 // FNV-1a over the token ids: pins generated data across machines and versions.
 uint64_t fingerprint(const TokenBatch& b) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (const auto* v : {&b.inputs, &b.targets})
-    for (int64_t x : *v) {
-      h ^= static_cast<uint64_t>(x);
-      h *= 0x100000001b3ull;
-    }
-  return h;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const auto* v : {&b.inputs, &b.targets})
+        for (int64_t x : *v) {
+            h ^= static_cast<uint64_t>(x);
+            h *= 0x100000001b3ull;
+        }
+    return h;
 }
 
 std::vector<int64_t> row(const std::vector<int64_t>& flat, int64_t b, int64_t T) {
-  return {flat.begin() + b * T, flat.begin() + (b + 1) * T};
+    return {flat.begin() + b * T, flat.begin() + (b + 1) * T};
 }
 
 // Checks every property make_mqar promises for one batch.
 void check_mqar(const MqarSpec& s, const TokenBatch& batch) {
-  const int64_t T = s.seq_len, P = s.num_pairs, Q = s.num_queries ? s.num_queries : P;
-  const int64_t first_value = 1 + (s.vocab_size - 1) / 2;
-  BOOST_REQUIRE_EQUAL(batch.inputs.size(), static_cast<size_t>(batch.batch * T));
-  BOOST_REQUIRE_EQUAL(batch.targets.size(), batch.inputs.size());
-  for (int64_t b = 0; b < batch.batch; ++b) {
-    const auto in = row(batch.inputs, b, T), tg = row(batch.targets, b, T);
-    std::map<int64_t, int64_t> value_of;
-    for (int64_t i = 0; i < P; ++i) {
-      BOOST_CHECK(in[2 * i] >= 1 && in[2 * i] < first_value);
-      BOOST_CHECK(in[2 * i + 1] >= first_value && in[2 * i + 1] < s.vocab_size);
-      BOOST_CHECK(value_of.emplace(in[2 * i], in[2 * i + 1]).second);  // keys distinct
-      BOOST_CHECK(tg[2 * i] == kIgnoreIndex && tg[2 * i + 1] == kIgnoreIndex);
+    const int64_t T = s.seq_len, P = s.num_pairs, Q = s.num_queries ? s.num_queries : P;
+    const int64_t first_value = 1 + (s.vocab_size - 1) / 2;
+    BOOST_REQUIRE_EQUAL(batch.inputs.size(), static_cast<size_t>(batch.batch * T));
+    BOOST_REQUIRE_EQUAL(batch.targets.size(), batch.inputs.size());
+    for (int64_t b = 0; b < batch.batch; ++b) {
+        const auto in = row(batch.inputs, b, T), tg = row(batch.targets, b, T);
+        std::map<int64_t, int64_t> value_of;
+        for (int64_t i = 0; i < P; ++i) {
+            BOOST_CHECK(in[2 * i] >= 1 && in[2 * i] < first_value);
+            BOOST_CHECK(in[2 * i + 1] >= first_value && in[2 * i + 1] < s.vocab_size);
+            BOOST_CHECK(value_of.emplace(in[2 * i], in[2 * i + 1]).second);  // keys distinct
+            BOOST_CHECK(tg[2 * i] == kIgnoreIndex && tg[2 * i + 1] == kIgnoreIndex);
+        }
+        std::set<int64_t> asked;
+        for (int64_t i = 0; i < Q; ++i) {
+            const int64_t q = 2 * P + 2 * i;
+            BOOST_REQUIRE(value_of.count(in[q]));
+            BOOST_CHECK(asked.insert(in[q]).second);
+            BOOST_CHECK_EQUAL(in[q + 1], value_of[in[q]]);
+            BOOST_CHECK_EQUAL(tg[q], value_of[in[q]]);  // the label of the query is its answer
+            BOOST_CHECK_EQUAL(tg[q + 1], kIgnoreIndex);
+        }
+        for (int64_t t = 2 * P + 2 * Q; t < T; ++t) BOOST_CHECK(in[t] == 0 && tg[t] == kIgnoreIndex);
     }
-    std::set<int64_t> asked;
-    for (int64_t i = 0; i < Q; ++i) {
-      const int64_t q = 2 * P + 2 * i;
-      BOOST_REQUIRE(value_of.count(in[q]));
-      BOOST_CHECK(asked.insert(in[q]).second);
-      BOOST_CHECK_EQUAL(in[q + 1], value_of[in[q]]);
-      BOOST_CHECK_EQUAL(tg[q], value_of[in[q]]);  // the label of the query is its answer
-      BOOST_CHECK_EQUAL(tg[q + 1], kIgnoreIndex);
-    }
-    for (int64_t t = 2 * P + 2 * Q; t < T; ++t) BOOST_CHECK(in[t] == 0 && tg[t] == kIgnoreIndex);
-  }
 }
 
 struct TempBytes {
-  std::string path;
-  explicit TempBytes(const std::vector<uint8_t>& bytes) {
-    path = (std::filesystem::temp_directory_path() / ("miras_corpus_" + std::to_string(::getpid()))).string();
-    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
-                                                static_cast<std::streamsize>(bytes.size()));
-  }
-  ~TempBytes() { std::filesystem::remove(path); }
+    std::string path;
+    explicit TempBytes(const std::vector<uint8_t>& bytes) {
+        path = (std::filesystem::temp_directory_path() / ("miras_corpus_" + std::to_string(::getpid()))).string();
+        std::ofstream(path, std::ios::binary)
+            .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    }
+    ~TempBytes() { std::filesystem::remove(path); }
 };
 
 // True if the window inputs[b] + last target occurs in `hay`.
 bool window_in(const TokenBatch& batch, int64_t b, const std::vector<uint8_t>& hay) {
-  std::vector<uint8_t> w;
-  for (int64_t t = 0; t < batch.seq_len; ++t) {
-    const int64_t x = batch.inputs[static_cast<size_t>(b * batch.seq_len + t)];
-    if (t > 0 && batch.targets[static_cast<size_t>(b * batch.seq_len + t - 1)] != x) return false;
-    w.push_back(static_cast<uint8_t>(x));
-  }
-  w.push_back(static_cast<uint8_t>(batch.targets[static_cast<size_t>((b + 1) * batch.seq_len - 1)]));
-  return std::search(hay.begin(), hay.end(), w.begin(), w.end()) != hay.end();
+    std::vector<uint8_t> w;
+    for (int64_t t = 0; t < batch.seq_len; ++t) {
+        const int64_t x = batch.inputs[static_cast<size_t>(b * batch.seq_len + t)];
+        if (t > 0 && batch.targets[static_cast<size_t>(b * batch.seq_len + t - 1)] != x) return false;
+        w.push_back(static_cast<uint8_t>(x));
+    }
+    w.push_back(static_cast<uint8_t>(batch.targets[static_cast<size_t>((b + 1) * batch.seq_len - 1)]));
+    return std::search(hay.begin(), hay.end(), w.begin(), w.end()) != hay.end();
 }
 
 }  // namespace
@@ -95,157 +95,163 @@ bool window_in(const TokenBatch& batch, int64_t b, const std::vector<uint8_t>& h
 BOOST_AUTO_TEST_SUITE(tasks)
 
 BOOST_AUTO_TEST_CASE(rng_matches_the_reference_algorithms) {
-  uint64_t state = 0;
-  BOOST_TEST(splitmix64(state) == 0xe220a8397b1dcdafull);
-  BOOST_TEST(splitmix64(state) == 0x6e789e6aa1b965f4ull);
-  BOOST_TEST(splitmix64(state) == 0x06c45d188009454full);
-  Rng r(42);  // Vigna's xoshiro256** seeded by splitmix64(42)
-  BOOST_TEST(r.next() == 0x15780b2e0c2ec716ull);
-  BOOST_TEST(r.next() == 0x6104d9866d113a7eull);
-  BOOST_TEST(r.next() == 0xae17533239e499a1ull);
+    uint64_t state = 0;
+    BOOST_TEST(splitmix64(state) == 0xe220a8397b1dcdafull);
+    BOOST_TEST(splitmix64(state) == 0x6e789e6aa1b965f4ull);
+    BOOST_TEST(splitmix64(state) == 0x06c45d188009454full);
+    Rng r(42);  // Vigna's xoshiro256** seeded by splitmix64(42)
+    BOOST_TEST(r.next() == 0x15780b2e0c2ec716ull);
+    BOOST_TEST(r.next() == 0x6104d9866d113a7eull);
+    BOOST_TEST(r.next() == 0xae17533239e499a1ull);
 
-  Rng u(1);
-  std::vector<int> counts(7, 0);
-  for (int i = 0; i < 70000; ++i) {
-    const uint64_t k = u.below(7);
-    BOOST_REQUIRE(k < 7u);
-    ++counts[k];
-    const double x = u.uniform();
-    BOOST_REQUIRE(x >= 0.0 && x < 1.0);
-  }
-  for (int c : counts) BOOST_TEST(std::abs(c - 10000) < 500);  // ~5 sigma
-  BOOST_TEST(u.below(1) == 0u);
-  BOOST_CHECK_THROW(u.below(0), std::invalid_argument);
-  BOOST_TEST(Rng::stream(5, 0).next() != Rng::stream(5, 1).next());
-  BOOST_TEST(Rng::stream(5, 0).next() != Rng::stream(6, 0).next());
+    Rng u(1);
+    std::vector<int> counts(7, 0);
+    for (int i = 0; i < 70000; ++i) {
+        const uint64_t k = u.below(7);
+        BOOST_REQUIRE(k < 7u);
+        ++counts[k];
+        const double x = u.uniform();
+        BOOST_REQUIRE(x >= 0.0 && x < 1.0);
+    }
+    for (int c : counts) BOOST_TEST(std::abs(c - 10000) < 500);  // ~5 sigma
+    BOOST_TEST(u.below(1) == 0u);
+    BOOST_CHECK_THROW(u.below(0), std::invalid_argument);
+    BOOST_TEST(Rng::stream(5, 0).next() != Rng::stream(5, 1).next());
+    BOOST_TEST(Rng::stream(5, 0).next() != Rng::stream(6, 0).next());
 }
 
 BOOST_AUTO_TEST_CASE(mqar_rows_hold_what_they_claim) {
-  for (MqarSpec s : {MqarSpec{}, MqarSpec{17, 40, 8, 0}, MqarSpec{100, 64, 10, 3}, MqarSpec{3, 4, 1, 1}}) {
-    for (uint64_t seed : {0ull, 1ull, 12345ull}) check_mqar(s, make_mqar(s, 16, seed));
-  }
-  // With V = 17 all 8 key tokens appear in every row: keys really are distinct.
-  const TokenBatch tight = make_mqar({17, 32, 8, 0}, 4, 9);
-  for (int64_t b = 0; b < 4; ++b) {
-    std::set<int64_t> keys;
-    for (int i = 0; i < 8; ++i) keys.insert(tight.inputs[static_cast<size_t>(b * 32 + 2 * i)]);
-    BOOST_TEST(keys.size() == 8u);
-  }
-  // Queries come in random order, not in the order the pairs were given.
-  const TokenBatch many = make_mqar({256, 32, 8, 0}, 16, 2);
-  int in_pair_order = 0;
-  for (int64_t b = 0; b < 16; ++b) in_pair_order += many.inputs[static_cast<size_t>(b * 32 + 16)] == many.inputs[static_cast<size_t>(b * 32)];
-  BOOST_TEST(in_pair_order < 8);
+    for (MqarSpec s : {MqarSpec{}, MqarSpec{17, 40, 8, 0}, MqarSpec{100, 64, 10, 3}, MqarSpec{3, 4, 1, 1}}) {
+        for (uint64_t seed : {0ull, 1ull, 12345ull}) check_mqar(s, make_mqar(s, 16, seed));
+    }
+    // With V = 17 all 8 key tokens appear in every row: keys really are distinct.
+    const TokenBatch tight = make_mqar({17, 32, 8, 0}, 4, 9);
+    for (int64_t b = 0; b < 4; ++b) {
+        std::set<int64_t> keys;
+        for (int i = 0; i < 8; ++i) keys.insert(tight.inputs[static_cast<size_t>(b * 32 + 2 * i)]);
+        BOOST_TEST(keys.size() == 8u);
+    }
+    // Queries come in random order, not in the order the pairs were given.
+    const TokenBatch many = make_mqar({256, 32, 8, 0}, 16, 2);
+    int in_pair_order = 0;
+    for (int64_t b = 0; b < 16; ++b)
+        in_pair_order += many.inputs[static_cast<size_t>(b * 32 + 16)] == many.inputs[static_cast<size_t>(b * 32)];
+    BOOST_TEST(in_pair_order < 8);
 }
 
 BOOST_AUTO_TEST_CASE(mqar_is_deterministic) {
-  const MqarSpec s{64, 48, 6, 4};
-  const TokenBatch a = make_mqar(s, 8, 7), b = make_mqar(s, 8, 7), c = make_mqar(s, 8, 8);
-  BOOST_TEST(a.inputs == b.inputs);
-  BOOST_TEST(a.targets == b.targets);
-  BOOST_TEST(a.inputs != c.inputs);
-  // Row b does not depend on the batch size.
-  const TokenBatch small = make_mqar(s, 3, 7);
-  BOOST_TEST(small.inputs == std::vector<int64_t>(a.inputs.begin(), a.inputs.begin() + 3 * 48));
-  // Pinned so that a change of the generator (or of a platform) shows up.
-  BOOST_TEST(fingerprint(make_mqar({32, 16, 3, 2}, 2, 1)) == 0x806c692b6756e69dull);
-  std::string d = describe(s);
-  BOOST_TEST(d == "mqar: vocab 64, seq_len 48, 6 pairs, 4 queries; pad 0, keys [1, 32), values [32, 64)");
+    const MqarSpec s{64, 48, 6, 4};
+    const TokenBatch a = make_mqar(s, 8, 7), b = make_mqar(s, 8, 7), c = make_mqar(s, 8, 8);
+    BOOST_TEST(a.inputs == b.inputs);
+    BOOST_TEST(a.targets == b.targets);
+    BOOST_TEST(a.inputs != c.inputs);
+    // Row b does not depend on the batch size.
+    const TokenBatch small = make_mqar(s, 3, 7);
+    BOOST_TEST(small.inputs == std::vector<int64_t>(a.inputs.begin(), a.inputs.begin() + 3 * 48));
+    // Pinned so that a change of the generator (or of a platform) shows up.
+    BOOST_TEST(fingerprint(make_mqar({32, 16, 3, 2}, 2, 1)) == 0x806c692b6756e69dull);
+    std::string d = describe(s);
+    BOOST_TEST(d == "mqar: vocab 64, seq_len 48, 6 pairs, 4 queries; pad 0, keys [1, 32), values [32, 64)");
 }
 
 BOOST_AUTO_TEST_CASE(mqar_rejects_impossible_specs) {
-  auto err = [](MqarSpec s, int64_t batch = 1) {
-    return error_of<std::invalid_argument>([&] { make_mqar(s, batch, 0); });
-  };
-  BOOST_TEST(err({16, 64, 8, 0}) ==
-             "mqar: vocab_size 16 leaves 7 key tokens, too few for 8 distinct keys (needs vocab_size >= 17)");
-  BOOST_TEST(err({256, 31, 8, 0}) == "mqar: seq_len 31 is too short for 8 pairs and 8 queries (needs >= 32)");
-  BOOST_TEST(err({256, 64, 8, 9}) == "mqar: num_queries must be in [0, num_pairs = 8], got 9");
-  BOOST_TEST(err({256, 64, 0, 0}) == "mqar: num_pairs must be >= 1, got 0");
-  BOOST_TEST(err({256, 64, 8, 0}, 0) == "mqar: batch must be >= 1, got 0");
+    auto err = [](MqarSpec s, int64_t batch = 1) {
+        return error_of<std::invalid_argument>([&] { make_mqar(s, batch, 0); });
+    };
+    BOOST_TEST(err({16, 64, 8, 0}) ==
+               "mqar: vocab_size 16 leaves 7 key tokens, too few for 8 distinct keys (needs vocab_size >= 17)");
+    BOOST_TEST(err({256, 31, 8, 0}) == "mqar: seq_len 31 is too short for 8 pairs and 8 queries (needs >= 32)");
+    BOOST_TEST(err({256, 64, 8, 9}) == "mqar: num_queries must be in [0, num_pairs = 8], got 9");
+    BOOST_TEST(err({256, 64, 0, 0}) == "mqar: num_pairs must be >= 1, got 0");
+    BOOST_TEST(err({256, 64, 8, 0}, 0) == "mqar: batch must be >= 1, got 0");
 }
 
 BOOST_AUTO_TEST_CASE(passkey_needle_sits_at_the_requested_depth) {
-  for (double depth : {0.0, 0.25, 0.5, 1.0}) {
-    const PasskeySpec s{40, 100, 5, depth};
-    const int64_t pos = passkey_needle_position(s), query = 100 - 5 - 1;
-    BOOST_TEST(pos == std::llround(depth * (100 - 12)));
-    const TokenBatch b = make_passkey(s, 6, 3);
-    for (int64_t r = 0; r < 6; ++r) {
-      const auto in = row(b.inputs, r, 100), tg = row(b.targets, r, 100);
-      BOOST_TEST(in[pos] == kPasskeyMarker);
-      BOOST_TEST(in[query] == kPasskeyQuery);
-      int64_t labelled = 0;
-      for (int64_t t = 0; t < 100; ++t) {
-        const bool in_needle = t > pos && t <= pos + 5, in_answer = t > query;
-        if (in_needle || in_answer) BOOST_TEST((in[t] >= 0 && in[t] <= 9));
-        else if (t != pos && t != query) BOOST_TEST((in[t] >= kPasskeyFirstFiller && in[t] < 40));
-        if (tg[t] != kIgnoreIndex) {
-          ++labelled;
-          BOOST_TEST((t >= query && t < 99));
-          BOOST_TEST(tg[t] == in[t + 1]);
+    for (double depth : {0.0, 0.25, 0.5, 1.0}) {
+        const PasskeySpec s{40, 100, 5, depth};
+        const int64_t pos = passkey_needle_position(s), query = 100 - 5 - 1;
+        BOOST_TEST(pos == std::llround(depth * (100 - 12)));
+        const TokenBatch b = make_passkey(s, 6, 3);
+        for (int64_t r = 0; r < 6; ++r) {
+            const auto in = row(b.inputs, r, 100), tg = row(b.targets, r, 100);
+            BOOST_TEST(in[pos] == kPasskeyMarker);
+            BOOST_TEST(in[query] == kPasskeyQuery);
+            int64_t labelled = 0;
+            for (int64_t t = 0; t < 100; ++t) {
+                const bool in_needle = t > pos && t <= pos + 5, in_answer = t > query;
+                if (in_needle || in_answer)
+                    BOOST_TEST((in[t] >= 0 && in[t] <= 9));
+                else if (t != pos && t != query)
+                    BOOST_TEST((in[t] >= kPasskeyFirstFiller && in[t] < 40));
+                if (tg[t] != kIgnoreIndex) {
+                    ++labelled;
+                    BOOST_TEST((t >= query && t < 99));
+                    BOOST_TEST(tg[t] == in[t + 1]);
+                }
+            }
+            BOOST_TEST(labelled == 5);
+            for (int64_t i = 1; i <= 5; ++i) BOOST_TEST(in[query + i] == in[pos + i]);  // the answer is the passkey
         }
-      }
-      BOOST_TEST(labelled == 5);
-      for (int64_t i = 1; i <= 5; ++i) BOOST_TEST(in[query + i] == in[pos + i]);  // the answer is the passkey
     }
-  }
-  const PasskeySpec s{40, 100, 5, 0.3};
-  BOOST_TEST(make_passkey(s, 4, 1).inputs == make_passkey(s, 4, 1).inputs);
-  BOOST_TEST(make_passkey(s, 4, 1).inputs != make_passkey(s, 4, 2).inputs);
-  BOOST_TEST(describe(s).find("needle marker 10 at position 26") != std::string::npos);
+    const PasskeySpec s{40, 100, 5, 0.3};
+    BOOST_TEST(make_passkey(s, 4, 1).inputs == make_passkey(s, 4, 1).inputs);
+    BOOST_TEST(make_passkey(s, 4, 1).inputs != make_passkey(s, 4, 2).inputs);
+    BOOST_TEST(describe(s).find("needle marker 10 at position 26") != std::string::npos);
 
-  auto err = [](PasskeySpec p) { return error_of<std::invalid_argument>([&] { make_passkey(p, 1, 0); }); };
-  BOOST_TEST(err({12, 100, 5, 0.5}) == "passkey: vocab_size must be >= 13 (digits, two markers, filler), got 12");
-  BOOST_TEST(err({40, 11, 5, 0.5}) == "passkey: seq_len 11 cannot hold the needle and the query of 5 digits (needs >= 12)");
-  BOOST_TEST(err({40, 100, 5, 1.5}).find("depth must be in [0, 1]") != std::string::npos);
-  BOOST_TEST(err({40, 100, 5, std::nan("")}).find("depth must be in [0, 1]") != std::string::npos);
-  BOOST_TEST(err({40, 100, 0, 0.5}) == "passkey: num_digits must be >= 1, got 0");
-  const TokenBatch minimal = make_passkey({13, 12, 5, 1.0}, 1, 0);  // no filler at all
-  BOOST_TEST(minimal.inputs[0] == kPasskeyMarker);
-  BOOST_TEST(minimal.inputs[6] == kPasskeyQuery);
+    auto err = [](PasskeySpec p) { return error_of<std::invalid_argument>([&] { make_passkey(p, 1, 0); }); };
+    BOOST_TEST(err({12, 100, 5, 0.5}) == "passkey: vocab_size must be >= 13 (digits, two markers, filler), got 12");
+    BOOST_TEST(err({40, 11, 5, 0.5}) ==
+               "passkey: seq_len 11 cannot hold the needle and the query of 5 digits (needs >= 12)");
+    BOOST_TEST(err({40, 100, 5, 1.5}).find("depth must be in [0, 1]") != std::string::npos);
+    BOOST_TEST(err({40, 100, 5, std::nan("")}).find("depth must be in [0, 1]") != std::string::npos);
+    BOOST_TEST(err({40, 100, 0, 0.5}) == "passkey: num_digits must be >= 1, got 0");
+    const TokenBatch minimal = make_passkey({13, 12, 5, 1.0}, 1, 0);  // no filler at all
+    BOOST_TEST(minimal.inputs[0] == kPasskeyMarker);
+    BOOST_TEST(minimal.inputs[6] == kPasskeyQuery);
 }
 
 BOOST_AUTO_TEST_CASE(byte_corpus_windows_come_from_their_split) {
-  std::vector<uint8_t> bytes(1000);
-  uint64_t st = 99;
-  for (uint8_t& x : bytes) x = static_cast<uint8_t>(splitmix64(st));
-  TempBytes file(bytes);
-  const ByteCorpus c(file.path, 0.1);
-  BOOST_TEST(c.size(Split::kTrain) == 900);
-  BOOST_TEST(c.size(Split::kHeldout) == 100);
-  const std::vector<uint8_t> train(bytes.begin(), bytes.begin() + 900), held(bytes.begin() + 900, bytes.end());
+    std::vector<uint8_t> bytes(1000);
+    uint64_t st = 99;
+    for (uint8_t& x : bytes) x = static_cast<uint8_t>(splitmix64(st));
+    TempBytes file(bytes);
+    const ByteCorpus c(file.path, 0.1);
+    BOOST_TEST(c.size(Split::kTrain) == 900);
+    BOOST_TEST(c.size(Split::kHeldout) == 100);
+    const std::vector<uint8_t> train(bytes.begin(), bytes.begin() + 900), held(bytes.begin() + 900, bytes.end());
 
-  const TokenBatch t = c.sample(Split::kTrain, 32, 16, 5), h = c.sample(Split::kHeldout, 32, 16, 5);
-  BOOST_TEST(t.batch == 32);
-  BOOST_TEST(t.seq_len == 16);
-  for (int64_t b = 0; b < 32; ++b) {
-    BOOST_TEST(window_in(t, b, train));
-    BOOST_TEST(window_in(h, b, held));
-  }
-  BOOST_TEST(c.sample(Split::kTrain, 4, 16, 5).inputs == c.sample(Split::kTrain, 4, 16, 5).inputs);
-  BOOST_TEST(c.sample(Split::kTrain, 4, 16, 5).inputs != c.sample(Split::kTrain, 4, 16, 6).inputs);
-  BOOST_TEST(c.sample(Split::kHeldout, 1, 99, 0).inputs[0] == held[0]);  // only one window fits
+    const TokenBatch t = c.sample(Split::kTrain, 32, 16, 5), h = c.sample(Split::kHeldout, 32, 16, 5);
+    BOOST_TEST(t.batch == 32);
+    BOOST_TEST(t.seq_len == 16);
+    for (int64_t b = 0; b < 32; ++b) {
+        BOOST_TEST(window_in(t, b, train));
+        BOOST_TEST(window_in(h, b, held));
+    }
+    BOOST_TEST(c.sample(Split::kTrain, 4, 16, 5).inputs == c.sample(Split::kTrain, 4, 16, 5).inputs);
+    BOOST_TEST(c.sample(Split::kTrain, 4, 16, 5).inputs != c.sample(Split::kTrain, 4, 16, 6).inputs);
+    BOOST_TEST(c.sample(Split::kHeldout, 1, 99, 0).inputs[0] == held[0]);  // only one window fits
 
-  BOOST_TEST(c.num_windows(Split::kHeldout, 16) == 6);
-  const TokenBatch all = c.sequential(Split::kHeldout, 16, 0, 6);
-  for (int64_t i = 0; i < 6 * 16; ++i) {
-    BOOST_TEST(all.inputs[static_cast<size_t>(i)] == held[static_cast<size_t>(i)]);
-    BOOST_TEST(all.targets[static_cast<size_t>(i)] == held[static_cast<size_t>(i) + 1]);
-  }
-  BOOST_TEST(c.describe() == "byte corpus '" + file.path + "': 900 training + 100 held-out bytes (held-out fraction 0.100000)");
+    BOOST_TEST(c.num_windows(Split::kHeldout, 16) == 6);
+    const TokenBatch all = c.sequential(Split::kHeldout, 16, 0, 6);
+    for (int64_t i = 0; i < 6 * 16; ++i) {
+        BOOST_TEST(all.inputs[static_cast<size_t>(i)] == held[static_cast<size_t>(i)]);
+        BOOST_TEST(all.targets[static_cast<size_t>(i)] == held[static_cast<size_t>(i) + 1]);
+    }
+    BOOST_TEST(c.describe() ==
+               "byte corpus '" + file.path + "': 900 training + 100 held-out bytes (held-out fraction 0.100000)");
 
-  BOOST_TEST(error_of<std::runtime_error>([&] { c.sample(Split::kHeldout, 1, 100, 0); }) ==
-             "byte corpus '" + file.path + "': the held-out split has 100 bytes, fewer than seq_len + 1 = 101");
-  BOOST_TEST(error_of<std::runtime_error>([&] { ByteCorpus(file.path, 0.0).sample(Split::kHeldout, 1, 8, 0); }) ==
-             "byte corpus '" + file.path + "': the held-out split has 0 bytes, fewer than seq_len + 1 = 9");
-  BOOST_TEST(error_of<std::runtime_error>([&] { c.sample(Split::kTrain, 1, 900, 0); }).find("training split has 900") !=
-             std::string::npos);
-  BOOST_TEST(error_of<std::invalid_argument>([&] { c.sequential(Split::kHeldout, 16, 5, 2); }).find("out of the 6") !=
-             std::string::npos);
-  BOOST_TEST(error_of<std::runtime_error>([] { ByteCorpus("no/such/corpus.txt", 0.1); }) ==
-             "byte corpus 'no/such/corpus.txt' not found");
-  BOOST_CHECK_THROW(ByteCorpus(file.path, 1.0), std::invalid_argument);
+    BOOST_TEST(error_of<std::runtime_error>([&] { c.sample(Split::kHeldout, 1, 100, 0); }) ==
+               "byte corpus '" + file.path + "': the held-out split has 100 bytes, fewer than seq_len + 1 = 101");
+    BOOST_TEST(error_of<std::runtime_error>([&] { ByteCorpus(file.path, 0.0).sample(Split::kHeldout, 1, 8, 0); }) ==
+               "byte corpus '" + file.path + "': the held-out split has 0 bytes, fewer than seq_len + 1 = 9");
+    BOOST_TEST(error_of<std::runtime_error>([&] {
+                   c.sample(Split::kTrain, 1, 900, 0);
+               }).find("training split has 900") != std::string::npos);
+    BOOST_TEST(error_of<std::invalid_argument>([&] { c.sequential(Split::kHeldout, 16, 5, 2); }).find("out of the 6") !=
+               std::string::npos);
+    BOOST_TEST(error_of<std::runtime_error>([] { ByteCorpus("no/such/corpus.txt", 0.1); }) ==
+               "byte corpus 'no/such/corpus.txt' not found");
+    BOOST_CHECK_THROW(ByteCorpus(file.path, 1.0), std::invalid_argument);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -17,215 +17,224 @@ namespace miras {
 namespace {
 
 bool is_bare_key(const std::string& k) {
-  return !k.empty() && std::all_of(k.begin(), k.end(), [](unsigned char c) {
-    return std::isalnum(c) || c == '_' || c == '-';
-  });
+    return !k.empty() &&
+           std::all_of(k.begin(), k.end(), [](unsigned char c) { return std::isalnum(c) || c == '_' || c == '-'; });
 }
 
 // "a.b.c" -> {"a", "b", "c"}; nullopt when a component is not a bare TOML key.
 std::optional<std::vector<std::string>> split_key(const std::string& key) {
-  std::vector<std::string> parts;
-  size_t start = 0;
-  while (true) {
-    size_t dot = key.find('.', start);
-    parts.push_back(key.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
-    if (!is_bare_key(parts.back())) return std::nullopt;
-    if (dot == std::string::npos) return parts;
-    start = dot + 1;
-  }
+    std::vector<std::string> parts;
+    size_t start = 0;
+    while (true) {
+        size_t dot = key.find('.', start);
+        parts.push_back(key.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
+        if (!is_bare_key(parts.back())) return std::nullopt;
+        if (dot == std::string::npos) return parts;
+        start = dot + 1;
+    }
 }
 
 std::string trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
-  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
+    size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
+    return b == std::string::npos ? "" : s.substr(b, e - b + 1);
 }
 
 // Shortest text that reads back to the same double.
 std::string number_text(double x) {
-  char buf[64];
-  auto res = std::to_chars(buf, buf + sizeof buf, x);
-  return std::string(buf, res.ptr);
+    char buf[64];
+    auto res = std::to_chars(buf, buf + sizeof buf, x);
+    return std::string(buf, res.ptr);
 }
 
 // TOML needs a '.' or exponent to read a float back as a float.
 std::string float_literal(double x) {
-  std::string s = number_text(x);
-  if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
-  return s;
+    std::string s = number_text(x);
+    if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
+    return s;
 }
 
 std::string string_literal(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
+    std::string out = "\"";
+    for (unsigned char c : s) {
+        switch (c) {
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            default:
+                if (c < 0x20 || c == 0x7f) {
+                    char buf[8];
+                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
+                    out += buf;
+                } else {
+                    out += static_cast<char>(c);
+                }
         }
     }
-  }
-  return out + "\"";
+    return out + "\"";
 }
 
 std::string key_literal(const std::string& k) { return is_bare_key(k) ? k : string_literal(k); }
 
 // A value as TOML source text, arrays and inline tables included.
 std::string literal(const toml::value& v) {
-  if (v.is_boolean()) return v.as_boolean() ? "true" : "false";
-  if (v.is_integer()) return std::to_string(v.as_integer());
-  if (v.is_floating()) return float_literal(v.as_floating());
-  if (v.is_string()) return string_literal(v.as_string().str);
-  if (v.is_array()) {
-    std::string s = "[";
-    for (const toml::value& x : v.as_array()) s += (s.size() > 1 ? ", " : "") + literal(x);
-    return s + "]";
-  }
-  if (v.is_table()) {
-    std::map<std::string, const toml::value*> sorted;
-    for (const auto& [k, x] : v.as_table()) sorted[k] = &x;
-    std::string s = "{";
-    for (const auto& [k, x] : sorted) s += (s.size() > 1 ? ", " : " ") + key_literal(k) + " = " + literal(*x);
-    return s + " }";
-  }
-  return toml::format(v);  // dates and times
+    if (v.is_boolean()) return v.as_boolean() ? "true" : "false";
+    if (v.is_integer()) return std::to_string(v.as_integer());
+    if (v.is_floating()) return float_literal(v.as_floating());
+    if (v.is_string()) return string_literal(v.as_string().str);
+    if (v.is_array()) {
+        std::string s = "[";
+        for (const toml::value& x : v.as_array()) s += (s.size() > 1 ? ", " : "") + literal(x);
+        return s + "]";
+    }
+    if (v.is_table()) {
+        std::map<std::string, const toml::value*> sorted;
+        for (const auto& [k, x] : v.as_table()) sorted[k] = &x;
+        std::string s = "{";
+        for (const auto& [k, x] : sorted) s += (s.size() > 1 ? ", " : " ") + key_literal(k) + " = " + literal(*x);
+        return s + " }";
+    }
+    return toml::format(v);  // dates and times
 }
 
 std::string type_name(const toml::value& v) {
-  if (v.is_boolean()) return "boolean";
-  if (v.is_integer()) return "integer";
-  if (v.is_floating()) return "float";
-  if (v.is_string()) return "string";
-  if (v.is_array()) return "array";
-  if (v.is_table()) return "table";
-  return "date/time";
+    if (v.is_boolean()) return "boolean";
+    if (v.is_integer()) return "integer";
+    if (v.is_floating()) return "float";
+    if (v.is_string()) return "string";
+    if (v.is_array()) return "array";
+    if (v.is_table()) return "table";
+    return "date/time";
 }
 
-std::string describe(const toml::value& v) {
-  return v.is_table() ? "table" : type_name(v) + " " + literal(v);
-}
+std::string describe(const toml::value& v) { return v.is_table() ? "table" : type_name(v) + " " + literal(v); }
 
 template <typename T>
 std::string range_text(T lo, T hi) {
-  if constexpr (std::is_floating_point_v<T>)
-    return "[" + number_text(lo) + ", " + number_text(hi) + "]";
-  else
-    return "[" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+    if constexpr (std::is_floating_point_v<T>)
+        return "[" + number_text(lo) + ", " + number_text(hi) + "]";
+    else
+        return "[" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
 }
 
 std::optional<double> as_number(const toml::value& v) {
-  if (v.is_floating()) return v.as_floating();
-  if (v.is_integer()) return static_cast<double>(v.as_integer());
-  return std::nullopt;
+    if (v.is_floating()) return v.as_floating();
+    if (v.is_integer()) return static_cast<double>(v.as_integer());
+    return std::nullopt;
 }
 
 toml::value parse_toml(std::istream& in, const std::string& source) {
-  toml::value root;
-  try {
-    root = toml::parse(in, source);
-  } catch (const std::exception& e) {
-    throw std::runtime_error(source + ": invalid TOML: " + e.what());
-  }
-  return root;
+    toml::value root;
+    try {
+        root = toml::parse(in, source);
+    } catch (const std::exception& e) {
+        throw std::runtime_error(source + ": invalid TOML: " + e.what());
+    }
+    return root;
 }
 
 }  // namespace
 
 struct ConfigReader::Impl {
-  std::string source;
-  toml::value root = toml::table{};
-  std::map<std::string, std::string> override_text;  // key -> "key=value" as given
-  std::map<std::string, std::string> used;           // key read -> TOML literal of the value used
+    std::string source;
+    toml::value root = toml::table{};
+    std::map<std::string, std::string> override_text;  // key -> "key=value" as given
+    std::map<std::string, std::string> used;           // key read -> TOML literal of the value used
 
-  // Where a value came from, for messages.
-  std::string origin(const std::string& key, const toml::value& v) const {
-    auto it = override_text.find(key);
-    if (it != override_text.end()) return " (from override '" + it->second + "')";
-    return " (line " + std::to_string(v.location().line()) + ")";
-  }
-
-  [[noreturn]] void bad_value(const std::string& key, const toml::value& v, const std::string& expected) const {
-    throw std::runtime_error(source + ": key '" + key + "'" + origin(key, v) + " must be " + expected + ", got " +
-                             describe(v));
-  }
-
-  // The value at `key`, or nullptr when absent.
-  const toml::value* find(const std::string& key) const {
-    auto parts = split_key(key);
-    if (!parts) throw std::logic_error("config schema: invalid key '" + key + "'");
-    const toml::value* v = &root;
-    std::string path;
-    for (const std::string& p : *parts) {
-      if (!v->is_table())
-        throw std::runtime_error(source + ": key '" + key + "' needs '" + path + "' to be a table, but it is " +
-                                 describe(*v));
-      auto it = v->as_table().find(p);
-      if (it == v->as_table().end()) return nullptr;
-      v = &it->second;
-      path += (path.empty() ? "" : ".") + p;
-    }
-    return v;
-  }
-
-  void apply_override(const std::string& text) {
-    const std::string where = source + ": override '" + text + "'";
-    size_t eq = text.find('=');
-    if (eq == std::string::npos) throw std::runtime_error(where + " must look like section.key=value");
-    const std::string key = trim(text.substr(0, eq)), value = trim(text.substr(eq + 1));
-    auto parts = split_key(key);
-    if (!parts) throw std::runtime_error(where + ": '" + key + "' is not a dotted key of [A-Za-z0-9_-] names");
-    if (value.empty()) throw std::runtime_error(where + " has no value (write " + key + "=\"\" for an empty string)");
-
-    toml::value parsed;
-    std::istringstream in("v = " + value);
-    try {
-      toml::value t = toml::parse(in, "override");
-      if (t.as_table().size() != 1) throw std::runtime_error(where + ": the value must be a single TOML value");
-      parsed = t.as_table().at("v");
-    } catch (const toml::exception&) {
-      parsed = toml::value(value);  // not TOML: a bare string
+    // Where a value came from, for messages.
+    std::string origin(const std::string& key, const toml::value& v) const {
+        auto it = override_text.find(key);
+        if (it != override_text.end()) return " (from override '" + it->second + "')";
+        return " (line " + std::to_string(v.location().line()) + ")";
     }
 
-    toml::value* t = &root;
-    std::string path;
-    for (size_t i = 0; i + 1 < parts->size(); ++i) {
-      const std::string& p = (*parts)[i];
-      path += (path.empty() ? "" : ".") + p;
-      auto& table = t->as_table();
-      auto it = table.find(p);
-      if (it == table.end()) it = table.emplace(p, toml::table{}).first;
-      if (!it->second.is_table())
-        throw std::runtime_error(where + ": '" + path + "' is " + describe(it->second) + ", not a table");
-      t = &it->second;
+    [[noreturn]] void bad_value(const std::string& key, const toml::value& v, const std::string& expected) const {
+        throw std::runtime_error(source + ": key '" + key + "'" + origin(key, v) + " must be " + expected + ", got " +
+                                 describe(v));
     }
-    auto& table = t->as_table();
-    auto it = table.find(parts->back());
-    if (it != table.end() && it->second.is_table())
-      throw std::runtime_error(where + " would replace the table '" + key + "'");
-    table[parts->back()] = parsed;
-    override_text[key] = text;
-  }
 
-  // Every key set in the file or by an override (empty tables count too).
-  void leaves(const toml::value& t, const std::string& prefix, std::vector<std::pair<std::string, const toml::value*>>& out) const {
-    std::map<std::string, const toml::value*> sorted;
-    for (const auto& [k, v] : t.as_table()) sorted[k] = &v;
-    for (const auto& [k, v] : sorted) {
-      std::string path = prefix.empty() ? k : prefix + "." + k;
-      if (v->is_table() && !v->as_table().empty())
-        leaves(*v, path, out);
-      else
-        out.emplace_back(path, v);
+    // The value at `key`, or nullptr when absent.
+    const toml::value* find(const std::string& key) const {
+        auto parts = split_key(key);
+        if (!parts) throw std::logic_error("config schema: invalid key '" + key + "'");
+        const toml::value* v = &root;
+        std::string path;
+        for (const std::string& p : *parts) {
+            if (!v->is_table())
+                throw std::runtime_error(source + ": key '" + key + "' needs '" + path + "' to be a table, but it is " +
+                                         describe(*v));
+            auto it = v->as_table().find(p);
+            if (it == v->as_table().end()) return nullptr;
+            v = &it->second;
+            path += (path.empty() ? "" : ".") + p;
+        }
+        return v;
     }
-  }
+
+    void apply_override(const std::string& text) {
+        const std::string where = source + ": override '" + text + "'";
+        size_t eq = text.find('=');
+        if (eq == std::string::npos) throw std::runtime_error(where + " must look like section.key=value");
+        const std::string key = trim(text.substr(0, eq)), value = trim(text.substr(eq + 1));
+        auto parts = split_key(key);
+        if (!parts) throw std::runtime_error(where + ": '" + key + "' is not a dotted key of [A-Za-z0-9_-] names");
+        if (value.empty())
+            throw std::runtime_error(where + " has no value (write " + key + "=\"\" for an empty string)");
+
+        toml::value parsed;
+        std::istringstream in("v = " + value);
+        try {
+            toml::value t = toml::parse(in, "override");
+            if (t.as_table().size() != 1) throw std::runtime_error(where + ": the value must be a single TOML value");
+            parsed = t.as_table().at("v");
+        } catch (const toml::exception&) {
+            parsed = toml::value(value);  // not TOML: a bare string
+        }
+
+        toml::value* t = &root;
+        std::string path;
+        for (size_t i = 0; i + 1 < parts->size(); ++i) {
+            const std::string& p = (*parts)[i];
+            path += (path.empty() ? "" : ".") + p;
+            auto& table = t->as_table();
+            auto it = table.find(p);
+            if (it == table.end()) it = table.emplace(p, toml::table{}).first;
+            if (!it->second.is_table())
+                throw std::runtime_error(where + ": '" + path + "' is " + describe(it->second) + ", not a table");
+            t = &it->second;
+        }
+        auto& table = t->as_table();
+        auto it = table.find(parts->back());
+        if (it != table.end() && it->second.is_table())
+            throw std::runtime_error(where + " would replace the table '" + key + "'");
+        table[parts->back()] = parsed;
+        override_text[key] = text;
+    }
+
+    // Every key set in the file or by an override (empty tables count too).
+    void leaves(const toml::value& t, const std::string& prefix,
+                std::vector<std::pair<std::string, const toml::value*>>& out) const {
+        std::map<std::string, const toml::value*> sorted;
+        for (const auto& [k, v] : t.as_table()) sorted[k] = &v;
+        for (const auto& [k, v] : sorted) {
+            std::string path = prefix.empty() ? k : prefix + "." + k;
+            if (v->is_table() && !v->as_table().empty())
+                leaves(*v, path, out);
+            else
+                out.emplace_back(path, v);
+        }
+    }
 };
 
 ConfigReader::ConfigReader() : impl_(std::make_unique<Impl>()) {}
@@ -234,154 +243,159 @@ ConfigReader& ConfigReader::operator=(ConfigReader&&) noexcept = default;
 ConfigReader::~ConfigReader() = default;
 
 ConfigReader::ConfigReader(const std::string& path, const std::vector<std::string>& overrides) : ConfigReader() {
-  impl_->source = path;
-  if (!std::filesystem::exists(path)) throw std::runtime_error("config file '" + path + "' not found");
-  std::ifstream in(path, std::ios::binary);
-  if (!std::filesystem::is_regular_file(path) || !in) throw std::runtime_error("config file '" + path + "' cannot be read");
-  impl_->root = parse_toml(in, path);
-  for (const std::string& o : overrides) impl_->apply_override(o);
+    impl_->source = path;
+    if (!std::filesystem::exists(path)) throw std::runtime_error("config file '" + path + "' not found");
+    std::ifstream in(path, std::ios::binary);
+    if (!std::filesystem::is_regular_file(path) || !in)
+        throw std::runtime_error("config file '" + path + "' cannot be read");
+    impl_->root = parse_toml(in, path);
+    for (const std::string& o : overrides) impl_->apply_override(o);
 }
 
 ConfigReader ConfigReader::from_string(const std::string& toml_text, const std::string& source_name,
                                        const std::vector<std::string>& overrides) {
-  ConfigReader c;
-  c.impl_->source = source_name;
-  std::istringstream in(toml_text);
-  c.impl_->root = parse_toml(in, source_name);
-  for (const std::string& o : overrides) c.impl_->apply_override(o);
-  return c;
+    ConfigReader c;
+    c.impl_->source = source_name;
+    std::istringstream in(toml_text);
+    c.impl_->root = parse_toml(in, source_name);
+    for (const std::string& o : overrides) c.impl_->apply_override(o);
+    return c;
 }
 
 double ConfigReader::get_double(const std::string& key, double def, double lo, double hi) {
-  if (!(lo <= def && def <= hi))
-    throw std::logic_error("config schema: default " + number_text(def) + " of '" + key + "' is outside " + range_text(lo, hi));
-  double x = def;
-  if (const toml::value* v = impl_->find(key)) {
-    auto num = as_number(*v);
-    if (!num || !(lo <= *num && *num <= hi)) impl_->bad_value(key, *v, "a number in " + range_text(lo, hi));
-    x = *num;
-  }
-  impl_->used[key] = float_literal(x);
-  return x;
+    if (!(lo <= def && def <= hi))
+        throw std::logic_error("config schema: default " + number_text(def) + " of '" + key + "' is outside " +
+                               range_text(lo, hi));
+    double x = def;
+    if (const toml::value* v = impl_->find(key)) {
+        auto num = as_number(*v);
+        if (!num || !(lo <= *num && *num <= hi)) impl_->bad_value(key, *v, "a number in " + range_text(lo, hi));
+        x = *num;
+    }
+    impl_->used[key] = float_literal(x);
+    return x;
 }
 
 int64_t ConfigReader::get_int(const std::string& key, int64_t def, int64_t lo, int64_t hi) {
-  if (def < lo || def > hi)
-    throw std::logic_error("config schema: default " + std::to_string(def) + " of '" + key + "' is outside " + range_text(lo, hi));
-  int64_t x = def;
-  if (const toml::value* v = impl_->find(key)) {
-    if (!v->is_integer() || v->as_integer() < lo || v->as_integer() > hi)
-      impl_->bad_value(key, *v, "an integer in " + range_text(lo, hi));
-    x = v->as_integer();
-  }
-  impl_->used[key] = std::to_string(x);
-  return x;
+    if (def < lo || def > hi)
+        throw std::logic_error("config schema: default " + std::to_string(def) + " of '" + key + "' is outside " +
+                               range_text(lo, hi));
+    int64_t x = def;
+    if (const toml::value* v = impl_->find(key)) {
+        if (!v->is_integer() || v->as_integer() < lo || v->as_integer() > hi)
+            impl_->bad_value(key, *v, "an integer in " + range_text(lo, hi));
+        x = v->as_integer();
+    }
+    impl_->used[key] = std::to_string(x);
+    return x;
 }
 
 bool ConfigReader::get_bool(const std::string& key, bool def) {
-  bool x = def;
-  if (const toml::value* v = impl_->find(key)) {
-    if (!v->is_boolean()) impl_->bad_value(key, *v, "a boolean (true or false)");
-    x = v->as_boolean();
-  }
-  impl_->used[key] = x ? "true" : "false";
-  return x;
+    bool x = def;
+    if (const toml::value* v = impl_->find(key)) {
+        if (!v->is_boolean()) impl_->bad_value(key, *v, "a boolean (true or false)");
+        x = v->as_boolean();
+    }
+    impl_->used[key] = x ? "true" : "false";
+    return x;
 }
 
 std::string ConfigReader::get_string(const std::string& key, const std::string& def,
                                      const std::vector<std::string>& allowed) {
-  auto ok = [&](const std::string& s) {
-    return allowed.empty() || std::find(allowed.begin(), allowed.end(), s) != allowed.end();
-  };
-  std::string expected = "a string";
-  if (!allowed.empty()) {
-    expected = "one of";
-    for (size_t i = 0; i < allowed.size(); ++i) expected += (i ? ", " : " ") + string_literal(allowed[i]);
-  }
-  if (!ok(def)) throw std::logic_error("config schema: default \"" + def + "\" of '" + key + "' is not " + expected);
-  std::string x = def;
-  if (const toml::value* v = impl_->find(key)) {
-    if (!v->is_string() || !ok(v->as_string().str)) impl_->bad_value(key, *v, expected);
-    x = v->as_string().str;
-  }
-  impl_->used[key] = string_literal(x);
-  return x;
+    auto ok = [&](const std::string& s) {
+        return allowed.empty() || std::find(allowed.begin(), allowed.end(), s) != allowed.end();
+    };
+    std::string expected = "a string";
+    if (!allowed.empty()) {
+        expected = "one of";
+        for (size_t i = 0; i < allowed.size(); ++i) expected += (i ? ", " : " ") + string_literal(allowed[i]);
+    }
+    if (!ok(def)) throw std::logic_error("config schema: default \"" + def + "\" of '" + key + "' is not " + expected);
+    std::string x = def;
+    if (const toml::value* v = impl_->find(key)) {
+        if (!v->is_string() || !ok(v->as_string().str)) impl_->bad_value(key, *v, expected);
+        x = v->as_string().str;
+    }
+    impl_->used[key] = string_literal(x);
+    return x;
 }
 
 std::vector<int64_t> ConfigReader::get_int_list(const std::string& key, const std::vector<int64_t>& def, int64_t lo,
                                                 int64_t hi) {
-  for (int64_t d : def)
-    if (d < lo || d > hi) throw std::logic_error("config schema: default of '" + key + "' is outside " + range_text(lo, hi));
-  std::vector<int64_t> x = def;
-  if (const toml::value* v = impl_->find(key)) {
-    const std::string expected = "an array of integers in " + range_text(lo, hi);
-    if (!v->is_array()) impl_->bad_value(key, *v, expected);
-    x.clear();
-    for (const toml::value& e : v->as_array()) {
-      if (!e.is_integer() || e.as_integer() < lo || e.as_integer() > hi) impl_->bad_value(key, *v, expected);
-      x.push_back(e.as_integer());
+    for (int64_t d : def)
+        if (d < lo || d > hi)
+            throw std::logic_error("config schema: default of '" + key + "' is outside " + range_text(lo, hi));
+    std::vector<int64_t> x = def;
+    if (const toml::value* v = impl_->find(key)) {
+        const std::string expected = "an array of integers in " + range_text(lo, hi);
+        if (!v->is_array()) impl_->bad_value(key, *v, expected);
+        x.clear();
+        for (const toml::value& e : v->as_array()) {
+            if (!e.is_integer() || e.as_integer() < lo || e.as_integer() > hi) impl_->bad_value(key, *v, expected);
+            x.push_back(e.as_integer());
+        }
     }
-  }
-  std::string lit = "[";
-  for (size_t i = 0; i < x.size(); ++i) lit += (i ? ", " : "") + std::to_string(x[i]);
-  impl_->used[key] = lit + "]";
-  return x;
+    std::string lit = "[";
+    for (size_t i = 0; i < x.size(); ++i) lit += (i ? ", " : "") + std::to_string(x[i]);
+    impl_->used[key] = lit + "]";
+    return x;
 }
 
 std::vector<double> ConfigReader::get_double_list(const std::string& key, const std::vector<double>& def, double lo,
                                                   double hi) {
-  for (double d : def)
-    if (!(lo <= d && d <= hi)) throw std::logic_error("config schema: default of '" + key + "' is outside " + range_text(lo, hi));
-  std::vector<double> x = def;
-  if (const toml::value* v = impl_->find(key)) {
-    const std::string expected = "an array of numbers in " + range_text(lo, hi);
-    if (!v->is_array()) impl_->bad_value(key, *v, expected);
-    x.clear();
-    for (const toml::value& e : v->as_array()) {
-      auto num = as_number(e);
-      if (!num || !(lo <= *num && *num <= hi)) impl_->bad_value(key, *v, expected);
-      x.push_back(*num);
+    for (double d : def)
+        if (!(lo <= d && d <= hi))
+            throw std::logic_error("config schema: default of '" + key + "' is outside " + range_text(lo, hi));
+    std::vector<double> x = def;
+    if (const toml::value* v = impl_->find(key)) {
+        const std::string expected = "an array of numbers in " + range_text(lo, hi);
+        if (!v->is_array()) impl_->bad_value(key, *v, expected);
+        x.clear();
+        for (const toml::value& e : v->as_array()) {
+            auto num = as_number(e);
+            if (!num || !(lo <= *num && *num <= hi)) impl_->bad_value(key, *v, expected);
+            x.push_back(*num);
+        }
     }
-  }
-  std::string lit = "[";
-  for (size_t i = 0; i < x.size(); ++i) lit += (i ? ", " : "") + float_literal(x[i]);
-  impl_->used[key] = lit + "]";
-  return x;
+    std::string lit = "[";
+    for (size_t i = 0; i < x.size(); ++i) lit += (i ? ", " : "") + float_literal(x[i]);
+    impl_->used[key] = lit + "]";
+    return x;
 }
 
 bool ConfigReader::has(const std::string& key) const { return impl_->find(key) != nullptr; }
 
 void ConfigReader::check_no_unknown_keys() const {
-  std::vector<std::pair<std::string, const toml::value*>> all;
-  impl_->leaves(impl_->root, "", all);
-  std::vector<std::string> unknown;
-  for (const auto& [key, v] : all) {
-    // An empty table is fine when the schema reads any key inside it.
-    bool known = v->is_table() ? impl_->used.lower_bound(key + ".") != impl_->used.lower_bound(key + "/")
-                               : impl_->used.count(key) > 0;
-    if (!known) unknown.push_back("'" + key + "'" + impl_->origin(key, *v));
-  }
-  if (unknown.empty()) return;
-  std::string msg = impl_->source + ": unknown key" + (unknown.size() > 1 ? "s" : "") + " (not part of the schema): ";
-  for (size_t i = 0; i < unknown.size(); ++i) msg += (i ? ", " : "") + unknown[i];
-  throw std::runtime_error(msg);
+    std::vector<std::pair<std::string, const toml::value*>> all;
+    impl_->leaves(impl_->root, "", all);
+    std::vector<std::string> unknown;
+    for (const auto& [key, v] : all) {
+        // An empty table is fine when the schema reads any key inside it.
+        bool known = v->is_table() ? impl_->used.lower_bound(key + ".") != impl_->used.lower_bound(key + "/")
+                                   : impl_->used.count(key) > 0;
+        if (!known) unknown.push_back("'" + key + "'" + impl_->origin(key, *v));
+    }
+    if (unknown.empty()) return;
+    std::string msg = impl_->source + ": unknown key" + (unknown.size() > 1 ? "s" : "") + " (not part of the schema): ";
+    for (size_t i = 0; i < unknown.size(); ++i) msg += (i ? ", " : "") + unknown[i];
+    throw std::runtime_error(msg);
 }
 
 std::string ConfigReader::dump_toml() const {
-  // Group "a.b.c" under the table [a.b]; top-level keys must come first.
-  std::map<std::string, std::vector<std::pair<std::string, std::string>>> tables;
-  for (const auto& [key, lit] : impl_->used) {
-    auto parts = *split_key(key);
-    std::string table;
-    for (size_t i = 0; i + 1 < parts.size(); ++i) table += (i ? "." : "") + parts[i];
-    tables[table].emplace_back(parts.back(), lit);
-  }
-  std::string out;
-  for (const auto& [table, keys] : tables) {
-    if (!table.empty()) out += (out.empty() ? "[" : "\n[") + table + "]\n";
-    for (const auto& [k, lit] : keys) out += k + " = " + lit + "\n";
-  }
-  return out;
+    // Group "a.b.c" under the table [a.b]; top-level keys must come first.
+    std::map<std::string, std::vector<std::pair<std::string, std::string>>> tables;
+    for (const auto& [key, lit] : impl_->used) {
+        auto parts = *split_key(key);
+        std::string table;
+        for (size_t i = 0; i + 1 < parts.size(); ++i) table += (i ? "." : "") + parts[i];
+        tables[table].emplace_back(parts.back(), lit);
+    }
+    std::string out;
+    for (const auto& [table, keys] : tables) {
+        if (!table.empty()) out += (out.empty() ? "[" : "\n[") + table + "]\n";
+        for (const auto& [k, lit] : keys) out += k + " = " + lit + "\n";
+    }
+    return out;
 }
 
 const std::string& ConfigReader::source() const { return impl_->source; }

@@ -26,50 +26,48 @@
 namespace miras {
 
 class ConfigReader {
- public:
-  // Loads `path` ("config file 'x' not found" if missing) and applies the
-  // overrides, each "dotted.key=value" where value is a TOML value (number,
-  // bool, "quoted string", [array]); a value that is not valid TOML is taken
-  // as a bare string, so model.mixer=mag works without quotes.
-  explicit ConfigReader(const std::string& path, const std::vector<std::string>& overrides = {});
-  // Same from TOML text; `source_name` stands in for the file name in messages.
-  static ConfigReader from_string(const std::string& toml_text, const std::string& source_name,
-                                  const std::vector<std::string>& overrides = {});
+public:
+    // Loads `path` ("config file 'x' not found" if missing) and applies the
+    // overrides, each "dotted.key=value" where value is a TOML value (number,
+    // bool, "quoted string", [array]); a value that is not valid TOML is taken
+    // as a bare string, so model.mixer=mag works without quotes.
+    explicit ConfigReader(const std::string& path, const std::vector<std::string>& overrides = {});
+    // Same from TOML text; `source_name` stands in for the file name in messages.
+    static ConfigReader from_string(const std::string& toml_text, const std::string& source_name,
+                                    const std::vector<std::string>& overrides = {});
 
-  ConfigReader(ConfigReader&&) noexcept;
-  ConfigReader& operator=(ConfigReader&&) noexcept;
-  ~ConfigReader();
+    ConfigReader(ConfigReader&&) noexcept;
+    ConfigReader& operator=(ConfigReader&&) noexcept;
+    ~ConfigReader();
 
-  // Typed getters: the value at the dotted key, or `def` when absent. Ranges
-  // are inclusive; an integer in the file is accepted where a double is asked.
-  double get_double(const std::string& key, double def, double lo, double hi);
-  int64_t get_int(const std::string& key, int64_t def, int64_t lo, int64_t hi);
-  bool get_bool(const std::string& key, bool def);
-  // An empty `allowed` accepts any string.
-  std::string get_string(const std::string& key, const std::string& def,
-                         const std::vector<std::string>& allowed = {});
-  std::vector<int64_t> get_int_list(const std::string& key, const std::vector<int64_t>& def, int64_t lo,
-                                    int64_t hi);
-  std::vector<double> get_double_list(const std::string& key, const std::vector<double>& def, double lo,
-                                      double hi);
+    // Typed getters: the value at the dotted key, or `def` when absent. Ranges
+    // are inclusive; an integer in the file is accepted where a double is asked.
+    double get_double(const std::string& key, double def, double lo, double hi);
+    int64_t get_int(const std::string& key, int64_t def, int64_t lo, int64_t hi);
+    bool get_bool(const std::string& key, bool def);
+    // An empty `allowed` accepts any string.
+    std::string get_string(const std::string& key, const std::string& def,
+                           const std::vector<std::string>& allowed = {});
+    std::vector<int64_t> get_int_list(const std::string& key, const std::vector<int64_t>& def, int64_t lo, int64_t hi);
+    std::vector<double> get_double_list(const std::string& key, const std::vector<double>& def, double lo, double hi);
 
-  // True if the file or an override sets `key` (does not count as reading it).
-  bool has(const std::string& key) const;
+    // True if the file or an override sets `key` (does not count as reading it).
+    bool has(const std::string& key) const;
 
-  // Throws one error listing every key set by the file or an override that no
-  // getter asked for.
-  void check_no_unknown_keys() const;
+    // Throws one error listing every key set by the file or an override that no
+    // getter asked for.
+    void check_no_unknown_keys() const;
 
-  // The effective config: every key read so far with the value used, as TOML
-  // that from_string() reads back to the same values.
-  std::string dump_toml() const;
+    // The effective config: every key read so far with the value used, as TOML
+    // that from_string() reads back to the same values.
+    std::string dump_toml() const;
 
-  const std::string& source() const;
+    const std::string& source() const;
 
- private:
-  struct Impl;
-  ConfigReader();
-  std::unique_ptr<Impl> impl_;
+private:
+    struct Impl;
+    ConfigReader();
+    std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace miras

@@ -22,297 +22,303 @@ constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 const char* const kMetadataKey = "__metadata__";
 
 [[noreturn]] void fail(const std::string& path, const std::string& what) {
-  throw std::runtime_error(path + ": " + what);
+    throw std::runtime_error(path + ": " + what);
 }
 
 std::string errno_text() { return std::strerror(errno); }
 
 // Closes the descriptor on every exit path, including exceptions.
 struct Fd {
-  int fd = -1;
-  explicit Fd(int f) : fd(f) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
+    int fd = -1;
+    explicit Fd(int f) : fd(f) {}
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+    ~Fd() {
+        if (fd >= 0) ::close(fd);
+    }
 };
 
 // pread until `n` bytes arrived; false on EOF or error.
 bool read_exact(int fd, void* buf, size_t n, uint64_t offset) {
-  auto* p = static_cast<uint8_t*>(buf);
-  while (n > 0) {
-    ssize_t got = ::pread(fd, p, n, static_cast<off_t>(offset));
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) return false;
-    p += got;
-    n -= static_cast<size_t>(got);
-    offset += static_cast<uint64_t>(got);
-  }
-  return true;
+    auto* p = static_cast<uint8_t*>(buf);
+    while (n > 0) {
+        ssize_t got = ::pread(fd, p, n, static_cast<off_t>(offset));
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) return false;
+        p += got;
+        n -= static_cast<size_t>(got);
+        offset += static_cast<uint64_t>(got);
+    }
+    return true;
 }
 
 bool write_all(int fd, const void* buf, size_t n) {
-  const auto* p = static_cast<const uint8_t*>(buf);
-  while (n > 0) {
-    ssize_t put = ::write(fd, p, n);
-    if (put < 0 && errno == EINTR) continue;
-    if (put <= 0) return false;
-    p += put;
-    n -= static_cast<size_t>(put);
-  }
-  return true;
+    const auto* p = static_cast<const uint8_t*>(buf);
+    while (n > 0) {
+        ssize_t put = ::write(fd, p, n);
+        if (put < 0 && errno == EINTR) continue;
+        if (put <= 0) return false;
+        p += put;
+        n -= static_cast<size_t>(put);
+    }
+    return true;
 }
 
 // product(shape) * elem_size, or false on overflow.
 bool byte_size(const std::vector<int64_t>& shape, size_t elem_size, uint64_t& out) {
-  uint64_t n = elem_size;
-  for (int64_t d : shape) {
-    if (d < 0 || __builtin_mul_overflow(n, static_cast<uint64_t>(d), &n)) return false;
-  }
-  out = n;
-  return true;
+    uint64_t n = elem_size;
+    for (int64_t d : shape) {
+        if (d < 0 || __builtin_mul_overflow(n, static_cast<uint64_t>(d), &n)) return false;
+    }
+    out = n;
+    return true;
 }
 
 std::string shape_str(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
+    std::string s = "[";
+    for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+    return s + "]";
 }
 
 // Parses the header; a duplicated key at any level (nlohmann would silently
 // keep the last one) is reported instead.
 json parse_header(const std::string& path, const std::string& text) {
-  std::vector<std::set<std::string>> open_objects;
-  std::string duplicate;
-  auto track = [&](int, json::parse_event_t ev, json& parsed) {
-    if (ev == json::parse_event_t::object_start) {
-      open_objects.emplace_back();
-    } else if (ev == json::parse_event_t::object_end) {
-      if (!open_objects.empty()) open_objects.pop_back();
-    } else if (ev == json::parse_event_t::key && !open_objects.empty() && duplicate.empty()) {
-      const std::string& key = parsed.get_ref<const std::string&>();
-      if (!open_objects.back().insert(key).second) duplicate = key;
+    std::vector<std::set<std::string>> open_objects;
+    std::string duplicate;
+    auto track = [&](int, json::parse_event_t ev, json& parsed) {
+        if (ev == json::parse_event_t::object_start) {
+            open_objects.emplace_back();
+        } else if (ev == json::parse_event_t::object_end) {
+            if (!open_objects.empty()) open_objects.pop_back();
+        } else if (ev == json::parse_event_t::key && !open_objects.empty() && duplicate.empty()) {
+            const std::string& key = parsed.get_ref<const std::string&>();
+            if (!open_objects.back().insert(key).second) duplicate = key;
+        }
+        return true;
+    };
+    json header;
+    try {
+        header = json::parse(text, track);
+    } catch (const json::parse_error& e) {
+        // e.byte is 1-based within the header; the header starts at file byte 8.
+        fail(path, "header is not valid JSON (near file byte " + std::to_string(8 + e.byte - 1) + "): " + e.what());
     }
-    return true;
-  };
-  json header;
-  try {
-    header = json::parse(text, track);
-  } catch (const json::parse_error& e) {
-    // e.byte is 1-based within the header; the header starts at file byte 8.
-    fail(path, "header is not valid JSON (near file byte " + std::to_string(8 + e.byte - 1) +
-                   "): " + e.what());
-  }
-  if (!duplicate.empty()) fail(path, "duplicate key '" + duplicate + "' in header");
-  if (!header.is_object()) fail(path, "header must be a JSON object, got " + std::string(header.type_name()));
-  return header;
+    if (!duplicate.empty()) fail(path, "duplicate key '" + duplicate + "' in header");
+    if (!header.is_object()) fail(path, "header must be a JSON object, got " + std::string(header.type_name()));
+    return header;
 }
 
 struct Slot {
-  StEntry entry;
-  uint64_t begin = 0, end = 0;
+    StEntry entry;
+    uint64_t begin = 0, end = 0;
 };
 
 Slot parse_entry(const std::string& path, const std::string& name, const json& j) {
-  const std::string where = "entry '" + name + "': ";
-  if (!j.is_object()) fail(path, where + "must be a JSON object");
-  for (const auto& [key, _] : j.items()) {
-    if (key != "dtype" && key != "shape" && key != "data_offsets")
-      fail(path, where + "unexpected field '" + key + "'");
-  }
-  if (!j.contains("dtype") || !j.contains("shape") || !j.contains("data_offsets"))
-    fail(path, where + "needs the fields dtype, shape and data_offsets");
+    const std::string where = "entry '" + name + "': ";
+    if (!j.is_object()) fail(path, where + "must be a JSON object");
+    for (const auto& [key, _] : j.items()) {
+        if (key != "dtype" && key != "shape" && key != "data_offsets")
+            fail(path, where + "unexpected field '" + key + "'");
+    }
+    if (!j.contains("dtype") || !j.contains("shape") || !j.contains("data_offsets"))
+        fail(path, where + "needs the fields dtype, shape and data_offsets");
 
-  Slot s;
-  s.entry.name = name;
-  if (!j["dtype"].is_string()) fail(path, where + "dtype must be a string");
-  s.entry.dtype = j["dtype"].get<std::string>();
-  size_t elem = st_dtype_size(s.entry.dtype);
-  if (elem == 0) fail(path, where + "unknown dtype '" + s.entry.dtype + "'");
+    Slot s;
+    s.entry.name = name;
+    if (!j["dtype"].is_string()) fail(path, where + "dtype must be a string");
+    s.entry.dtype = j["dtype"].get<std::string>();
+    size_t elem = st_dtype_size(s.entry.dtype);
+    if (elem == 0) fail(path, where + "unknown dtype '" + s.entry.dtype + "'");
 
-  const json& shape = j["shape"];
-  if (!shape.is_array()) fail(path, where + "shape must be an array");
-  for (const json& d : shape) {
-    // is_number_unsigned excludes negatives and floats such as 2.0 or 1e3.
-    if (!d.is_number_unsigned() || d.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
-      fail(path, where + "shape must hold non-negative integers, got " + d.dump());
-    s.entry.shape.push_back(static_cast<int64_t>(d.get<uint64_t>()));
-  }
+    const json& shape = j["shape"];
+    if (!shape.is_array()) fail(path, where + "shape must be an array");
+    for (const json& d : shape) {
+        // is_number_unsigned excludes negatives and floats such as 2.0 or 1e3.
+        if (!d.is_number_unsigned() || d.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
+            fail(path, where + "shape must hold non-negative integers, got " + d.dump());
+        s.entry.shape.push_back(static_cast<int64_t>(d.get<uint64_t>()));
+    }
 
-  const json& off = j["data_offsets"];
-  if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
-    fail(path, where + "data_offsets must be [begin, end] with non-negative integers, got " + off.dump());
-  s.begin = off[0].get<uint64_t>();
-  s.end = off[1].get<uint64_t>();
-  if (s.begin > s.end) fail(path, where + "data_offsets " + off.dump() + " has begin > end");
+    const json& off = j["data_offsets"];
+    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
+        fail(path, where + "data_offsets must be [begin, end] with non-negative integers, got " + off.dump());
+    s.begin = off[0].get<uint64_t>();
+    s.end = off[1].get<uint64_t>();
+    if (s.begin > s.end) fail(path, where + "data_offsets " + off.dump() + " has begin > end");
 
-  uint64_t need = 0;
-  if (!byte_size(s.entry.shape, elem, need)) fail(path, where + "shape " + shape_str(s.entry.shape) + " is too large");
-  if (need != s.end - s.begin)
-    fail(path, where + "data_offsets " + off.dump() + " span " + std::to_string(s.end - s.begin) +
-                   " bytes but shape " + shape_str(s.entry.shape) + " of " + s.entry.dtype + " needs " +
-                   std::to_string(need));
-  return s;
+    uint64_t need = 0;
+    if (!byte_size(s.entry.shape, elem, need))
+        fail(path, where + "shape " + shape_str(s.entry.shape) + " is too large");
+    if (need != s.end - s.begin)
+        fail(path, where + "data_offsets " + off.dump() + " span " + std::to_string(s.end - s.begin) +
+                       " bytes but shape " + shape_str(s.entry.shape) + " of " + s.entry.dtype + " needs " +
+                       std::to_string(need));
+    return s;
 }
 
 std::map<std::string, std::string> parse_metadata(const std::string& path, const json& j) {
-  if (!j.is_object()) fail(path, "__metadata__ must be a JSON object");
-  std::map<std::string, std::string> out;
-  for (const auto& [key, value] : j.items()) {
-    if (!value.is_string()) fail(path, "__metadata__ value for '" + key + "' must be a string");
-    out[key] = value.get<std::string>();
-  }
-  return out;
+    if (!j.is_object()) fail(path, "__metadata__ must be a JSON object");
+    std::map<std::string, std::string> out;
+    for (const auto& [key, value] : j.items()) {
+        if (!value.is_string()) fail(path, "__metadata__ value for '" + key + "' must be a string");
+        out[key] = value.get<std::string>();
+    }
+    return out;
 }
 
 }  // namespace
 
 const StEntry* StFile::find(const std::string& name) const {
-  for (const StEntry& e : entries)
-    if (e.name == name) return &e;
-  return nullptr;
+    for (const StEntry& e : entries)
+        if (e.name == name) return &e;
+    return nullptr;
 }
 
 size_t st_dtype_size(const std::string& dtype) {
-  static const std::map<std::string, size_t> sizes = {
-      {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E5M2", 1}, {"F8_E4M3", 1}, {"I16", 2},
-      {"U16", 2},  {"F16", 2}, {"BF16", 2}, {"I32", 4},    {"U32", 4},     {"F32", 4},
-      {"I64", 8},  {"U64", 8}, {"F64", 8}};
-  auto it = sizes.find(dtype);
-  return it == sizes.end() ? 0 : it->second;
+    static const std::map<std::string, size_t> sizes = {
+        {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E5M2", 1}, {"F8_E4M3", 1}, {"I16", 2}, {"U16", 2}, {"F16", 2},
+        {"BF16", 2}, {"I32", 4}, {"U32", 4}, {"F32", 4},     {"I64", 8},     {"U64", 8}, {"F64", 8}};
+    auto it = sizes.find(dtype);
+    return it == sizes.end() ? 0 : it->second;
 }
 
 void write_safetensors(const std::string& path, const StFile& file) {
-  // Validate everything before touching the disk.
-  std::vector<const StEntry*> order;
-  for (const StEntry& e : file.entries) {
-    const std::string where = "cannot write entry '" + e.name + "': ";
-    if (e.name == kMetadataKey) fail(path, where + "the name is reserved");
-    size_t elem = st_dtype_size(e.dtype);
-    if (elem == 0) fail(path, where + "unknown dtype '" + e.dtype + "'");
-    uint64_t need = 0;
-    if (!byte_size(e.shape, elem, need)) fail(path, where + "invalid shape " + shape_str(e.shape));
-    if (need != e.bytes.size())
-      fail(path, where + "shape " + shape_str(e.shape) + " of " + e.dtype + " needs " + std::to_string(need) +
-                     " bytes, got " + std::to_string(e.bytes.size()));
-    order.push_back(&e);
-  }
-  std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->name < b->name; });
-  for (size_t i = 1; i < order.size(); ++i)
-    if (order[i]->name == order[i - 1]->name) fail(path, "cannot write: duplicate entry '" + order[i]->name + "'");
+    // Validate everything before touching the disk.
+    std::vector<const StEntry*> order;
+    for (const StEntry& e : file.entries) {
+        const std::string where = "cannot write entry '" + e.name + "': ";
+        if (e.name == kMetadataKey) fail(path, where + "the name is reserved");
+        size_t elem = st_dtype_size(e.dtype);
+        if (elem == 0) fail(path, where + "unknown dtype '" + e.dtype + "'");
+        uint64_t need = 0;
+        if (!byte_size(e.shape, elem, need)) fail(path, where + "invalid shape " + shape_str(e.shape));
+        if (need != e.bytes.size())
+            fail(path, where + "shape " + shape_str(e.shape) + " of " + e.dtype + " needs " + std::to_string(need) +
+                           " bytes, got " + std::to_string(e.bytes.size()));
+        order.push_back(&e);
+    }
+    std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->name < b->name; });
+    for (size_t i = 1; i < order.size(); ++i)
+        if (order[i]->name == order[i - 1]->name) fail(path, "cannot write: duplicate entry '" + order[i]->name + "'");
 
-  // Metadata first, then entries in name order with consecutive offsets.
-  nlohmann::ordered_json header = nlohmann::ordered_json::object();
-  if (!file.metadata.empty()) header[kMetadataKey] = file.metadata;
-  uint64_t offset = 0;
-  for (const StEntry* e : order) {
-    header[e->name] = {{"dtype", e->dtype}, {"shape", e->shape}, {"data_offsets", {offset, offset + e->bytes.size()}}};
-    offset += e->bytes.size();
-  }
-  std::string text;
-  try {
-    text = header.dump();
-  } catch (const nlohmann::json::exception& e) {
-    fail(path, std::string("cannot write: names and metadata must be valid UTF-8 (") + e.what() + ")");
-  }
-  // Like the reference writer: pad with spaces so the data section starts
-  // 8-byte aligned, which lets readers map f64/i64 data in place.
-  text.append((8 - text.size() % 8) % 8, ' ');
-  uint8_t len_le[8];
-  for (int i = 0; i < 8; ++i) len_le[i] = static_cast<uint8_t>(static_cast<uint64_t>(text.size()) >> (8 * i));
+    // Metadata first, then entries in name order with consecutive offsets.
+    nlohmann::ordered_json header = nlohmann::ordered_json::object();
+    if (!file.metadata.empty()) header[kMetadataKey] = file.metadata;
+    uint64_t offset = 0;
+    for (const StEntry* e : order) {
+        header[e->name] = {
+            {"dtype", e->dtype}, {"shape", e->shape}, {"data_offsets", {offset, offset + e->bytes.size()}}};
+        offset += e->bytes.size();
+    }
+    std::string text;
+    try {
+        text = header.dump();
+    } catch (const nlohmann::json::exception& e) {
+        fail(path, std::string("cannot write: names and metadata must be valid UTF-8 (") + e.what() + ")");
+    }
+    // Like the reference writer: pad with spaces so the data section starts
+    // 8-byte aligned, which lets readers map f64/i64 data in place.
+    text.append((8 - text.size() % 8) % 8, ' ');
+    uint8_t len_le[8];
+    for (int i = 0; i < 8; ++i) len_le[i] = static_cast<uint8_t>(static_cast<uint64_t>(text.size()) >> (8 * i));
 
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  auto fail_io = [&](const std::string& what) {
-    std::string msg = what + " '" + tmp + "': " + errno_text();
-    ::unlink(tmp.c_str());
-    fail(path, msg);
-  };
-  {
-    Fd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    if (out.fd < 0) fail(path, "cannot create '" + tmp + "': " + errno_text());
-    bool ok = write_all(out.fd, len_le, 8) && write_all(out.fd, text.data(), text.size());
-    for (size_t i = 0; ok && i < order.size(); ++i) ok = write_all(out.fd, order[i]->bytes.data(), order[i]->bytes.size());
-    if (!ok) fail_io("write failed on");
-    if (::fsync(out.fd) != 0) fail_io("fsync failed on");
-    int fd = out.fd;
-    out.fd = -1;
-    if (::close(fd) != 0) fail_io("close failed on");
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) fail_io("cannot rename");
-  // Persist the rename itself; a failure here cannot lose data any more.
-  std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/') + 1);
-  Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (d.fd >= 0) ::fsync(d.fd);
+    const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+    auto fail_io = [&](const std::string& what) {
+        std::string msg = what + " '" + tmp + "': " + errno_text();
+        ::unlink(tmp.c_str());
+        fail(path, msg);
+    };
+    {
+        Fd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+        if (out.fd < 0) fail(path, "cannot create '" + tmp + "': " + errno_text());
+        bool ok = write_all(out.fd, len_le, 8) && write_all(out.fd, text.data(), text.size());
+        for (size_t i = 0; ok && i < order.size(); ++i)
+            ok = write_all(out.fd, order[i]->bytes.data(), order[i]->bytes.size());
+        if (!ok) fail_io("write failed on");
+        if (::fsync(out.fd) != 0) fail_io("fsync failed on");
+        int fd = out.fd;
+        out.fd = -1;
+        if (::close(fd) != 0) fail_io("close failed on");
+    }
+    if (::rename(tmp.c_str(), path.c_str()) != 0) fail_io("cannot rename");
+    // Persist the rename itself; a failure here cannot lose data any more.
+    std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/') + 1);
+    Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (d.fd >= 0) ::fsync(d.fd);
 }
 
 StFile read_safetensors(const std::string& path) {
-  Fd in(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (in.fd < 0) fail(path, "cannot open: " + errno_text());
-  struct stat st {};
-  if (::fstat(in.fd, &st) != 0) fail(path, "cannot stat: " + errno_text());
-  if (!S_ISREG(st.st_mode)) fail(path, "not a regular file");
-  const uint64_t file_size = static_cast<uint64_t>(st.st_size);
-  if (file_size < 8) fail(path, "file is " + std::to_string(file_size) + " bytes, too short for the 8-byte header length");
+    Fd in(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (in.fd < 0) fail(path, "cannot open: " + errno_text());
+    struct stat st {};
+    if (::fstat(in.fd, &st) != 0) fail(path, "cannot stat: " + errno_text());
+    if (!S_ISREG(st.st_mode)) fail(path, "not a regular file");
+    const uint64_t file_size = static_cast<uint64_t>(st.st_size);
+    if (file_size < 8)
+        fail(path, "file is " + std::to_string(file_size) + " bytes, too short for the 8-byte header length");
 
-  uint8_t len_le[8];
-  if (!read_exact(in.fd, len_le, 8, 0)) fail(path, "cannot read the header length (bytes 0..7)");
-  uint64_t header_len = 0;
-  for (int i = 0; i < 8; ++i) header_len |= static_cast<uint64_t>(len_le[i]) << (8 * i);
-  if (header_len > file_size - 8)
-    fail(path, "header length " + std::to_string(header_len) + " (bytes 0..7) exceeds the " +
-                   std::to_string(file_size - 8) + " bytes that follow");
-  if (header_len > kMaxHeaderBytes)
-    fail(path, "header length " + std::to_string(header_len) + " exceeds the limit of " + std::to_string(kMaxHeaderBytes));
+    uint8_t len_le[8];
+    if (!read_exact(in.fd, len_le, 8, 0)) fail(path, "cannot read the header length (bytes 0..7)");
+    uint64_t header_len = 0;
+    for (int i = 0; i < 8; ++i) header_len |= static_cast<uint64_t>(len_le[i]) << (8 * i);
+    if (header_len > file_size - 8)
+        fail(path, "header length " + std::to_string(header_len) + " (bytes 0..7) exceeds the " +
+                       std::to_string(file_size - 8) + " bytes that follow");
+    if (header_len > kMaxHeaderBytes)
+        fail(path, "header length " + std::to_string(header_len) + " exceeds the limit of " +
+                       std::to_string(kMaxHeaderBytes));
 
-  std::string text(header_len, '\0');
-  if (!read_exact(in.fd, text.data(), text.size(), 8)) fail(path, "cannot read the header (bytes 8.." + std::to_string(8 + header_len) + ")");
-  const json header = parse_header(path, text);
+    std::string text(header_len, '\0');
+    if (!read_exact(in.fd, text.data(), text.size(), 8))
+        fail(path, "cannot read the header (bytes 8.." + std::to_string(8 + header_len) + ")");
+    const json header = parse_header(path, text);
 
-  StFile out;
-  std::vector<Slot> slots;
-  for (const auto& [name, value] : header.items()) {
-    if (name == kMetadataKey)
-      out.metadata = parse_metadata(path, value);
-    else
-      slots.push_back(parse_entry(path, name, value));
-  }
+    StFile out;
+    std::vector<Slot> slots;
+    for (const auto& [name, value] : header.items()) {
+        if (name == kMetadataKey)
+            out.metadata = parse_metadata(path, value);
+        else
+            slots.push_back(parse_entry(path, name, value));
+    }
 
-  // The data must be tiled exactly by the entries: no overlap, no gap, nothing
-  // missing or left over (the reference implementation is equally strict).
-  const uint64_t data_start = 8 + header_len;
-  const uint64_t data_size = file_size - data_start;
-  std::vector<const Slot*> by_offset;
-  for (const Slot& s : slots) by_offset.push_back(&s);
-  std::sort(by_offset.begin(), by_offset.end(),
-            [](auto* a, auto* b) { return a->begin != b->begin ? a->begin < b->begin : a->end < b->end; });
-  uint64_t expected = 0;
-  const Slot* prev = nullptr;
-  for (const Slot* s : by_offset) {
-    const std::string range = "[" + std::to_string(s->begin) + ", " + std::to_string(s->end) + "]";
-    if (s->end > data_size)
-      fail(path, "entry '" + s->entry.name + "': data_offsets " + range + " run past the end of the " +
-                     std::to_string(data_size) + "-byte data section at file byte " + std::to_string(data_start) +
-                     " (truncated file?)");
-    if (s->begin < expected)
-      fail(path, "entry '" + s->entry.name + "': data_offsets " + range + " overlap entry '" + prev->entry.name + "'");
-    if (s->begin > expected)
-      fail(path, "entry '" + s->entry.name + "': data_offsets " + range + " leave data bytes [" +
-                     std::to_string(expected) + ", " + std::to_string(s->begin) + ") unused");
-    expected = s->end;
-    prev = s;
-  }
-  if (expected != data_size)
-    fail(path, "data section at file byte " + std::to_string(data_start) + " has " + std::to_string(data_size) +
-                   " bytes but the entries cover only " + std::to_string(expected));
+    // The data must be tiled exactly by the entries: no overlap, no gap, nothing
+    // missing or left over (the reference implementation is equally strict).
+    const uint64_t data_start = 8 + header_len;
+    const uint64_t data_size = file_size - data_start;
+    std::vector<const Slot*> by_offset;
+    for (const Slot& s : slots) by_offset.push_back(&s);
+    std::sort(by_offset.begin(), by_offset.end(),
+              [](auto* a, auto* b) { return a->begin != b->begin ? a->begin < b->begin : a->end < b->end; });
+    uint64_t expected = 0;
+    const Slot* prev = nullptr;
+    for (const Slot* s : by_offset) {
+        const std::string range = "[" + std::to_string(s->begin) + ", " + std::to_string(s->end) + "]";
+        if (s->end > data_size)
+            fail(path, "entry '" + s->entry.name + "': data_offsets " + range + " run past the end of the " +
+                           std::to_string(data_size) + "-byte data section at file byte " + std::to_string(data_start) +
+                           " (truncated file?)");
+        if (s->begin < expected)
+            fail(path,
+                 "entry '" + s->entry.name + "': data_offsets " + range + " overlap entry '" + prev->entry.name + "'");
+        if (s->begin > expected)
+            fail(path, "entry '" + s->entry.name + "': data_offsets " + range + " leave data bytes [" +
+                           std::to_string(expected) + ", " + std::to_string(s->begin) + ") unused");
+        expected = s->end;
+        prev = s;
+    }
+    if (expected != data_size)
+        fail(path, "data section at file byte " + std::to_string(data_start) + " has " + std::to_string(data_size) +
+                       " bytes but the entries cover only " + std::to_string(expected));
 
-  for (Slot& s : slots) {
-    s.entry.bytes.resize(s.end - s.begin);
-    if (!read_exact(in.fd, s.entry.bytes.data(), s.entry.bytes.size(), data_start + s.begin))
-      fail(path, "entry '" + s.entry.name + "': cannot read its data at file byte " + std::to_string(data_start + s.begin));
-    out.entries.push_back(std::move(s.entry));
-  }
-  return out;
+    for (Slot& s : slots) {
+        s.entry.bytes.resize(s.end - s.begin);
+        if (!read_exact(in.fd, s.entry.bytes.data(), s.entry.bytes.size(), data_start + s.begin))
+            fail(path, "entry '" + s.entry.name + "': cannot read its data at file byte " +
+                           std::to_string(data_start + s.begin));
+        out.entries.push_back(std::move(s.entry));
+    }
+    return out;
 }
 
 }  // namespace miras

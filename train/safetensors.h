@@ -20,18 +20,18 @@
 namespace miras {
 
 struct StEntry {
-  std::string name;
-  std::string dtype;            // "F32", "F64", "I64", "I32", "U8", ... (see st_dtype_size)
-  std::vector<int64_t> shape;   // empty = scalar (one element)
-  std::vector<uint8_t> bytes;   // product(shape) * st_dtype_size(dtype) bytes
+    std::string name;
+    std::string dtype;           // "F32", "F64", "I64", "I32", "U8", ... (see st_dtype_size)
+    std::vector<int64_t> shape;  // empty = scalar (one element)
+    std::vector<uint8_t> bytes;  // product(shape) * st_dtype_size(dtype) bytes
 };
 
 struct StFile {
-  std::vector<StEntry> entries;
-  std::map<std::string, std::string> metadata;
+    std::vector<StEntry> entries;
+    std::map<std::string, std::string> metadata;
 
-  // nullptr when no entry has this name.
-  const StEntry* find(const std::string& name) const;
+    // nullptr when no entry has this name.
+    const StEntry* find(const std::string& name) const;
 };
 
 // Bytes per element of a safetensors dtype, 0 if the dtype is unknown.

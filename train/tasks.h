@@ -24,22 +24,22 @@ uint64_t splitmix64(uint64_t& state);
 
 // xoshiro256** (Blackman & Vigna), reference algorithm and seeding.
 class Rng {
- public:
-  explicit Rng(uint64_t seed);
-  // An independent stream per (seed, stream), e.g. one per batch row.
-  static Rng stream(uint64_t seed, uint64_t stream);
-  uint64_t next();
-  uint64_t below(uint64_t n);  // uniform in [0, n) without modulo bias; n > 0
-  double uniform();            // uniform in [0, 1), 53 random bits
+public:
+    explicit Rng(uint64_t seed);
+    // An independent stream per (seed, stream), e.g. one per batch row.
+    static Rng stream(uint64_t seed, uint64_t stream);
+    uint64_t next();
+    uint64_t below(uint64_t n);  // uniform in [0, n) without modulo bias; n > 0
+    double uniform();            // uniform in [0, 1), 53 random bits
 
- private:
-  uint64_t s_[4];
+private:
+    uint64_t s_[4];
 };
 
 struct TokenBatch {
-  int64_t batch = 0, seq_len = 0;
-  std::vector<int64_t> inputs;   // (B, T)
-  std::vector<int64_t> targets;  // (B, T), kIgnoreIndex where no loss
+    int64_t batch = 0, seq_len = 0;
+    std::vector<int64_t> inputs;   // (B, T)
+    std::vector<int64_t> targets;  // (B, T), kIgnoreIndex where no loss
 };
 
 // Multi-query associative recall (Zoology / Based), one row:
@@ -52,10 +52,10 @@ struct TokenBatch {
 // order, each followed by its value a_i. Only the query positions carry a
 // target (the answer a_i, the next token); everything else is ignored.
 struct MqarSpec {
-  int64_t vocab_size = 256;
-  int64_t seq_len = 64;
-  int64_t num_pairs = 8;
-  int64_t num_queries = 0;  // 0 = every key is queried once
+    int64_t vocab_size = 256;
+    int64_t seq_len = 64;
+    int64_t num_pairs = 8;
+    int64_t num_queries = 0;  // 0 = every key is queried once
 };
 TokenBatch make_mqar(const MqarSpec& spec, int64_t batch, uint64_t seed);
 std::string describe(const MqarSpec& spec);
@@ -69,10 +69,10 @@ std::string describe(const MqarSpec& spec);
 // passkey_needle_position(): depth 0 puts it first, depth 1 right before Q.
 // The targets are the digits after Q: target[Q] = d_1, target[d_i] = d_{i+1}.
 struct PasskeySpec {
-  int64_t vocab_size = 64;
-  int64_t seq_len = 256;
-  int64_t num_digits = 5;
-  double depth = 0.5;  // in [0, 1]
+    int64_t vocab_size = 64;
+    int64_t seq_len = 256;
+    int64_t num_digits = 5;
+    double depth = 0.5;  // in [0, 1]
 };
 constexpr int64_t kPasskeyMarker = 10;
 constexpr int64_t kPasskeyQuery = 11;
@@ -86,24 +86,24 @@ std::string describe(const PasskeySpec& spec);
 enum class Split { kTrain, kHeldout };
 
 class ByteCorpus {
- public:
-  ByteCorpus(const std::string& path, double heldout_fraction);
+public:
+    ByteCorpus(const std::string& path, double heldout_fraction);
 
-  int64_t size(Split split) const;
-  // `batch` windows of seq_len + 1 bytes at random offsets: inputs are the
-  // first seq_len bytes, targets the last seq_len.
-  TokenBatch sample(Split split, int64_t batch, int64_t seq_len, uint64_t seed) const;
-  // Windows first .. first + count - 1 of the non-overlapping tiling
-  // (window i starts at byte i * seq_len), for evaluating a whole split.
-  int64_t num_windows(Split split, int64_t seq_len) const;
-  TokenBatch sequential(Split split, int64_t seq_len, int64_t first, int64_t count) const;
-  std::string describe() const;
+    int64_t size(Split split) const;
+    // `batch` windows of seq_len + 1 bytes at random offsets: inputs are the
+    // first seq_len bytes, targets the last seq_len.
+    TokenBatch sample(Split split, int64_t batch, int64_t seq_len, uint64_t seed) const;
+    // Windows first .. first + count - 1 of the non-overlapping tiling
+    // (window i starts at byte i * seq_len), for evaluating a whole split.
+    int64_t num_windows(Split split, int64_t seq_len) const;
+    TokenBatch sequential(Split split, int64_t seq_len, int64_t first, int64_t count) const;
+    std::string describe() const;
 
- private:
-  const std::vector<uint8_t>& bytes(Split split, int64_t seq_len) const;
-  std::string path_;
-  double heldout_fraction_;
-  std::vector<uint8_t> train_, heldout_;
+private:
+    const std::vector<uint8_t>& bytes(Split split, int64_t seq_len) const;
+    std::string path_;
+    double heldout_fraction_;
+    std::vector<uint8_t> train_, heldout_;
 };
 
 }  // namespace miras
