@@ -32,7 +32,6 @@ Config: JSON object with the keys of miras_ref.DEFAULTS.
 
 import argparse
 import json
-import math
 import os
 import sys
 import tempfile
@@ -305,7 +304,8 @@ def _phi_properties():
     W = R.phi(A, R.normalize_config(dict(retention='lq', q=qq)))
     nA = ((A.abs() ** qq).sum((-2, -1)) + 1e-6) ** (1 / qq)
     nW = ((W.abs() ** qq).sum((-2, -1))) ** (1 / qq)
-    assert (nW - nA ** (3 - qq)).abs().max() < 1e-9
+    # exact up to the 1e-6 inside the norm
+    assert ((nW - nA ** (3 - qq)) / nW).abs().max() < 1e-6
     W = R.phi(A, R.normalize_config(dict(retention='elastic', gamma=0.3)))
     want = torch.where(A.abs() > 0.3, A - 0.3 * torch.sign(A), torch.zeros_like(A))
     assert (W - want).abs().max() < 1e-15
@@ -380,7 +380,7 @@ def _cli_roundtrip():
 
 
 def selftest(quick=False):
-    torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    torch.set_num_threads(1)   # tiny tensors: threads only add overhead
     run = Runner()
     small = dict(d=8, heads=2, expansion=2, chunk=2)
 
@@ -413,7 +413,7 @@ def selftest(quick=False):
         ('l2 + elastic + momentum, linear',
          dict(small, memory='linear', bias='l2', retention='elastic', gamma=0.1,
               algorithm='momentum', theta_max=0.5),
-         lambda st: st['elastic_margin'] >= 1e-3, None),
+         lambda st: st['elastic_margin'] >= 1e-3 and st['elastic_dead'] > 0, None),
         ('dot + none, linear (learned A0, theta)',
          dict(small, memory='linear', bias='dot', retention='none', theta_max=0.5), None, None),
     ]
@@ -441,13 +441,14 @@ def selftest(quick=False):
     # Chunk-parallel form vs the sequential loop (T=11 leaves a short last chunk).
     mid = dict(d=8, heads=2, expansion=2, chunk=4)
     chunk_cases = []
-    for bias in ('dot', 'l2', 'lp', 'huber_mix', 'huber'):
-        for ret in ('none', 'l2', 'lq', 'kl', 'elastic'):
-            for alg in ('gd', 'momentum'):
+    for ib, bias in enumerate(('dot', 'l2', 'lp', 'huber_mix', 'huber')):
+        for ir, ret in enumerate(('none', 'l2', 'lq', 'kl', 'elastic')):
+            for ia, alg in enumerate(('gd', 'momentum')):
                 if quick and (alg == 'gd') == (bias in ('dot', 'lp')):
                     continue
-                # alternate memories so both meet every bias and retention
-                mem = 'mlp' if (len(chunk_cases) % 2 == 0 or ret == 'kl') else 'linear'
+                # alternate memories so that each meets every bias, retention and
+                # algorithm (kl always gets the mlp)
+                mem = 'mlp' if ((ib + ir + ia) % 2 == 0 or ret == 'kl') else 'linear'
                 chunk_cases.append(dict(mid, memory=mem, bias=bias, retention=ret,
                                         algorithm=alg,
                                         theta_max=0.1 if bias == 'lp' else 0.5))
@@ -459,8 +460,9 @@ def selftest(quick=False):
              fixed_gates={'theta': 1.0}, fix_A0_zero=True),
     ]
     for cfg in chunk_cases:
-        tag = '%s/%s/%s/%s b=%d%s' % (cfg['memory'], cfg['bias'], cfg['retention'],
-                                      cfg['algorithm'], cfg['chunk'],
+        full = R.normalize_config(cfg)
+        tag = '%s/%s/%s/%s b=%d%s' % (full['memory'], full['bias'], full['retention'],
+                                      full['algorithm'], full['chunk'],
                                       ' 1st-order' if cfg.get('first_order') else '')
         run.run('chunked == sequential: ' + tag, lambda cfg=cfg: _chunk_case(cfg))
 

@@ -115,8 +115,11 @@ def memory_scan_chunked(q, k, v, gates, A_init, cfg):
 
         # 1. per-token gradients at W_{t'} as rank-1 factors g h^T
         Wc = [R.phi(a, cfg) for a in A]
+        keys = kh[..., s:e, :]
+        if not torch.is_grad_enabled():   # no outer gradient wanted: plain constants
+            Wc, keys = [w.detach() for w in Wc], keys.detach()
         with torch.enable_grad():
-            pred, zs, hs = _forward_with_preacts(Wc, kh[..., s:e, :], cfg)
+            pred, zs, hs = _forward_with_preacts(Wc, keys, cfg)
             delta = None if gh['delta'] is None else gh['delta'][..., s:e]
             loss = R.attentional_bias(pred, vh[..., s:e, :], delta, cfg).sum()
             G = list(torch.autograd.grad(loss, zs, create_graph=not cfg['first_order'],

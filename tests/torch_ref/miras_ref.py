@@ -325,6 +325,7 @@ def phi(A, cfg, stats=None):
         if stats is not None:
             m = (A.detach().abs() - gam).abs().min().item()
             stats['elastic_margin'] = min(stats.get('elastic_margin', math.inf), m)
+            stats['elastic_dead'] = stats.get('elastic_dead', 0) + int((A.detach().abs() < gam).sum())
         return torch.sign(A) * torch.relu(A.abs() - gam)
     raise ValueError(r)
 
@@ -384,7 +385,11 @@ def inner_grad(Ws, k, v, delta, cfg, stats=None):
     """u = dl(W; k, v)/dW for every weight matrix, taken at Ws (SPEC §1.4),
     for all (batch, head) memories at once: they are independent, so the
     gradient of the sum is the per-memory gradient."""
-    Win = [W if W.requires_grad else W.detach().requires_grad_(True) for W in Ws]
+    # W must be a differentiable input of l. When the caller needs no outer
+    # gradient (grad mode off, or W independent of the parameters) a detached
+    # copy is used; tensors made under no_grad must not be differentiated.
+    outer = torch.is_grad_enabled()
+    Win = [W if (outer and W.requires_grad) else W.detach().requires_grad_(True) for W in Ws]
     with torch.enable_grad():
         loss = attentional_bias(memory_apply(Win, k, cfg), v, delta, cfg, stats).sum()
         # create_graph: the outer gradient flows through u (second order, SPEC §1.8);
