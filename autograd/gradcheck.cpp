@@ -28,8 +28,11 @@ TensorList prepare(const TensorList& inputs, std::vector<size_t>& diff) {
     return xs;
 }
 
+// f's outputs at xs, flattened. Grad mode stays on: f may itself call grad()
+// (a gradient map in gradgradcheck, an unrolled inner optimisation), which
+// needs its forward recorded. The graph is dropped on return.
 std::vector<double> flat_outputs(const TensorFn& f, const TensorList& xs) {
-    NoGradGuard ng;
+    EnableGradGuard eg;
     std::vector<double> v;
     for (const Tensor& o : f(xs)) {
         auto ov = o.to_vector();
@@ -103,11 +106,7 @@ GradcheckResult gradgradcheck(const TensorFn& f, const TensorList& inputs, const
     TensorList xs = prepare(inputs, diff);
     size_t n_in = xs.size();
     // Random cotangents, one per output, differentiated too.
-    TensorList outs;
-    {
-        NoGradGuard ng;
-        outs = f(xs);
-    }
+    TensorList outs = f(xs);  // for the output shapes (grad mode on: f may call grad())
     Generator gen(seed + 12345);
     TensorList all = xs;
     for (const Tensor& o : outs) all.push_back(set_requires_grad(randn(o.shape(), gen, DType::f64)));
