@@ -1,14 +1,17 @@
 // The engine: an iterative, dependency-counted traversal (no recursion).
-//  1. Walk the graph from the outputs with an explicit stack, in post-order,
-//     and mark the nodes that lead to a wanted gradient ("needed").
-//  2. Count, for every needed node, how many needed nodes feed it.
-//  3. Run a node once all its gradient contributions have arrived, summing
-//     contributions per input slot; pass the results along its edges.
+//  1. Walk the graph from the outputs with an explicit stack, in post-order
+//     (children before parents), numbering every reachable node once.
+//  2. Mark the nodes that lead to a wanted gradient ("needed"), and count for
+//     every needed node how many needed parents feed it.
+//  3. Run a node once all its gradient contributions have arrived (count 0),
+//     summing contributions per output slot; pass the results along its edges.
+// Per-node state lives in vectors indexed by the post-order number, so the
+// only hashing is one lookup per edge while numbering.
 #include "autograd/engine.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <unordered_map>
-#include <unordered_set>
 
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
@@ -25,41 +28,78 @@ struct Task {
     bool retain_graph = false;
 };
 
-// Post-order walk from the roots; returns every reachable node once, children first.
-std::vector<Node*> post_order(const std::vector<Node*>& roots) {
-    std::vector<Node*> order;
-    std::unordered_set<Node*> seen;
-    std::vector<std::pair<Node*, size_t>> stack;  // (node, next edge to visit)
+// Every node reachable from the roots, numbered in post-order, with its
+// edges' children as numbers (CSR: children of node i are
+// child[first[i] .. first[i + 1]), -1 for an edge without a node).
+struct Graph {
+    std::vector<Node*> nodes;
+    std::vector<size_t> first{0};
+    std::vector<int> child;
+    std::unordered_map<Node*, int> index;
+
+    int find(Node* n) const {
+        auto it = index.find(n);
+        return it == index.end() ? -1 : it->second;
+    }
+};
+
+Graph number_graph(const std::vector<Node*>& roots) {
+    Graph g;
+    struct Frame { Node* n; size_t next; int* slot; };
+    std::vector<Frame> stack;
+    auto visit = [&](Node* n) {
+        // -1 marks "on the stack"; the number is given when the node finishes.
+        auto [it, fresh] = g.index.emplace(n, -1);
+        if (fresh) stack.push_back({n, 0, &it->second});  // element references survive rehashing
+    };
     for (Node* r : roots) {
-        if (!seen.insert(r).second) continue;
-        stack.push_back({r, 0});
+        visit(r);
         while (!stack.empty()) {
-            auto& [n, i] = stack.back();
-            if (i < n->next_edges.size()) {
-                Node* c = n->next_edges[i++].node.get();
-                if (c && seen.insert(c).second) stack.push_back({c, 0});
-            } else {
-                order.push_back(n);
-                stack.pop_back();
+            Frame& f = stack.back();
+            if (f.next < f.n->next_edges.size()) {
+                Node* c = f.n->next_edges[f.next++].node.get();
+                if (c) visit(c);  // may reallocate `stack`: `f` is not used after this
+                continue;
             }
+            // A DAG: every child has finished before its parent, so has a number.
+            *f.slot = (int)g.nodes.size();
+            g.nodes.push_back(f.n);
+            for (const Edge& e : f.n->next_edges) g.child.push_back(e.node ? g.index.at(e.node.get()) : -1);
+            g.first.push_back(g.child.size());
+            stack.pop_back();
         }
     }
-    return order;
+    return g;
 }
 
+// .grad += g for the leaf behind an AccumulateGrad node. The stored gradient
+// is always a tensor of its own (never the incoming one, which may be an
+// expanded view or shared with another leaf), so a later in-place
+// accumulation cannot write through to anything else.
 void accumulate_leaf(Node& acc, const Tensor& g, bool create_graph) {
     std::shared_ptr<TensorImpl> impl = acc.leaf.lock();
     if (!impl) return;  // the leaf is gone; nobody can read its gradient
     Tensor leaf(impl);
     Tensor old = grad_of(leaf);
     if (create_graph) {
-        set_grad(leaf, old.defined() ? add(old, g) : g);
+        // Differentiable, so the gradient keeps its graph (clone records a node).
+        set_grad(leaf, old.defined() ? add(old, g) : clone(g));
     } else if (!old.defined()) {
-        set_grad(leaf, raw::clone(g));  // own copy: g may alias other memory
+        set_grad(leaf, raw::clone(g));
     } else if (requires_grad(old)) {
         set_grad(leaf, raw::binary(raw::Binary::add, old, g));  // keep the old graph intact
     } else {
         raw::add_(old, g);
+    }
+}
+
+void check_versions(const Node& n) {
+    for (auto& [st, ver] : n.saved_versions) {
+        auto s = st.lock();
+        if (s && s->version != ver)
+            throw std::runtime_error(n.name + ": a tensor it saved for the gradient was modified in place (version " +
+                                     std::to_string(ver) + " -> " + std::to_string(s->version) +
+                                     "); use an out-of-place op, or clone() before modifying");
     }
 }
 
@@ -68,10 +108,10 @@ TensorList run(const TensorList& outputs, const TensorList& grad_outputs, size_t
     if (!grad_outputs.empty() && grad_outputs.size() != outputs.size())
         throw std::invalid_argument("grad: " + std::to_string(outputs.size()) + " outputs but " +
                                     std::to_string(grad_outputs.size()) + " grad_outputs");
-    // Seeds.
-    std::unordered_map<Node*, TensorList> buffers;
+    // Seeds: the gradient of each output, at its node's output slot.
+    struct Seed { Edge edge; Tensor g; };
+    std::vector<Seed> seeds;
     std::vector<Node*> roots;
-    std::vector<std::shared_ptr<Node>> keep_alive;
     for (size_t i = 0; i < outputs.size(); ++i) {
         const Tensor& out = outputs[i];
         Edge e = gradient_edge(out);
@@ -84,74 +124,84 @@ TensorList run(const TensorList& outputs, const TensorList& grad_outputs, size_t
             if (seed.shape() != out.shape())
                 throw std::invalid_argument("grad: grad_output " + std::to_string(i) + " has shape " +
                                             shape_str(seed.shape()) + " but the output has " + shape_str(out.shape()));
+            if (seed.dtype() != out.dtype())
+                throw std::invalid_argument(std::string("grad: grad_output ") + std::to_string(i) + " is " +
+                                            dtype_name(seed.dtype()) + " but the output is " + dtype_name(out.dtype()));
         } else {
             if (out.numel() != 1)
                 throw std::invalid_argument("grad: a grad_output is needed for output " + std::to_string(i) +
                                             " of shape " + shape_str(out.shape()) + " (implicit only for one element)");
             seed = ones(out.shape(), out.dtype());
         }
-        auto& buf = buffers[e.node.get()];
-        buf.resize(e.node->outputs.size());
-        {
-            GradModeGuard gm(task.create_graph);
-            buf[e.input_nr] = buf[e.input_nr].defined() ? add(buf[e.input_nr], seed) : seed;
-        }
         roots.push_back(e.node.get());
-        keep_alive.push_back(e.node);
+        seeds.push_back({std::move(e), std::move(seed)});  // the edge keeps a fresh accumulator alive
     }
 
-    // 1. Which nodes lead to a wanted gradient.
-    std::vector<Node*> order = post_order(roots);
-    std::unordered_set<Node*> needed;
-    for (Node* n : order) {  // children come first
-        bool need = task.targets.count(n) || (task.accumulate && n->is_accumulator);
-        for (auto& e : n->next_edges)
-            if (e.node && needed.count(e.node.get())) need = true;
-        if (need) needed.insert(n);
+    // 1. Number the graph.
+    Graph G = number_graph(roots);
+    const size_t N = G.nodes.size();
+
+    // 2. Needed nodes (children come first in post-order) and dependency counts.
+    std::vector<char> is_target(N, 0), needed(N, 0);
+    for (auto& [node, slots] : task.targets)
+        if (int i = G.find(node); i >= 0) is_target[i] = 1;
+    for (size_t i = 0; i < N; ++i) {
+        bool need = is_target[i] || (task.accumulate && G.nodes[i]->is_accumulator);
+        for (size_t j = G.first[i]; j < G.first[i + 1] && !need; ++j)
+            if (G.child[j] >= 0 && needed[G.child[j]]) need = true;
+        needed[i] = need;
     }
-    // 2. Dependency counts among needed nodes.
-    std::unordered_map<Node*, int> deps;
-    for (Node* n : order) {
-        if (!needed.count(n)) continue;
-        for (auto& e : n->next_edges)
-            if (e.node && needed.count(e.node.get())) ++deps[e.node.get()];
+    std::vector<int> deps(N, 0);
+    for (size_t i = 0; i < N; ++i)
+        if (needed[i])
+            for (size_t j = G.first[i]; j < G.first[i + 1]; ++j)
+                if (G.child[j] >= 0 && needed[G.child[j]]) ++deps[G.child[j]];
+
+    // Gradient buffers, one slot per node output; contributions are summed.
+    std::vector<TensorList> buffers(N);
+    auto deposit = [&](int i, int slot, const Tensor& g) {
+        TensorList& buf = buffers[i];
+        buf.resize(G.nodes[i]->outputs.size());
+        GradModeGuard gm(task.create_graph);
+        buf[slot] = buf[slot].defined() ? add(buf[slot], g) : g;
+    };
+    std::vector<int> ready;
+    for (const Seed& s : seeds) {
+        int i = G.find(s.edge.node.get());
+        deposit(i, s.edge.input_nr, s.g);
+        if (needed[i] && deps[i] == 0 && std::find(ready.begin(), ready.end(), i) == ready.end()) ready.push_back(i);
     }
+
     // 3. Execute.
     TensorList results(n_inputs);
-    std::vector<Node*> ready;
-    for (Node* r : roots)
-        if (needed.count(r) && deps[r] == 0 && std::find(ready.begin(), ready.end(), r) == ready.end())
-            ready.push_back(r);
     while (!ready.empty()) {
-        Node* n = ready.back();
+        int i = ready.back();
         ready.pop_back();
-        TensorList grads = std::move(buffers[n]);
-        buffers.erase(n);
+        Node* n = G.nodes[i];
+        TensorList grads = std::move(buffers[i]);
         grads.resize(n->outputs.size());
-        for (size_t i = 0; i < grads.size(); ++i)
-            if (!grads[i].defined()) grads[i] = zeros(n->outputs[i].first, n->outputs[i].second);
-        if (auto it = task.targets.find(n); it != task.targets.end())
-            for (auto [slot, pos] : it->second) results[pos] = grads[slot];
+        for (size_t k = 0; k < grads.size(); ++k)
+            if (!grads[k].defined()) grads[k] = zeros(n->outputs[k].first, n->outputs[k].second);
+        if (is_target[i])
+            for (auto [slot, pos] : task.targets.at(n)) results[pos] = grads[slot];
         if (n->is_accumulator) {
             if (task.accumulate) accumulate_leaf(*n, grads[0], task.create_graph);
             continue;
         }
         bool feeds = false;
-        for (auto& e : n->next_edges)
-            if (e.node && needed.count(e.node.get())) feeds = true;
-        if (!feeds) continue;
+        for (size_t j = G.first[i]; j < G.first[i + 1]; ++j)
+            if (G.child[j] >= 0 && needed[G.child[j]]) feeds = true;
+        if (!feeds) continue;  // a target with nothing wanted below it
         if (!n->fn)
             throw std::runtime_error("backward through " + n->name +
                                      " a second time: its saved values were freed by the first pass; use "
                                      "retain_graph=true on the first call");
-        for (auto& [st, ver] : n->saved_versions) {
-            auto s = st.lock();
-            if (s && s->version != ver)
-                throw std::runtime_error(n->name + ": a tensor it saved for the gradient was modified in place (version " +
-                                         std::to_string(ver) + " -> " + std::to_string(s->version) + ")");
-        }
+        check_versions(*n);
         TensorList in_grads;
         {
+            // The backward formula is made of ops: with create_graph they
+            // record a graph of their own, which is what makes the result
+            // differentiable again.
             GradModeGuard gm(task.create_graph);
             in_grads = n->fn(*n, grads);
         }
@@ -159,21 +209,20 @@ TensorList run(const TensorList& outputs, const TensorList& grad_outputs, size_t
             throw std::logic_error(n->name + ": backward returned " + std::to_string(in_grads.size()) +
                                    " gradients for " + std::to_string(n->next_edges.size()) + " inputs");
         if (!task.retain_graph) n->release();
-        for (size_t i = 0; i < in_grads.size(); ++i) {
-            const Edge& e = n->next_edges[i];
-            if (!e.node || !needed.count(e.node.get())) continue;
-            Tensor& g = in_grads[i];
+        for (size_t k = 0; k < in_grads.size(); ++k) {
+            int c = G.child[G.first[i] + k];
+            if (c < 0 || !needed[c]) continue;
+            const Tensor& g = in_grads[k];
             if (g.defined()) {
-                const Shape& want = e.node->outputs[e.input_nr].first;
-                if (g.shape() != want)
-                    throw std::logic_error(n->name + ": gradient for input " + std::to_string(i) + " has shape " +
-                                           shape_str(g.shape()) + ", expected " + shape_str(want));
-                auto& buf = buffers[e.node.get()];
-                buf.resize(e.node->outputs.size());
-                GradModeGuard gm(task.create_graph);
-                buf[e.input_nr] = buf[e.input_nr].defined() ? add(buf[e.input_nr], g) : g;
+                const Edge& e = n->next_edges[k];
+                const auto& [want_shape, want_dtype] = e.node->outputs[e.input_nr];
+                if (g.shape() != want_shape || g.dtype() != want_dtype)
+                    throw std::logic_error(n->name + ": gradient for input " + std::to_string(k) + " is " +
+                                           dtype_name(g.dtype()) + " " + shape_str(g.shape()) + ", expected " +
+                                           dtype_name(want_dtype) + " " + shape_str(want_shape));
+                deposit(c, e.input_nr, g);
             }
-            if (--deps[e.node.get()] == 0) ready.push_back(e.node.get());
+            if (--deps[c] == 0) ready.push_back(c);
         }
     }
     if (!task.create_graph)

@@ -30,24 +30,35 @@ void Node::release() {
     saved_versions.clear();
 }
 
+namespace {
+// The list of nodes waiting to be destroyed, owned by the outermost ~Node on
+// this thread (null when no destructor is running). A plain pointer, not a
+// thread_local vector: it has no destructor of its own, so graphs held by
+// static objects can still be freed during program exit.
+thread_local std::vector<std::shared_ptr<Node>>* t_pending = nullptr;
+}  // namespace
+
 Node::~Node() {
     // Deleting a node drops its edges, which may delete the next node, and so
-    // on: recursion as deep as the graph. Instead the edges' owners are moved
-    // to a thread-local list that the outermost destructor drains in a loop.
-    thread_local std::vector<std::shared_ptr<Node>> pending;
-    thread_local bool draining = false;
+    // on: recursion as deep as the graph. Instead the outermost destructor
+    // takes the edges' owners into a list and drains it in a loop; nested
+    // destructors only append to that list.
+    std::vector<std::shared_ptr<Node>> local;
+    bool outermost = t_pending == nullptr;
+    if (outermost) t_pending = &local;
     for (auto& e : next_edges)
-        if (e.node) pending.push_back(std::move(e.node));
-    fn = nullptr;  // captured input tensors point at nodes now held by `pending`
+        if (e.node) t_pending->push_back(std::move(e.node));
+    // The formula's captured tensors point at nodes that the list now holds,
+    // so releasing them here cannot recurse either.
+    fn = nullptr;
     saved_outputs.clear();
-    if (draining) return;
-    draining = true;
-    while (!pending.empty()) {
-        std::shared_ptr<Node> n = std::move(pending.back());
-        pending.pop_back();
-        n.reset();  // may run ~Node, which only appends to `pending`
+    if (!outermost) return;
+    while (!local.empty()) {
+        std::shared_ptr<Node> n = std::move(local.back());
+        local.pop_back();
+        n.reset();  // may run ~Node, which only appends to `local`
     }
-    draining = false;
+    t_pending = nullptr;
 }
 
 AutogradMeta* autograd_meta(const Tensor& t) {
@@ -128,6 +139,13 @@ void record(const char* name, const TensorList& inputs, const TensorList& output
     }
     for (size_t i = 0; i < outputs.size(); ++i) {
         const Tensor& o = outputs[i];
+        // An output that is an input's own handle would point at its own
+        // node: a cycle that is never freed. Raw kernels always return fresh
+        // handles (views get a new impl), so this is a bug in the caller.
+        for (const auto& in : inputs)
+            if (in.defined() && in.impl_ptr() == o.impl_ptr())
+                throw std::logic_error(std::string(name) + ": output " + std::to_string(i) +
+                                       " is the same tensor handle as an input; return a new handle (a view or copy)");
         node->outputs.push_back({o.shape(), o.dtype()});
         if (save_outputs) node->saved_outputs.push_back(detach(o));
         auto& m = ensure_autograd_meta(o);

@@ -33,6 +33,7 @@ Tensor stack(const TensorList& xs, int64_t dim) {
 }
 
 TensorList split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim) {
+    if (x.dim() == 0) throw std::invalid_argument("split: cannot split a zero-dimensional tensor");
     dim = wrap_dim(dim, x.dim(), "split");
     int64_t total = 0;
     for (int64_t s : sizes) total += s;
@@ -88,8 +89,16 @@ Tensor gather(const Tensor& x, int64_t dim, const IndexTensor& idx) {
 Tensor scatter_add(const Shape& shape, int64_t dim, const IndexTensor& idx, const Tensor& src) {
     Tensor out = raw::scatter_add(shape, dim, idx, src);
     if (!should_record(src)) return out;
-    record("scatter_add", {src}, {out}, [dim, idx](Node&, const TensorList& g) -> TensorList {
-        return {gather(g[0], dim, idx)};
+    record("scatter_add", {src}, {out}, [dim, idx, ss = src.shape()](Node&, const TensorList& g) -> TensorList {
+        Tensor gs = gather(g[0], dim, idx);  // idx.shape
+        // src may be larger than idx (only its leading part is read): zeros for the rest.
+        for (int64_t d = 0; d < gs.dim(); ++d)
+            if (gs.shape()[d] != ss[d]) {
+                Shape s = gs.shape();
+                s[d] = ss[d];
+                gs = narrow_scatter(gs, s, d, 0);
+            }
+        return {gs};
     });
     return out;
 }

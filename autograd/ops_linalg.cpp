@@ -6,7 +6,9 @@ namespace miras {
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
     // Vectors go through the matrix case so one formula covers everything.
-    if (a.dim() == 1 && b.dim() >= 1) return squeeze(matmul(unsqueeze(a, 0), b), -2);
+    // (The added row sits at -2 of the result, or at -1 when b is a vector too
+    // and its own column has already been squeezed away.)
+    if (a.dim() == 1 && b.dim() >= 1) return squeeze(matmul(unsqueeze(a, 0), b), b.dim() == 1 ? -1 : -2);
     if (b.dim() == 1 && a.dim() >= 1) return squeeze(matmul(a, unsqueeze(b, 1)), -1);
     Tensor out = raw::matmul(a, b);
     if (!should_record(a, b)) return out;

@@ -20,7 +20,7 @@ std::vector<int64_t> reduced_dims(const std::vector<int64_t>& dims, int64_t ndim
 
 // g of a reduction without keepdim, given size-1 dims back so it broadcasts over x.
 Tensor keepdim_grad(const Tensor& g, const Shape& x_shape, const std::vector<int64_t>& dims, bool keepdim) {
-    if (keepdim) return g;
+    if (keepdim || x_shape.empty()) return g;  // a 0-d input has no dim to restore (dims may hold a wrapped 0)
     Shape s = x_shape;
     for (int64_t d : dims) s[d] = 1;
     return reshape(g, s);
@@ -63,7 +63,7 @@ MaxOut max(const Tensor& x, int64_t dim, bool keepdim) {
     MaxOut out;
     out.values = keepdim ? values : squeeze(values, dim);
     out.indices = r.indices;
-    if (!keepdim) out.indices.shape.erase(out.indices.shape.begin() + dim);
+    if (!keepdim && x.dim() > 0) out.indices.shape.erase(out.indices.shape.begin() + dim);
     return out;
 }
 

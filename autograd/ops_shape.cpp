@@ -22,6 +22,9 @@ Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
     if (x.dim() == 0) return reshape(x, {1});
     start_dim = wrap_dim(start_dim, x.dim(), "flatten");
     end_dim = wrap_dim(end_dim, x.dim(), "flatten");
+    if (start_dim > end_dim)
+        throw std::invalid_argument("flatten: start_dim " + std::to_string(start_dim) + " comes after end_dim " +
+                                    std::to_string(end_dim) + " for shape " + shape_str(x.shape()));
     Shape s(x.shape().begin(), x.shape().begin() + start_dim);
     int64_t m = 1;
     for (int64_t d = start_dim; d <= end_dim; ++d) m *= x.shape()[d];

@@ -206,6 +206,8 @@ Tensor axpby(const Tensor& a, double alpha, const Tensor& b, double beta) {
 
 // ---- in place
 static void check_writable(const Tensor& dst, const char* op) {
+    // Nothing to write in an empty tensor, whose strides may be 0 (zeros({2, 0})).
+    if (dst.numel() == 0) return;
     for (size_t i = 0; i < dst.shape().size(); ++i)
         if (dst.strides()[i] == 0 && dst.shape()[i] > 1)
             throw std::invalid_argument(std::string(op) + ": cannot write into an expanded (broadcast) view of shape " +

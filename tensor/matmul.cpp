@@ -52,7 +52,7 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
         throw std::invalid_argument(std::string("matmul: dtype mismatch, ") + dtype_name(a_in.dtype()) + " vs " +
                                     dtype_name(b_in.dtype()));
     // NumPy rules for vectors: promote, multiply, then drop the added dim.
-    if (a_in.dim() == 1) return squeeze(matmul(unsqueeze(a_in, 0), b_in), -2);
+    if (a_in.dim() == 1) return squeeze(matmul(unsqueeze(a_in, 0), b_in), b_in.dim() == 1 ? -1 : -2);
     if (b_in.dim() == 1) return squeeze(matmul(a_in, unsqueeze(b_in, 1)), -1);
 
     int64_t n = a_in.size(-2), k = a_in.size(-1), k2 = b_in.size(-2), m = b_in.size(-1);

@@ -76,12 +76,16 @@ Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
     bool leading_only = lead > 0 && x.is_contiguous();
     for (int64_t d = lead; d < x.dim(); ++d) if (p.reduced[d]) leading_only = false;
     if (leading_only && p.rows > 1) {
-        Tensor out = zeros(p.out_shape, x.dtype());
+        Tensor out = Tensor::empty(p.out_shape, x.dtype());
         dispatch(x.dtype(), [&]<class T>() {
+            // Accumulate in double like the general path: an f32 running sum
+            // over 1e5 rows drifts by ~1e-4 relative.
+            std::vector<double> acc((size_t)p.rows, 0.0);
             const T* src = x.data<T>();
-            T* o = out.data<T>();
             for (int64_t i = 0; i < p.cols; ++i)
-                for (int64_t j = 0; j < p.rows; ++j) o[j] += src[i * p.rows + j];
+                for (int64_t j = 0; j < p.rows; ++j) acc[(size_t)j] += (double)src[i * p.rows + j];
+            T* o = out.data<T>();
+            for (int64_t j = 0; j < p.rows; ++j) o[j] = (T)acc[(size_t)j];
         });
         return out;
     }
@@ -136,6 +140,8 @@ MaxResult max_dim(const Tensor& x, int64_t dim, bool keepdim) {
 // dim back. `kind`: 0 logsumexp, 1 softmax, 2 log_softmax.
 static Tensor softmax_family(const Tensor& x, int64_t dim, bool keepdim, int kind, const char* op) {
     dim = wrap_dim(dim, x.dim(), op);
+    // A 0-d input is one row of one element (as in PyTorch).
+    if (x.dim() == 0) return view(softmax_family(view(x, {1}), 0, keepdim, kind, op), {});
     Plan p = make_plan(x, {dim}, kind == 0 ? keepdim : true, op);
     Tensor r = as_rows(x, p);
     Tensor out = Tensor::empty(kind == 0 ? Shape{p.rows} : Shape{p.rows, p.cols}, x.dtype());
@@ -156,7 +162,10 @@ static Tensor softmax_family(const Tensor& x, int64_t dim, bool keepdim, int kin
                 T inv = (T)(1.0 / s);
                 for (int64_t j = 0; j < p.cols; ++j) o[i * p.cols + j] = std::exp(row[j] - m) * inv;
             } else {
-                for (int64_t j = 0; j < p.cols; ++j) o[i * p.cols + j] = row[j] - lse;
+                // (x - m) - log s, not x - lse: lse rounded to T loses the
+                // low digits of large inputs (f32 at |x| ~ 1e3 keeps ~1e-4).
+                double ls = std::log(s);
+                for (int64_t j = 0; j < p.cols; ++j) o[i * p.cols + j] = (T)((double)(row[j] - m) - ls);
             }
         }
     });

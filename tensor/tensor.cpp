@@ -50,7 +50,10 @@ TensorImpl& Tensor::impl() const {
     return *impl_;
 }
 
-int64_t Tensor::size(int64_t d) const { return shape()[wrap_dim(d, dim(), "size")]; }
+int64_t Tensor::size(int64_t d) const {
+    if (dim() == 0) throw std::out_of_range("size: a 0-d tensor has no dim " + std::to_string(d));
+    return shape()[wrap_dim(d, dim(), "size")];
+}
 
 bool Tensor::is_contiguous() const {
     int64_t expect = 1;

@@ -109,7 +109,14 @@ Tensor transpose(const Tensor& x, int64_t d0, int64_t d1) {
     return Tensor::view_of(x, sh, st, x.offset());
 }
 
+// wrap_dim accepts dim 0 of a 0-d tensor (as a reduction would); narrow and
+// select need a real dim to index.
+static void check_not_0d(const Tensor& x, const char* op) {
+    if (x.dim() == 0) throw std::invalid_argument(std::string(op) + ": cannot be applied to a 0-d tensor (shape ())");
+}
+
 Tensor narrow(const Tensor& x, int64_t dim, int64_t start, int64_t length) {
+    check_not_0d(x, "narrow");
     dim = wrap_dim(dim, x.dim(), "narrow");
     int64_t n = x.shape()[dim];
     if (start < 0) start += n;
@@ -122,6 +129,7 @@ Tensor narrow(const Tensor& x, int64_t dim, int64_t start, int64_t length) {
 }
 
 Tensor select(const Tensor& x, int64_t dim, int64_t index) {
+    check_not_0d(x, "select");
     dim = wrap_dim(dim, x.dim(), "select");
     int64_t n = x.shape()[dim];
     if (index < -n || index >= n)

@@ -1,0 +1,128 @@
+// Gradients (gradcheck + gradgradcheck, f64) of the reductions and the
+// softmax family over several dims with and without keepdim; where max() and
+// amax() send their gradient (first argmax; ties shared); gradients at large
+// inputs; 0-d inputs.
+#include <boost/test/unit_test.hpp>
+
+#include <cmath>
+
+#include "op_test_util.h"
+
+using namespace miras;
+using namespace miras::test;
+
+namespace {
+
+const std::vector<std::vector<int64_t>> kDimSets = {{}, {0}, {-1}, {1, 2}, {2, 0}};
+
+// Distinct values (no ties, spacing 0.1) in random order: safe for max/amax.
+Tensor distinct(const Shape& s, Generator& g) {
+    int64_t n = numel_of(s);
+    std::vector<double> v((size_t)n);
+    for (int64_t i = 0; i < n; ++i) v[(size_t)i] = 0.1 * (double)i - 1;
+    for (int64_t i = n - 1; i > 0; --i) std::swap(v[(size_t)i], v[g.below((uint64_t)i + 1)]);
+    return leaf(T(v, s));
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(grad_reduce)
+
+BOOST_AUTO_TEST_CASE(sum_mean_amax_over_dim_sets) {
+    Generator g(1);
+    Tensor x = rn({2, 3, 2}, g), d = distinct({2, 3, 2}, g);
+    for (const auto& dims : kDimSets)
+        for (bool keep : {false, true}) {
+            BOOST_TEST_CONTEXT("dims " << shape_str(dims) << " keepdim " << keep) {
+                // squared inside, so the second derivative is not trivially zero
+                check_grads("sum", fn1([dims, keep](const Tensor& t) { return sum(square(t), dims, keep); }), {x});
+                check_grads("mean", fn1([dims, keep](const Tensor& t) { return mean(square(t), dims, keep); }), {x});
+                check_grads("amax", fn1([dims, keep](const Tensor& t) { return amax(mul(t, t), dims, keep); }), {d});
+            }
+        }
+    // mean's gradient is 1/count, summed back over the reduced dims
+    TensorList gs = grad({sum(mean(x, {0, 2}))}, {x});
+    check_values(gs[0], {2, 3, 2}, std::vector<double>(12, 0.25));
+    gs = grad({sum(sum(x, {1}, true))}, {x});
+    check_values(gs[0], {2, 3, 2}, std::vector<double>(12, 1.0));
+}
+
+BOOST_AUTO_TEST_CASE(max_values_and_gradients) {
+    Generator g(2);
+    Tensor d = distinct({3, 4}, g);
+    for (int64_t dim : {0, 1, -1})
+        for (bool keep : {false, true}) {
+            check_grads("max values", fn1([dim, keep](const Tensor& t) { return max(mul(t, t), dim, keep).values; }), {d});
+        }
+    // the gradient goes to the first argmax only
+    Tensor x = leaf(T({1, 3, 3, 2, 2, 1}, {2, 3}));
+    MaxOut m = max(x, 1);
+    BOOST_TEST(m.indices.data == (std::vector<int64_t>{1, 0}));
+    TensorList gs = grad({sum(m.values)}, {x});
+    check_values(gs[0], {2, 3}, {0, 1, 0, 1, 0, 0});
+    // with keepdim and a weighted loss
+    m = max(x, 0, true);
+    gs = grad({sum(mul(m.values, T({10, 20, 30}, {1, 3})))}, {x});
+    check_values(gs[0], {2, 3}, {0, 20, 30, 10, 0, 0});
+}
+
+BOOST_AUTO_TEST_CASE(amax_ties_share_the_gradient) {
+    Tensor x = leaf(T({1, 3, 3, 2, 2, 1}, {2, 3}));
+    TensorList gs = grad({sum(amax(x, {1}))}, {x});
+    check_values(gs[0], {2, 3}, {0, 0.5, 0.5, 0.5, 0.5, 0});
+    gs = grad({amax(x)}, {x});  // over everything: two tied 3s
+    check_values(gs[0], {2, 3}, {0, 0.5, 0.5, 0, 0, 0});
+    Tensor y = leaf(T({4, 4, 4}, {3}));
+    gs = grad({mul(amax(y, {0}, true), 3.0)}, {y}, {T({1}, {1})});
+    check_values(gs[0], {3}, {1, 1, 1});
+}
+
+BOOST_AUTO_TEST_CASE(softmax_family_over_dims) {
+    Generator g(3);
+    Tensor x = rn({2, 3, 2}, g);
+    for (int64_t dim : {0, 1, 2, -1}) {
+        BOOST_TEST_CONTEXT("dim " << dim) {
+            check_grads("softmax", fn1([dim](const Tensor& t) { return softmax(t, dim); }), {x});
+            check_grads("log_softmax", fn1([dim](const Tensor& t) { return log_softmax(t, dim); }), {x});
+            check_grads("logsumexp", fn1([dim](const Tensor& t) { return logsumexp(t, dim); }), {x});
+            check_grads("logsumexp keepdim", fn1([dim](const Tensor& t) { return logsumexp(t, dim, true); }), {x});
+        }
+    }
+    // hand values: d lse / dx = softmax(x)
+    Tensor v = leaf(T({0, std::log(3.0)}, {2}));
+    check_values(grad({logsumexp(v, 0)}, {v})[0], {2}, {0.25, 0.75});
+    // Σ softmax = 1, so a uniform cotangent gives a zero gradient
+    check_values(grad({sum(softmax(v, 0))}, {v})[0], {2}, {0, 0});
+    // log_softmax: dx = g - softmax Σg
+    check_values(grad({sum(mul(log_softmax(v, 0), T({1, 0}, {2})))}, {v})[0], {2}, {0.75, -0.75});
+}
+
+BOOST_AUTO_TEST_CASE(gradients_stay_finite_for_large_inputs) {
+    for (double shift : {1000.0, -1000.0}) {
+        Tensor x = leaf(T({shift + 2, shift + 1, shift}, {3}));
+        double e0 = 1 / (1 + std::exp(-1.0) + std::exp(-2.0));
+        std::vector<double> sm = {e0, e0 * std::exp(-1.0), e0 * std::exp(-2.0)};
+        check_values(grad({logsumexp(x, 0)}, {x})[0], {3}, sm, 1e-12);
+        // d/dx of log_softmax(x)[0] = onehot(0) - softmax
+        check_values(grad({sum(mul(log_softmax(x, 0), T({1, 0, 0}, {3})))}, {x})[0], {3},
+                     {1 - sm[0], -sm[1], -sm[2]}, 1e-12);
+        check_values(grad({sum(mul(softmax(x, 0), T({1, 0, 0}, {3})))}, {x})[0], {3},
+                     {sm[0] * (1 - sm[0]), -sm[0] * sm[1], -sm[0] * sm[2]}, 1e-12);
+        check_grads("logsumexp at " + std::to_string(shift), fn1([](const Tensor& t) { return logsumexp(t, 0); }), {x});
+        check_grads("log_softmax at " + std::to_string(shift), fn1([](const Tensor& t) { return log_softmax(t, 0); }), {x});
+    }
+}
+
+BOOST_AUTO_TEST_CASE(zero_dim_inputs) {
+    Tensor s = leaf(T({0.7}, {}));
+    check_grads("sum 0-d", fn1([](const Tensor& t) { return sum(square(t), {0}); }), {s});
+    check_grads("mean 0-d", fn1([](const Tensor& t) { return mean(square(t)); }), {s});
+    check_grads("amax 0-d", fn1([](const Tensor& t) { return amax(square(t), {0}); }), {s});
+    check_grads("max 0-d", fn1([](const Tensor& t) { return max(square(t), 0).values; }), {s});
+    check_grads("logsumexp 0-d", fn1([](const Tensor& t) { return logsumexp(square(t), 0); }), {s});
+    check_grads("softmax 0-d", fn1([](const Tensor& t) { return mul(softmax(t, 0), t); }), {s});
+    check_grads("log_softmax 0-d", fn1([](const Tensor& t) { return add(log_softmax(t, 0), t); }), {s});
+    BOOST_TEST(grad({sum(s, {0})}, {s})[0].shape() == Shape{});
+}
+
+BOOST_AUTO_TEST_SUITE_END()
