@@ -1,0 +1,210 @@
+#include "nn/attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "nn/init.h"
+
+namespace miras {
+namespace {
+
+// Additive mask value: finite, so a fully masked row (only padding rows can
+// be one) gives a uniform softmax instead of NaN, and exp() of it underflows
+// to exactly 0 next to any real score, in f32 and f64.
+constexpr double kMasked = -1e30;
+
+std::string shapes3(const Tensor& q, const Tensor& k, const Tensor& v) {
+    return "q " + shape_str(q.shape()) + ", k " + shape_str(k.shape()) + ", v " + shape_str(v.shape());
+}
+
+// The visibility rule of attention() (see the header), in key-index space.
+struct Visibility {
+    bool causal;
+    int64_t window, n_prefix;
+    bool operator()(int64_t a, int64_t j) const {
+        if (causal && j > a) return false;
+        return j < n_prefix || window == 0 || a - j < window;
+    }
+};
+
+// How attention() computes: blocked with a gathered window of keys, or dense.
+struct Plan {
+    bool blocked = false;
+    int64_t bq = 0, nb = 0, L = 0;  // block rows, blocks, keys per block
+    int64_t scores = 0;             // score entries per (batch, head)
+};
+
+Plan plan_attention(int64_t Tq, int64_t Tk, bool causal, int64_t window, int64_t n_prefix, int64_t block_size) {
+    Plan p;
+    p.scores = Tq * Tk;
+    if (!causal || window <= 0 || Tq == 0 || block_size < 1) return p;
+    p.bq = std::min(block_size, Tq);
+    p.nb = (Tq + p.bq - 1) / p.bq;
+    p.L = n_prefix + p.bq + window - 1;
+    // Taken only when cheaper than the dense Tq × Tk scores.
+    if (p.nb * p.bq * p.L < Tq * Tk) { p.blocked = true; p.scores = p.nb * p.bq * p.L; }
+    return p;
+}
+
+}  // namespace
+
+int64_t attention_score_count(int64_t Tq, int64_t Tk, bool causal, int64_t window, int64_t n_prefix,
+                              int64_t block_size) {
+    return plan_attention(Tq, Tk, causal, window, n_prefix, block_size).scores;
+}
+
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, int64_t window,
+                 int64_t n_prefix, int64_t block_size) {
+    if (q.dim() != 4 || k.dim() != 4 || v.dim() != 4)
+        throw std::invalid_argument("attention: q, k, v must be (B, H, T, d), got " + shapes3(q, k, v));
+    const int64_t B = q.size(0), H = q.size(1), Tq = q.size(2), dk = q.size(3);
+    const int64_t Tk = k.size(2), dv = v.size(3);
+    if (k.size(0) != B || k.size(1) != H || k.size(3) != dk || v.size(0) != B || v.size(1) != H || v.size(2) != Tk)
+        throw std::invalid_argument("attention: shapes do not fit: " + shapes3(q, k, v));
+    if (q.dtype() != k.dtype() || q.dtype() != v.dtype())
+        throw std::invalid_argument("attention: dtypes differ (" + std::string(dtype_name(q.dtype())) + ", " +
+                                    dtype_name(k.dtype()) + ", " + dtype_name(v.dtype()) + ")");
+    if (Tq > Tk)
+        throw std::invalid_argument("attention: more queries than keys (queries align with the last keys): " +
+                                    shapes3(q, k, v));
+    if (window < 0 || block_size < 1 || n_prefix < 0 || n_prefix > Tk)
+        throw std::invalid_argument("attention: need window >= 0, block_size >= 1, 0 <= n_persistent_prefix <= Tk; "
+                                    "got window " + std::to_string(window) + ", block_size " +
+                                    std::to_string(block_size) + ", n_persistent_prefix " +
+                                    std::to_string(n_prefix) + " for " + shapes3(q, k, v));
+    if (!causal && window > 0)
+        throw std::invalid_argument("attention: a sliding window needs causal = true");
+    if (Tq == 0) return zeros({B, H, 0, dv}, q.dtype());
+
+    const Visibility visible{causal, window, n_prefix};
+    const int64_t off = Tk - Tq;  // key index of query 0
+    Tensor qs = q * (1.0 / std::sqrt((double)dk));
+
+    const Plan plan = plan_attention(Tq, Tk, causal, window, n_prefix, block_size);
+    if (plan.blocked) {
+        // Windowed path: nb blocks of bq queries, each against L = n_prefix + bq + w − 1
+        // gathered keys.
+        const int64_t bq = plan.bq, nb = plan.nb, L = plan.L;
+        std::vector<int64_t> idx((size_t)(nb * L));
+        std::vector<double> mask((size_t)(nb * bq * L), 0.0);
+        for (int64_t b = 0; b < nb; ++b) {
+            const int64_t a0 = off + b * bq;  // key index of the block's first query
+            for (int64_t c = 0; c < L; ++c) {
+                // Columns: the prefix keys 0..n_prefix−1, then the span
+                // [a0 − w + 1, a0 + bq). Span entries outside [n_prefix, Tk)
+                // (before the start, duplicates of the prefix, past the end)
+                // point at key 0 and are masked.
+                const int64_t j = c < n_prefix ? c : a0 - window + 1 + (c - n_prefix);
+                const bool in_range = c < n_prefix || (j >= n_prefix && j < Tk);
+                idx[(size_t)(b * L + c)] = in_range ? j : 0;
+                for (int64_t r = 0; r < bq; ++r)
+                    if (!in_range || !visible(a0 + r, j)) mask[(size_t)((b * bq + r) * L + c)] = kMasked;
+            }
+        }
+        const int64_t pad = nb * bq - Tq;
+        if (pad > 0) qs = cat({qs, zeros({B, H, pad, dk}, q.dtype())}, 2);
+        Tensor qb = reshape(qs, {B, H, nb, bq, dk});                                            // (B, H, nb, bq, dk)
+        IndexTensor gather_idx({nb * L}, std::move(idx));
+        Tensor kb = reshape(index_select(k, 2, gather_idx), {B, H, nb, L, dk});                 // (B, H, nb, L, dk)
+        Tensor vb = reshape(index_select(v, 2, gather_idx), {B, H, nb, L, dv});                 // (B, H, nb, L, dv)
+        Tensor scores = matmul(qb, transpose(kb, -1, -2)) + from_vector(mask, {nb, bq, L}, q.dtype());  // (B, H, nb, bq, L)
+        Tensor out = matmul(softmax(scores, -1), vb);                                          // (B, H, nb, bq, dv)
+        out = reshape(out, {B, H, nb * bq, dv});
+        return pad > 0 ? narrow(out, 2, 0, Tq) : out;                                          // (B, H, Tq, dv)
+    }
+
+    // Dense path: all Tq × Tk scores at once (full causal attention costs that anyway).
+    Tensor scores = matmul(qs, transpose(k, -1, -2));  // (B, H, Tq, Tk)
+    std::vector<double> mask((size_t)(Tq * Tk), 0.0);
+    bool any_masked = false;
+    for (int64_t i = 0; i < Tq; ++i)
+        for (int64_t j = 0; j < Tk; ++j)
+            if (!visible(off + i, j)) { mask[(size_t)(i * Tk + j)] = kMasked; any_masked = true; }
+    if (any_masked) scores = scores + from_vector(mask, {Tq, Tk}, q.dtype());
+    return matmul(softmax(scores, -1), v);  // (B, H, Tq, dv)
+}
+
+double attended_keys_per_query(int64_t T, int64_t window, int64_t n_prefix) {
+    if (T <= 0) return (double)n_prefix;
+    const double w = (window <= 0 || window >= T) ? (double)T : (double)window;
+    // Σ_t min(t + 1, w) over t < T, divided by T.
+    const double total = w * (w + 1) / 2 + ((double)T - w) * w;
+    return (double)n_prefix + total / (double)T;
+}
+
+Tensor split_heads(const Tensor& x, int64_t n_heads) {
+    if (x.dim() != 3 || n_heads < 1 || x.size(2) % n_heads != 0)
+        throw std::invalid_argument("split_heads: x must be (B, T, d) with d divisible by " +
+                                    std::to_string(n_heads) + " heads, got " + shape_str(x.shape()));
+    const int64_t B = x.size(0), T = x.size(1), dh = x.size(2) / n_heads;
+    return permute(reshape(x, {B, T, n_heads, dh}), {0, 2, 1, 3});  // (B, H, T, d_h)
+}
+
+Tensor merge_heads(const Tensor& x) {
+    if (x.dim() != 4) throw std::invalid_argument("merge_heads: x must be (B, H, T, d_h), got " + shape_str(x.shape()));
+    const int64_t B = x.size(0), H = x.size(1), T = x.size(2), dh = x.size(3);
+    return reshape(permute(x, {0, 2, 1, 3}), {B, T, H * dh});  // (B, T, d)
+}
+
+Attention::Attention(const AttentionConfig& cfg, Generator& gen) : cfg_(cfg) {
+    const int64_t d = cfg.d_model;
+    if (d < 1 || cfg.n_heads < 1 || d % cfg.n_heads != 0)
+        throw std::invalid_argument("Attention: d_model " + std::to_string(d) + " must be a positive multiple of n_heads " +
+                                    std::to_string(cfg.n_heads));
+    if (cfg.use_rope && (d / cfg.n_heads) % 2 != 0)
+        throw std::invalid_argument("Attention: RoPE needs an even head width, got d_model " + std::to_string(d) +
+                                    " / n_heads " + std::to_string(cfg.n_heads));
+    if (cfg.window < 0 || cfg.n_persistent < 0 || cfg.block_size < 1)
+        throw std::invalid_argument("Attention: need window >= 0, n_persistent >= 0, block_size >= 1; got " +
+                                    std::to_string(cfg.window) + ", " + std::to_string(cfg.n_persistent) + ", " +
+                                    std::to_string(cfg.block_size));
+    W_Q_ = register_parameter("W_Q", init::lecun_normal({d, d}, d, gen, cfg.dtype));
+    W_K_ = register_parameter("W_K", init::lecun_normal({d, d}, d, gen, cfg.dtype));
+    W_V_ = register_parameter("W_V", init::lecun_normal({d, d}, d, gen, cfg.dtype));
+    W_O_ = register_parameter("W_O", init::lecun_normal({d, d}, d, gen, cfg.dtype));
+    if (cfg.n_persistent > 0)
+        persistent_ = register_parameter("persistent", init::normal({cfg.n_persistent, d}, 1.0, gen, cfg.dtype));
+}
+
+Tensor self_attention(const Tensor& x, const Tensor& W_Q, const Tensor& W_K, const Tensor& W_V, const Tensor& W_O,
+                      const Tensor& persistent, const AttentionConfig& cfg) {
+    const int64_t d = cfg.d_model, H = cfg.n_heads, Np = cfg.n_persistent;
+    if (x.dim() != 3 || x.size(2) != d)
+        throw std::invalid_argument("self_attention: x must be (B, T, " + std::to_string(d) + "), got " +
+                                    shape_str(x.shape()));
+    for (const Tensor* W : {&W_Q, &W_K, &W_V, &W_O})
+        if (W->shape() != Shape{d, d})
+            throw std::invalid_argument("self_attention: projections must be (" + std::to_string(d) + ", " +
+                                        std::to_string(d) + "), got " + shape_str(W->shape()));
+    if (Np > 0 ? (!persistent.defined() || persistent.shape() != Shape{Np, d}) : persistent.defined())
+        throw std::invalid_argument("self_attention: persistent tokens must be (" + std::to_string(Np) + ", " +
+                                    std::to_string(d) + ")" + (Np > 0 ? "" : " (undefined)") + ", got " +
+                                    (persistent.defined() ? shape_str(persistent.shape()) : "undefined"));
+    const int64_t B = x.size(0);
+    Tensor k = matmul(x, W_K);  // (B, T, d)
+    Tensor v = matmul(x, W_V);  // (B, T, d)
+    if (Np > 0) {
+        // [P ; x] W = [P W ; x W]: P is projected once and shared by the batch.
+        k = cat({expand(unsqueeze(matmul(persistent, W_K), 0), {B, Np, d}), k}, 1);  // (B, N_p + T, d)
+        v = cat({expand(unsqueeze(matmul(persistent, W_V), 0), {B, Np, d}), v}, 1);  // (B, N_p + T, d)
+    }
+    Tensor qh = split_heads(matmul(x, W_Q), H);  // (B, H, T, d_h)
+    Tensor kh = split_heads(k, H);               // (B, H, N_p + T, d_h)
+    Tensor vh = split_heads(v, H);               // (B, H, N_p + T, d_h)
+    if (cfg.use_rope) {
+        qh = rope_from(qh, Np, cfg.rope_base);  // x_t at position N_p + t
+        kh = rope_from(kh, 0, cfg.rope_base);   // P at 0..N_p−1, then x
+    }
+    Tensor y = attention(qh, kh, vh, true, cfg.window, Np, cfg.block_size);  // (B, H, T, d_h)
+    return matmul(merge_heads(y), W_O);                                      // (B, T, d)
+}
+
+double Attention::forward_flops_per_token(int64_t seq_len) const {
+    const double d = (double)cfg_.d_model, Np = (double)cfg_.n_persistent;
+    const double n = attended_keys_per_query(seq_len, cfg_.window, cfg_.n_persistent);
+    return 8 * d * d + 4 * d * n + (seq_len > 0 ? 4 * Np * d * d / (double)seq_len : 0.0);
+}
+
+}  // namespace miras

@@ -1,0 +1,111 @@
+#pragma once
+// Multi-head softmax attention (SPEC §2): a functional kernel built from
+// differentiable ops, usable by every architecture (attn, MAG, MAL, MAC), and
+// the causal self-attention mixer with RoPE, sliding window and persistent
+// tokens. Also the Mixer interface that every token mixer implements.
+#include <cstdint>
+
+#include "nn/module.h"
+#include "nn/rope.h"
+
+namespace miras {
+
+// A token mixer: (B, T, d) -> (B, T, d), causal along T. A Transformer block
+// (nn/transformer.h) holds one; attention is one, the memory layers of miras/
+// are others.
+class Mixer : public Module {
+public:
+    virtual Tensor forward(const Tensor& x) = 0;  // (B, T, d) -> (B, T, d)
+    // Forward FLOPs per token for a sequence of length seq_len (a multiply-add
+    // counts 2), for `miras info` and throughput reports.
+    virtual double forward_flops_per_token(int64_t seq_len) const = 0;
+};
+
+inline constexpr int64_t kAttentionBlock = 64;
+
+// softmax(q kᵀ / sqrt(d_k) + mask) v, per (batch, head).
+//   q: (B, H, Tq, d_k), k: (B, H, Tk, d_k), v: (B, H, Tk, d_v), Tq <= Tk.
+//   Returns (B, H, Tq, d_v).
+// Queries are aligned with the *last* Tq keys: query i sits at key index
+// a = Tk − Tq + i (so q may cover only the tokens whose outputs are kept,
+// while k and v also cover a prefix of persistent tokens).
+// Key j is visible to query a iff
+//   (!causal || j <= a)  and  (j < n_persistent_prefix || window == 0 || a − j < window):
+// the first n_persistent_prefix keys are always visible (up to causality);
+// the others only inside the sliding window (token a sees a − window + 1 .. a).
+// window > 0 needs causal. Every query sees at least one key.
+//
+// Cost: queries are processed in blocks of block_size rows; with a window,
+// each block gathers only its prefix keys and the keys in
+// [block_start − window + 1, block_end), so time and memory are
+// O(Tq · (n_prefix + window + block_size)), not O(Tq · Tk); when that is not
+// smaller (no window, or window + block_size ≳ Tk) all Tq × Tk scores are
+// computed at once under one mask (the dense path). The backward of
+// the gather is one index_add (a per-block narrow would scatter a full-size
+// zero tensor per block: O(Tk) each).
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal = true, int64_t window = 0,
+                 int64_t n_persistent_prefix = 0, int64_t block_size = kAttentionBlock);
+
+// Score entries attention() computes per (batch, head) for these sizes (the
+// blocked path's gathered keys, or Tq · Tk for the dense path): its cost.
+int64_t attention_score_count(int64_t Tq, int64_t Tk, bool causal, int64_t window, int64_t n_persistent_prefix,
+                              int64_t block_size = kAttentionBlock);
+
+// Mean number of keys a query attends to under the rule above, for
+// self-attention over n_prefix + T keys with T queries (FLOPs accounting).
+double attended_keys_per_query(int64_t T, int64_t window, int64_t n_prefix);
+
+// (B, T, H·d_h) -> (B, H, T, d_h): head h owns channels [h·d_h, (h+1)·d_h) (SPEC §0).
+Tensor split_heads(const Tensor& x, int64_t n_heads);
+// (B, H, T, d_h) -> (B, T, H·d_h), the inverse.
+Tensor merge_heads(const Tensor& x);
+
+struct AttentionConfig {
+    int64_t d_model = 64;
+    int64_t n_heads = 4;
+    int64_t window = 0;        // sliding window w over x (0: full causal)
+    int64_t n_persistent = 0;  // N_p learned tokens P (N_p, d) prepended to the input
+    int64_t block_size = kAttentionBlock;
+    bool use_rope = true;
+    double rope_base = kRopeBase;
+    DType dtype = DType::f32;
+};
+
+// Causal multi-head self-attention over [P ; x] (SPEC §2, mixer `attn`):
+//   q = x W_Q, k = [P ; x] W_K, v = [P ; x] W_V   (row vectors, W stored (d_in, d_out))
+//   per head: RoPE on q and k, then attention(q, k, v, causal, w, N_p)
+//   out = concat_heads(·) W_O; the outputs of the persistent rows are never computed.
+// RoPE positions [choice]: [P ; x] is one sequence, P at positions 0..N_p−1
+// and x_t at N_p + t, so a window's relative offsets are those of x itself.
+// x (B, T, d); W_* (d, d); persistent (N_p, d), or undefined when
+// cfg.n_persistent = 0 -> (B, T, d).
+Tensor self_attention(const Tensor& x, const Tensor& W_Q, const Tensor& W_K, const Tensor& W_V, const Tensor& W_O,
+                      const Tensor& persistent, const AttentionConfig& cfg);
+
+// The module form of self_attention.
+// Parameters: "W_Q", "W_K", "W_V", "W_O" (d, d), "persistent" (N_p, d) if N_p > 0.
+// Init: W_* ~ N(0, 1/d) (unit-variance inputs keep unit variance); P ~ N(0, 1),
+// the scale of the RMS-normalised tokens it sits next to.
+class Attention : public Mixer {
+public:
+    Attention(const AttentionConfig& cfg, Generator& gen);
+    Tensor forward(const Tensor& x) override {  // (B, T, d) -> (B, T, d)
+        return self_attention(x, W_Q_, W_K_, W_V_, W_O_, persistent_, cfg_);
+    }
+    // 8d² (projections) + 4 d · n̄ (scores and weighted values, n̄ =
+    // attended_keys_per_query) + 4 N_p d² / T (projecting P, once per sequence).
+    double forward_flops_per_token(int64_t seq_len) const override;
+    const AttentionConfig& config() const { return cfg_; }
+
+    const Tensor& W_Q() const { return W_Q_; }
+    const Tensor& W_K() const { return W_K_; }
+    const Tensor& W_V() const { return W_V_; }
+    const Tensor& W_O() const { return W_O_; }
+    const Tensor& persistent() const { return persistent_; }  // undefined when N_p = 0
+
+private:
+    AttentionConfig cfg_;
+    Tensor W_Q_, W_K_, W_V_, W_O_, persistent_;
+};
+
+}  // namespace miras

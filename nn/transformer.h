@@ -1,0 +1,95 @@
+#pragma once
+// The model skeleton of SPEC §2, shared by every architecture:
+//   token embedding → N blocks → RMSNorm → output head (tied or untied) → logits,
+// a block being Llama style, h = x + Mixer(RMSNorm(x)), out = h + SwiGLU(RMSNorm(h)).
+// The mixer is pluggable: attention gives the baseline Transformer, the
+// memory layers of miras/ give LMM / MAG / MAL / MAC.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "nn/attention.h"
+#include "nn/layers.h"
+
+namespace miras {
+
+struct TransformerConfig {
+    int64_t vocab_size = 256;  // bytes by default
+    int64_t d_model = 64;
+    int64_t n_heads = 4;
+    int64_t n_layers = 2;
+    int64_t mlp_hidden = 0;    // SwiGLU hidden width; 0: 8d/3 rounded up to a multiple of 8 (Llama)
+    int64_t window = 0;        // attention mixers: sliding window (0: full causal)
+    int64_t n_persistent = 0;  // attention mixers: persistent tokens N_p
+    int64_t attn_block = kAttentionBlock;
+    double rope_base = kRopeBase;
+    bool tie_embeddings = true;
+    double norm_eps = 1e-6;
+    DType dtype = DType::f32;
+    uint64_t seed = 0;
+
+    int64_t mlp_hidden_or_default() const { return mlp_hidden > 0 ? mlp_hidden : (8 * d_model / 3 + 7) / 8 * 8; }
+};
+
+// Builds the mixer of layer `layer` (0-based). It must map (B, T, d_model) to
+// (B, T, d_model) in the config's dtype and draw its initial values from its
+// own seeded Generator.
+using MixerFactory = std::function<std::shared_ptr<Mixer>(int layer)>;
+
+// The attention mixers of the baseline: Attention(d, H, window, N_p, RoPE)
+// from cfg, layer l initialised from Generator(seed, l), independent of the
+// order in which layers are built.
+MixerFactory attention_mixers(const TransformerConfig& cfg);
+
+// Llama-style pre-norm block (SPEC §2):
+//   h = x + Mixer(RMSNorm_1(x));  out = h + SwiGLU(RMSNorm_2(h)).
+// Parameters: "norm1.weight", "mixer.*", "norm2.weight", "mlp.W_gate",
+// "mlp.W_up", "mlp.W_down".
+class Block : public Module {
+public:
+    Block(int64_t d, int64_t mlp_hidden, std::shared_ptr<Mixer> mixer, Generator& gen, DType dt = DType::f32,
+          double norm_eps = 1e-6);
+    Tensor forward(const Tensor& x);  // (B, T, d) -> (B, T, d)
+    Mixer& mixer() const { return *mixer_; }
+    const SwiGLU& mlp() const { return *mlp_; }
+
+private:
+    std::shared_ptr<RMSNorm> norm1_;
+    std::shared_ptr<Mixer> mixer_;
+    std::shared_ptr<RMSNorm> norm2_;
+    std::shared_ptr<SwiGLU> mlp_;
+};
+
+// Parameters: "embed.weight" (V, d), "blocks.<l>.*", "norm.weight" (d), and
+// "head.weight" (d, V) only when untied (tied: logits = h embed.weightᵀ).
+class Transformer : public Module {
+public:
+    // An empty factory means attention_mixers(cfg).
+    explicit Transformer(const TransformerConfig& cfg, const MixerFactory& mixers = {});
+
+    Tensor forward(const IndexTensor& tokens);  // ids (B, T) -> logits (B, T, V)
+    Tensor hidden(const IndexTensor& tokens);   // ids (B, T) -> final-norm output (B, T, d)
+
+    // Forward FLOPs per token at sequence length T: matmuls only (2 per
+    // multiply-add); norms, softmax, activations, RoPE and the embedding
+    // lookup are O(d) per token and left out:
+    //   Σ_l mixer_l.forward_flops_per_token(T)  +  L · 6 d h  (SwiGLU)  +  2 d V  (head)
+    // For attention (see Attention): 8d² + 4d·n̄(T, w, N_p) + 4 N_p d² / T.
+    double forward_flops_per_token(int64_t seq_len) const;
+
+    const TransformerConfig& config() const { return cfg_; }
+    const std::vector<std::shared_ptr<Block>>& blocks() const { return blocks_; }
+    const Embedding& embed() const { return *embed_; }
+
+private:
+    TransformerConfig cfg_;
+    std::shared_ptr<Embedding> embed_;
+    std::vector<std::shared_ptr<Block>> blocks_;
+    std::shared_ptr<RMSNorm> norm_;
+    std::shared_ptr<Linear> head_;  // null when tied
+};
+
+std::shared_ptr<Transformer> make_transformer(const TransformerConfig& cfg, const MixerFactory& mixers = {});
+
+}  // namespace miras
