@@ -109,12 +109,13 @@ Tensor mul(const Tensor& a, double s) {
     return out;
 }
 
-// One-input ops: out = f(x), dx = g * f'(x), with f' written in ops.
+// One-input ops: out = f(x), dx = g * f'(x), with f' written in ops. Ops
+// whose derivative is written with their output (save = true) do not keep x.
 #define UNARY_OP(fname, kind, save, ...)                                          \
     Tensor fname(const Tensor& x) {                                                   \
         Tensor out = raw::unary(Unary::kind, x);                                      \
         if (!should_record(x)) return out;                                            \
-        record(#fname, {x}, {out}, [x](Node& self, const TensorList& grads) -> TensorList { \
+        record(#fname, {x}, {out}, [x = (save) ? Tensor() : x](Node& self, const TensorList& grads) -> TensorList { \
             const Tensor& g = grads[0];                                               \
             (void)self; (void)g;                                                      \
             return {__VA_ARGS__};                                                     \
