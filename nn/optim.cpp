@@ -137,7 +137,14 @@ void SGD::step() {
 
 // ---------------------------------------------------------------- AdamW
 
-bool decay_if_matrix(const std::string&, const Tensor& p) { return p.dim() >= 2; }
+bool decay_if_matrix(const std::string& name, const Tensor& p) {
+    // A memory's initial pre-weights A0 / A0_<l> are a state, not a map:
+    // under lq retention W_0 = A_0 / ‖A_0‖^{q-2} grows as A_0 shrinks, so
+    // decaying them would push the memory the wrong way.
+    std::string leaf = name.substr(name.rfind('.') == std::string::npos ? 0 : name.rfind('.') + 1);
+    if (leaf == "A0" || leaf.rfind("A0_", 0) == 0) return false;
+    return p.dim() >= 2;
+}
 
 AdamW::AdamW(NamedTensors params, AdamWOptions opt) : Optimizer(std::move(params), opt.lr, "adam"), opt_(opt) {
     auto in01 = [](double b) { return b >= 0 && b < 1; };

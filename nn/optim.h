@@ -81,9 +81,10 @@ private:
 };
 
 // Which parameters AdamW decays. The default rule decays parameters with at
-// least 2 dims (projection matrices, embeddings, stacked memory states) and
-// not 1-D or 0-D ones (norm weights, biases, per-head gate biases), the usual
-// practice since decaying a norm's gain or a bias only biases the model.
+// least 2 dims (projection matrices, embeddings) and not 1-D or 0-D ones
+// (norm weights, biases, per-head gate biases), the usual practice since
+// decaying a norm's gain or a bias only biases the model; nor a memory's
+// initial state (a parameter named A0 or A0_<l>), see docs/nn.md.
 using DecayRule = std::function<bool(const std::string& name, const Tensor& p)>;
 bool decay_if_matrix(const std::string& name, const Tensor& p);
 

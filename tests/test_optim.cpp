@@ -122,13 +122,16 @@ BOOST_AUTO_TEST_CASE(adamw_f32_matches_f64) {
 
 BOOST_AUTO_TEST_CASE(adamw_decay_rule_is_configurable) {
     Tensor W = param({1, 1, 1, 1}, {2, 2}), n = param({1, 1}, {2}), A0 = param(std::vector<double>(8, 1.0), {2, 2, 2});
-    AdamW def({{"W", W}, {"norm.weight", n}, {"A0", A0}});
+    Tensor S = param(std::vector<double>(8, 1.0), {2, 2, 2}), A0_2 = param(std::vector<double>(8, 1.0), {2, 2, 2});
+    AdamW def({{"W", W}, {"norm.weight", n}, {"blocks.0.mixer.A0", A0}, {"S", S}, {"mixer.A0_2", A0_2}});
     BOOST_TEST(def.decays(0));
     BOOST_TEST(!def.decays(1));
-    BOOST_TEST(def.decays(2));  // ≥ 2 dims
+    BOOST_TEST(!def.decays(2));  // a memory's initial state
+    BOOST_TEST(def.decays(3));   // ≥ 2 dims
+    BOOST_TEST(!def.decays(4));
     AdamWOptions o;
-    o.decay = [](const std::string& name, const Tensor& p) { return p.dim() >= 2 && name != "A0"; };
-    AdamW custom({{"W", W}, {"norm.weight", n}, {"A0", A0}}, o);
+    o.decay = [](const std::string& name, const Tensor& p) { return p.dim() >= 2 && name != "S"; };
+    AdamW custom({{"W", W}, {"norm.weight", n}, {"S", S}}, o);
     BOOST_TEST(custom.decays(0));
     BOOST_TEST(!custom.decays(1));
     BOOST_TEST(!custom.decays(2));
