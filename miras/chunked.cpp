@@ -1,0 +1,316 @@
+// Chunk-parallel memory scan (SPEC §1.8, second form). Same contract as the
+// sequential reference (miras/sequential.cpp) and held to it in f64 to 1e-9,
+// outputs and outer gradients.
+//
+// Inside a chunk every token takes its gradient at the same anchor weights
+// W_{t'} (SPEC §1.5), so for the n tokens of a chunk:
+//
+// 1. Inner gradients, all at once. The architecture runs once on all n keys
+//    at W_{t'}. Weight matrix l meets token j only through z_{j,l} = W_l h_{j,l},
+//    so its per-token gradient is the rank-1 outer product
+//        u_{j,l} = g_{j,l} h_{j,l}ᵀ,   g_{j,l} = ∂ℓ_j/∂z_{j,l},
+//    and one reverse pass over Σ_j ℓ_j gives every g_{j,l} (tokens do not
+//    interact inside the memory, so ∂(Σ ℓ)/∂z_j = ∂ℓ_j/∂z_j).
+// 2. The recurrences of SPEC §1.6 are linear, so they unroll in closed form.
+//    With keep_m = 1 − α_m,
+//        S_i = Pη_i S_0 + Σ_{j≤i} Lη_ij (−θ_j) u_j
+//        A_i = P_i A_0 + Q_i S_0 + Σ_{j≤i} K_ij (−θ_j) u_j
+//    where P_i = Π_{m≤i} keep_m, Lkeep_ij = Π_{j<m≤i} keep_m (Pη, Lη alike
+//    with η), and K = Lkeep, Q = 0 for gd; K = Lkeep·Lη, Q = Lkeep·Pη for
+//    momentum.
+// 3. Retrieval of all n tokens, y_i = M_{φ(A_i)}(q_i) (SPEC §1.7):
+//    φ = identity: the dual form, no per-token weights,
+//        W_{l,i} x = P_i A_l x + Q_i S_l x + Σ_j C_ij (h_{j,l}ᵀ x) g_{j,l},  C_ij = K_ij (−θ_j);
+//    other φ: A_i materialised for every token (one matmul per weight
+//    matrix) and read through W_i = φ(A_i).
+// 4. The state at the end of the chunk is the last row of step 2.
+//
+// A call may start or end inside a chunk (streaming): a "segment" is the part
+// of one chunk inside this call; it starts from the state's (A, S) and takes
+// its gradients at the chunk's anchor, carried in the state.
+#include <stdexcept>
+#include <tuple>
+
+#include "miras/scan_common.h"
+
+namespace miras {
+namespace {
+
+using namespace scan_detail;
+constexpr const char* kOp = "memory_scan_chunked";
+
+// Inclusive running product along the last axis, x_i = Π_{m≤i} a_m, by
+// doubling (Hillis–Steele): log2(n) multiplications by shifted copies. Only
+// products, so a factor of exactly 0 is fine and every derivative exists.
+Tensor running_product(const Tensor& a) {
+    const int64_t n = a.size(-1);
+    Tensor x = a;
+    for (int64_t s = 1; s < n; s *= 2) {
+        Shape pad = x.shape();
+        pad.back() = s;
+        Tensor shifted = cat({ones(pad, x.dtype()), narrow(x, -1, 0, n - s)}, -1);  // x_{i−s}, 1 for i < s
+        x = mul(x, shifted);
+    }
+    return x;
+}
+
+// Coefficients of x_i = a_i x_{i−1} + b_i unrolled over a chunk,
+// x_i = P_i x_0 + Σ_{j≤i} L_ij b_j.  a: (B, H, n).
+struct Decay {
+    Tensor L;  // (B, H, n, n): L_ij = Π_{j<m≤i} a_m for j ≤ i, 0 above the diagonal
+    Tensor P;  // (B, H, n):    P_i = Π_{m≤i} a_m
+};
+
+Decay decay_matrices(const Tensor& a) {
+    const int64_t n = a.size(-1);
+    // Row r of F holds the factors of the product that starts at token r:
+    // F[r, m] = a_m if m ≥ r else 1. Row 0 gives P, row j + 1 gives L_{·j}.
+    std::vector<double> mask((size_t)((n + 1) * n));
+    for (int64_t r = 0; r <= n; ++r)
+        for (int64_t m = 0; m < n; ++m) mask[(size_t)(r * n + m)] = m >= r ? 1.0 : 0.0;
+    Tensor F = where(from_vector(mask, {n + 1, n}, a.dtype()), unsqueeze(a, -2), scalar_tensor(1.0, a.dtype()));
+    F = running_product(F);                                            // (B, H, n+1, n)
+    Decay d;
+    d.P = select(F, -2, 0);                                            // (B, H, n)
+    d.L = tril(transpose(narrow(F, -2, 1, n), -1, -2));                // (B, H, n, n)
+    return d;
+}
+
+// (B, H, n) -> (B, H, n, 1, 1) or (B, H, 1, 1) for the last token: a per-token
+// scalar broadcast over a weight matrix.
+Tensor per_matrix(const Tensor& c) { return unsqueeze(unsqueeze(c, -1), -1); }
+
+// The rank-1 factors of one chunk's per-token inner gradients.
+struct Factors {
+    std::vector<Tensor> G;  // (B, H, n, out): g_{j,l} = ∂ℓ_j/∂z_{j,l}
+    std::vector<Tensor> H;  // (B, H, n, in):  h_{j,l}, the input of weight matrix l (H[0] = k)
+};
+
+// Runs the memory on all n keys at the weights W, recording each weight
+// matrix's input h_l and output z_l, and differentiates Σ_j ℓ_j with respect
+// to every z_l (tokens do not interact, so ∂(Σ ℓ)/∂z_{j,l} = ∂ℓ_j/∂z_{j,l}).
+Factors factors_at(const ScanSetup& s, const MemoryConfig& cfg, const std::vector<Tensor>& W, const Tensor& k,
+                   const Tensor& v, const Tensor& delta, bool create_graph) {
+    EnableGradGuard on;  // inference too: the inner loop always learns
+    const size_t L = s.L();
+    Factors f{std::vector<Tensor>(L), std::vector<Tensor>(L)};
+    std::vector<Tensor> Z(L);
+    UseCount uses(L);
+    Tensor pred = s.arch->forward(k, [&](int l, const Tensor& h) {  // (B, H, n, d_h)
+        uses.use(l, kOp);
+        f.H[(size_t)l] = h;
+        Z[(size_t)l] = apply_weight(W[(size_t)l], h);  // z_{j,l} = W_l h_{j,l}
+        return Z[(size_t)l];
+    });
+    uses.check(kOp);
+    Tensor loss = sum((*s.bias)(pred, v, delta, cfg));  // Σ_{b,h,j} ℓ_j
+    TensorList G = grad({loss}, Z, {}, create_graph, create_graph, /*allow_unused=*/true);
+    for (size_t l = 0; l < L; ++l) f.G[l] = G[l].defined() ? G[l] : zeros_like(Z[l]);
+    return f;
+}
+
+// grad(outputs, wrt, cotangents) over the outputs that carry a graph (a
+// zero-filled G, for a loss that ignores a layer, has none).
+TensorList vjp(const TensorList& outputs, const TensorList& wrt, const TensorList& cot, bool create_graph) {
+    TensorList outs, cots;
+    for (size_t i = 0; i < outputs.size(); ++i)
+        if (requires_grad(outputs[i])) {
+            outs.push_back(outputs[i]);
+            cots.push_back(cot[i]);
+        }
+    if (outs.empty()) return TensorList(wrt.size());
+    return grad(outs, wrt, cots, create_graph, /*retain_graph=*/true, /*allow_unused=*/true);
+}
+
+// Detached copies that require grad: the leaves of a local graph.
+TensorList local_leaves(const TensorList& xs) {
+    TensorList out;
+    for (const Tensor& x : xs) out.push_back(x.defined() ? set_requires_grad(detach(x)) : Tensor());
+    return out;
+}
+
+// The factors as ONE recorded op of (W_1..W_L, k, v, δ). Taking the inner
+// gradient directly on the outer graph would make every chunk's grad() call
+// walk the whole history (O(T²/b) per sequence); here it runs on a local
+// graph of detached copies, and the op's backward differentiates that local
+// graph (a vector-Jacobian product of the inner gradient: the second-order
+// term of the outer gradient). Asked for create_graph, the backward rebuilds
+// the inner gradient on the real inputs instead, so derivatives of every
+// order stay exact.
+Factors inner_factors(const ScanSetup& s, const MemoryConfig& cfg, const std::vector<Tensor>& anchor, const Tensor& k,
+                      const Tensor& v, const Tensor& delta) {
+    const size_t L = s.L();
+    TensorList real(anchor.begin(), anchor.end());
+    real.push_back(k);
+    real.push_back(v);
+    real.push_back(delta);  // may be undefined
+    TensorList loc = local_leaves(real);
+    auto unpack = [L](const TensorList& x) {
+        return std::tuple<std::vector<Tensor>, Tensor, Tensor, Tensor>{std::vector<Tensor>(x.begin(), x.begin() + (long)L),
+                                                                       x[L], x[L + 1], x[L + 2]};
+    };
+    auto [Wl, kl, vl, dl] = unpack(loc);
+    // Without create_graph every u_t is a constant (first order, or inference).
+    Factors local = factors_at(s, cfg, Wl, kl, vl, dl, s.create_graph);
+    if (!s.create_graph) {
+        Factors f;
+        for (size_t l = 0; l < L; ++l) {
+            f.G.push_back(detach(local.G[l]));
+            f.H.push_back(l == 0 ? detach(k) : detach(local.H[l]));
+        }
+        return f;
+    }
+    // Outputs: G_0..G_{L−1}, then H_1..H_{L−1} (H_0 = k is used directly).
+    TensorList local_out = local.G;
+    local_out.insert(local_out.end(), local.H.begin() + 1, local.H.end());
+    TensorList out;
+    for (const Tensor& t : local_out) out.push_back(detach(t));
+    TensorList inputs;  // record() needs defined tensors: δ only when present
+    for (const Tensor& t : real)
+        if (t.defined()) inputs.push_back(t);
+    record("miras_inner_gradient", inputs, out,
+           [s, cfg, real, loc, local_out, unpack](Node& node, const TensorList& g) -> TensorList {
+               TensorList wrt_real, wrt_loc;
+               std::vector<size_t> slot;  // position among the recorded inputs
+               for (size_t i = 0, r = 0; i < real.size(); ++i) {
+                   if (!real[i].defined()) continue;
+                   if (node.needs_input_grad(r)) {
+                       wrt_real.push_back(real[i]);
+                       wrt_loc.push_back(loc[i]);
+                       slot.push_back(r);
+                   }
+                   ++r;
+               }
+               TensorList res(node.next_edges.size());
+               if (wrt_real.empty()) return res;
+               TensorList d;
+               if (grad_enabled()) {
+                   // create_graph: the same product, recorded on the real inputs.
+                   auto [W, k, v, dl] = unpack(real);
+                   Factors f = factors_at(s, cfg, W, k, v, dl, true);
+                   TensorList outs = f.G;
+                   outs.insert(outs.end(), f.H.begin() + 1, f.H.end());
+                   d = vjp(outs, wrt_real, g, true);
+               } else {
+                   d = vjp(local_out, wrt_loc, g, false);  // retains the local graph for a repeated backward
+               }
+               for (size_t i = 0; i < slot.size(); ++i) res[slot[i]] = d[i];
+               return res;
+           });
+    Factors f;
+    f.G.assign(out.begin(), out.begin() + (long)L);
+    f.H.push_back(k);
+    f.H.insert(f.H.end(), out.begin() + (long)L, out.end());
+    return f;
+}
+
+// One segment: n tokens (`in` holds just them), all inside one chunk whose
+// gradients are taken at `anchor`. Advances A and S to the segment's end and
+// returns y (B, H, n, d_h).
+Tensor segment(const ScanSetup& s, const MemoryConfig& cfg, const MemoryInputs& in, const std::vector<Tensor>& anchor,
+               std::vector<Tensor>& A, std::vector<Tensor>& S) {
+    const size_t L = s.L();
+    const int64_t n = in.q.size(2);
+    const Tensor &k = in.k, &v = in.v, &q = in.q;  // (B, H, n, d_h)
+    const Tensor &theta = in.theta, &delta = in.delta;  // (B, H, n)
+
+    // 1. Per-token inner gradients at W_{t'} as rank-1 factors u_{j,l} = g_{j,l} h_{j,l}ᵀ.
+    Factors f = inner_factors(s, cfg, anchor, k, v, delta);
+    const std::vector<Tensor>&Gs = f.G, &Hs = f.H;  // (B, H, n, out), (B, H, n, in)
+
+    // 2. Decay coefficients of the two recurrences.
+    const DType dt = q.dtype();
+    Tensor keep = s.uses_alpha ? add(neg(in.alpha), 1.0) : ones({s.B, s.H, n}, dt);
+    Decay dk = decay_matrices(keep);
+    Tensor K = dk.L, Q;  // gd: K = Lkeep, Q = 0
+    Decay de;
+    if (s.momentum) {
+        de = decay_matrices(in.eta);
+        K = matmul(dk.L, de.L);                                 // (B, H, n, n)
+        Q = squeeze(matmul(dk.L, unsqueeze(de.P, -1)), -1);     // (B, H, n)
+    }
+    Tensor C = mul(K, unsqueeze(neg(theta), -2));               // C_ij = K_ij (−θ_j)
+
+    // 3. Retrieval for every token of the segment, then 4. the end state.
+    Tensor y;
+    std::vector<Tensor> A_end(L);
+    if (s.ret->identity) {
+        // Dual form: W_{l,i} x_i without forming W_{l,i}.
+        UseCount uses(L);
+        y = s.arch->forward(q, [&](int l, const Tensor& x) {  // x (B, H, n, in) -> (B, H, n, out)
+            uses.use(l, kOp);
+            const size_t i = (size_t)l;
+            Tensor out = mul(unsqueeze(dk.P, -1), apply_weight(A[i], x));               // P_i A x_i
+            if (s.momentum) out = add(out, mul(unsqueeze(Q, -1), apply_weight(S[i], x)));  // Q_i S x_i
+            Tensor scores = mul(C, matmul(x, transpose(Hs[i], -1, -2)));                // C_ij (h_jᵀ x_i)
+            return add(out, matmul(scores, Gs[i]));                                     // Σ_j … g_j
+        });
+        uses.check(kOp);
+        Tensor c_last = select(C, -2, n - 1);  // (B, H, n): row of the last token
+        for (size_t l = 0; l < L; ++l) {
+            Tensor a = mul(per_matrix(select(dk.P, -1, n - 1)), A[l]);
+            if (s.momentum) a = add(a, mul(per_matrix(select(Q, -1, n - 1)), S[l]));
+            // Σ_j c_j g_j h_jᵀ = (G ⊙ c)ᵀ H: (B, H, out, n) @ (B, H, n, in)
+            A_end[l] = add(a, matmul(transpose(mul(Gs[l], unsqueeze(c_last, -1)), -1, -2), Hs[l]));
+        }
+    } else {
+        // Per-token pre-weights A_i = P_i A + Q_i S + Σ_j C_ij g_j h_jᵀ, one matmul
+        // of C with the flattened outer products; then W_i = φ(A_i).
+        std::vector<Tensor> Wi(L);
+        for (size_t l = 0; l < L; ++l) {
+            const int64_t o = s.shapes[l].first, i = s.shapes[l].second;
+            Tensor outer = reshape(mul(unsqueeze(Gs[l], -1), unsqueeze(Hs[l], -2)), {s.B, s.H, n, o * i});
+            Tensor Ai = reshape(matmul(C, outer), {s.B, s.H, n, o, i});                   // (B, H, n, out, in)
+            Ai = add(Ai, mul(per_matrix(dk.P), unsqueeze(A[l], 2)));
+            if (s.momentum) Ai = add(Ai, mul(per_matrix(Q), unsqueeze(S[l], 2)));
+            Wi[l] = s.ret->phi(Ai, cfg);
+            A_end[l] = select(Ai, 2, n - 1);
+        }
+        UseCount uses(L);
+        y = s.arch->forward(q, [&](int l, const Tensor& x) {  // W_i x_i, token by token in one batched product
+            uses.use(l, kOp);
+            return squeeze(matmul(Wi[(size_t)l], unsqueeze(x, -1)), -1);
+        });
+        uses.check(kOp);
+    }
+    if (s.momentum) {
+        Tensor e_last = mul(select(de.L, -2, n - 1), neg(theta));  // Lη_{n−1,j} (−θ_j)
+        for (size_t l = 0; l < L; ++l)
+            S[l] = add(mul(per_matrix(select(de.P, -1, n - 1)), S[l]),
+                       matmul(transpose(mul(Gs[l], unsqueeze(e_last, -1)), -1, -2), Hs[l]));
+    }
+    A = std::move(A_end);
+    return y;
+}
+
+}  // namespace
+
+Tensor memory_scan_chunked(const MemoryConfig& cfg, const MemoryInputs& in, MemoryState& st) {
+    const ScanSetup s = setup_scan(cfg, in, st, kOp);
+    std::vector<Tensor> A = st.A, S = st.S, anchor = st.anchor;
+    int64_t offset = st.offset;
+    // Chunks are counted from the first token of the stream (SPEC §0): a
+    // segment runs to the end of the current chunk or of the input.
+    std::vector<int64_t> sizes;
+    for (int64_t t = 0, off = offset; t < s.T;) {
+        sizes.push_back(std::min(cfg.chunk - off, s.T - t));
+        t += sizes.back();
+        off = (off + sizes.back()) % cfg.chunk;
+    }
+    std::vector<MemoryInputs> pieces = split_time(in, sizes);
+    TensorList ys;
+    for (const MemoryInputs& piece : pieces) {
+        if (offset == 0) anchor = phi_all(s, A, cfg);  // W_{t'} = φ(A_{t'}) (SPEC §1.5)
+        ys.push_back(segment(s, cfg, piece, anchor, A, S));
+        offset = (offset + piece.q.size(2)) % cfg.chunk;
+    }
+    st.A = A;
+    st.S = S;
+    st.offset = offset;
+    st.anchor = offset > 0 ? anchor : std::vector<Tensor>{};
+    st.position += s.T;
+    if (ys.empty()) return zeros({s.B, s.H, 0, s.dh}, in.q.dtype());
+    return ys.size() == 1 ? ys[0] : cat(ys, 2);  // (B, H, T, d_h)
+}
+
+}  // namespace miras

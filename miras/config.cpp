@@ -1,0 +1,90 @@
+#include "miras/config.h"
+
+#include <cmath>
+#include <sstream>
+#include <stdexcept>
+
+#include "miras/bias.h"
+#include "miras/memory_arch.h"
+#include "miras/retention.h"
+
+namespace miras {
+namespace {
+
+[[noreturn]] void fail(const std::string& key, const std::string& what) {
+    throw std::invalid_argument("memory config: " + key + " " + what);
+}
+
+std::string num(double v) {
+    std::ostringstream os;
+    os << v;
+    return os.str();
+}
+
+}  // namespace
+
+const std::vector<std::string>& gate_names() {
+    static const std::vector<std::string> g = {"theta", "eta", "alpha", "delta"};
+    return g;
+}
+
+void MemoryConfig::validate() const {
+    if (d < 1) fail("d", "must be >= 1, got " + std::to_string(d));
+    if (heads < 1) fail("heads", "must be >= 1, got " + std::to_string(heads));
+    if (d % heads != 0) fail("d", "= " + std::to_string(d) + " must be divisible by heads = " + std::to_string(heads));
+    if (!has_memory_arch(memory)) make_memory_arch(*this);  // throws, listing the known names
+    if (memory == "mlp") {
+        if (depth < 2) fail("depth", "must be >= 2 for mlp memory (SPEC §1.3), got " + std::to_string(depth));
+        if (expansion < 1) fail("expansion", "must be >= 1, got " + std::to_string(expansion));
+    }
+    bias_fn(bias);  // throws on an unknown name
+    if (bias == "lp" && !(p > 1)) fail("p", "must be > 1 for bias lp, got " + num(p));
+    if (bias == "huber" && !(huber_delta > 0)) fail("huber_delta", "must be > 0, got " + num(huber_delta));
+    miras::retention(retention);  // throws on an unknown name
+    if (retention == "lq" && !(q >= 2)) fail("q", "must be >= 2 for retention lq, got " + num(q));
+    if (retention == "kl" && !(kl_c > 0)) fail("kl_c", "must be > 0, got " + num(kl_c));
+    if (retention == "elastic" && !(gamma >= 0)) fail("gamma", "must be >= 0, got " + num(gamma));
+    if (algorithm != "gd" && algorithm != "momentum")
+        fail("algorithm", "must be 'gd' or 'momentum', got '" + algorithm + "'");
+    if (chunk < 1) fail("chunk", "(b) must be >= 1, got " + std::to_string(chunk));
+    if (!(theta_max > 0) || !std::isfinite(theta_max)) fail("theta_max", "must be a finite number > 0, got " + num(theta_max));
+    for (auto& [g, v] : fixed_gates) {
+        bool known = false;
+        for (auto& n : gate_names()) known |= n == g;
+        if (!known) fail("fixed_gates", "has unknown gate '" + g + "' (known: theta, eta, alpha, delta)");
+        if (!std::isfinite(v)) fail("fixed_gates." + g, "must be finite, got " + num(v));
+        if (g == "theta" && v < 0) fail("fixed_gates.theta", "must be >= 0, got " + num(v));
+        if ((g == "eta" || g == "alpha") && (v < 0 || v > 1)) fail("fixed_gates." + g, "must be in [0, 1], got " + num(v));
+        if (g == "delta" && !(v > 0)) fail("fixed_gates.delta", "must be > 0, got " + num(v));
+    }
+}
+
+bool MemoryConfig::gate_used(const std::string& g) const {
+    if (g == "theta") return true;
+    if (g == "eta") return momentum();
+    if (g == "alpha") return miras::retention(retention).uses_alpha;
+    if (g == "delta") return bias == "huber_mix";
+    throw std::invalid_argument("memory config: unknown gate '" + g + "' (known: theta, eta, alpha, delta)");
+}
+
+bool MemoryConfig::gate_learned(const std::string& g) const { return gate_used(g) && !fixed_gates.count(g); }
+
+std::optional<double> MemoryConfig::fixed_gate(const std::string& g) const {
+    auto it = fixed_gates.find(g);
+    if (it == fixed_gates.end()) return std::nullopt;
+    return it->second;
+}
+
+std::vector<std::pair<int64_t, int64_t>> MemoryConfig::weight_shapes() const {
+    return make_memory_arch(*this)->weight_shapes(head_dim());
+}
+
+std::vector<std::string> MemoryConfig::a0_names() const {
+    size_t n = weight_shapes().size();
+    if (n == 1) return {"A0"};
+    std::vector<std::string> names;
+    for (size_t i = 1; i <= n; ++i) names.push_back("A0_" + std::to_string(i));
+    return names;
+}
+
+}  // namespace miras

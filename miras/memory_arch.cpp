@@ -1,0 +1,90 @@
+// The two built-in memory architectures (SPEC §1.3) and the registry.
+#include "miras/memory_arch.h"
+
+#include <map>
+#include <mutex>
+#include <stdexcept>
+
+#include "nn/functional.h"
+
+namespace miras {
+
+std::vector<std::pair<int64_t, int64_t>> LinearMemory::weight_shapes(int64_t d_h) const { return {{d_h, d_h}}; }
+
+// M_W(k) = W k.
+Tensor LinearMemory::forward(const Tensor& k, const LinearFn& lin) const { return lin(0, k); }
+
+std::vector<std::pair<int64_t, int64_t>> MlpMemory::weight_shapes(int64_t d_h) const {
+    const int64_t e = expansion_ * d_h;
+    std::vector<std::pair<int64_t, int64_t>> s;
+    s.push_back({e, d_h});                                 // W_1
+    for (int64_t l = 1; l + 1 < depth_; ++l) s.push_back({e, e});  // middle layers
+    s.push_back({d_h, e});                                 // W_L
+    return s;
+}
+
+// M_W(k) = k + LN(W_L gelu(… gelu(W_1 k))) (Titans §3.1 deep memory; SPEC §1.3).
+Tensor MlpMemory::forward(const Tensor& k, const LinearFn& lin) const {
+    Tensor h = k;                                 // (..., d_h)
+    for (int l = 0; l + 1 < depth_; ++l) h = gelu(lin(l, h));  // (..., e·d_h)
+    Tensor z = lin((int)depth_ - 1, h);           // (..., d_h)
+    if (layernorm_) z = layer_norm(z, Tensor(), Tensor(), kMemoryLnEps);
+    return residual_ ? add(k, z) : z;
+}
+
+namespace {
+
+std::map<std::string, MemoryArchFactory>& registry() {
+    static std::map<std::string, MemoryArchFactory> r = {
+        {"linear", [](const MemoryConfig&) -> std::shared_ptr<const MemoryArch> { return std::make_shared<LinearMemory>(); }},
+        {"mlp",
+         [](const MemoryConfig& c) -> std::shared_ptr<const MemoryArch> {
+             if (c.depth < 2) throw std::invalid_argument("memory config: mlp memory needs depth >= 2, got " + std::to_string(c.depth));
+             if (c.expansion < 1)
+                 throw std::invalid_argument("memory config: mlp memory needs expansion >= 1, got " + std::to_string(c.expansion));
+             return std::make_shared<MlpMemory>(c.depth, c.expansion, c.residual, c.layernorm);
+         }},
+    };
+    return r;
+}
+std::mutex& registry_mutex() {
+    static std::mutex m;
+    return m;
+}
+
+}  // namespace
+
+void register_memory_arch(const std::string& name, MemoryArchFactory factory) {
+    if (name.empty() || !factory) throw std::invalid_argument("register_memory_arch: empty name or factory");
+    std::lock_guard<std::mutex> lock(registry_mutex());
+    registry()[name] = std::move(factory);
+}
+
+bool has_memory_arch(const std::string& name) {
+    std::lock_guard<std::mutex> lock(registry_mutex());
+    return registry().count(name) != 0;
+}
+
+std::vector<std::string> memory_arch_names() {
+    std::lock_guard<std::mutex> lock(registry_mutex());
+    std::vector<std::string> out;
+    for (auto& [n, f] : registry()) out.push_back(n);
+    return out;
+}
+
+std::shared_ptr<const MemoryArch> make_memory_arch(const MemoryConfig& cfg) {
+    MemoryArchFactory f;
+    {
+        std::lock_guard<std::mutex> lock(registry_mutex());
+        auto it = registry().find(cfg.memory);
+        if (it == registry().end()) {
+            std::string known;
+            for (auto& [n, r] : registry()) known += (known.empty() ? "" : ", ") + n;
+            throw std::invalid_argument("memory config: unknown memory '" + cfg.memory + "' (known: " + known + ")");
+        }
+        f = it->second;
+    }
+    return f(cfg);
+}
+
+}  // namespace miras

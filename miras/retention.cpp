@@ -1,0 +1,108 @@
+// The built-in retention maps φ (SPEC §1.6) and their A_0 initialisation.
+#include "miras/retention.h"
+
+#include <cmath>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+
+namespace miras {
+namespace {
+
+// N(0, std²) in the config's dtype.
+Tensor normal_init(const Shape& shape, Generator& gen, const MemoryConfig& cfg, double std) {
+    return randn(shape, gen, cfg.dtype, 0.0, std);
+}
+
+// Default scale: 1/sqrt(fan_in), so |W k| ≈ |k| at the start.
+Tensor fan_in_init(const Shape& shape, Generator& gen, const MemoryConfig& cfg) {
+    return normal_init(shape, gen, cfg, 1.0 / std::sqrt((double)shape.back()));
+}
+
+Tensor phi_identity(const Tensor& A, const MemoryConfig&) { return A; }
+
+// Moneta's ℓ_q retention [SPEC choice: per matrix]: W = A / ‖A‖_q^{q−2} with
+// ‖A‖_q = (Σ_ij |A_ij|^q + ε)^{1/q}, i.e. W = A · (Σ|A|^q + ε)^{−(q−2)/q}.
+Tensor phi_lq(const Tensor& A, const MemoryConfig& cfg) {
+    const double q = cfg.q;
+    Tensor s = add(sum(pow(abs(A), q), {-2, -1}, true), kLqEps);  // (..., 1, 1)
+    return mul(A, pow(s, -(q - 2.0) / q));
+}
+
+// Memora's KL retention [SPEC choice: each row over the input axis]:
+// W = c · softmax_row(A), so every row of W sums to c.
+Tensor phi_kl(const Tensor& A, const MemoryConfig& cfg) { return mul(softmax(A, -1), cfg.kl_c); }
+
+// Elastic net (Miras Eq. 23): soft thresholding, zero gradient in |A| < γ.
+Tensor phi_elastic(const Tensor& A, const MemoryConfig& cfg) {
+    return mul(sign(A), relu(add(abs(A), -cfg.gamma)));
+}
+
+// lq: random direction scaled to ‖A_0‖_q = 1 per (head, matrix), so W_0 has
+// ‖W_0‖_q = 1 too (φ has degree 3 − q in A).
+Tensor lq_init(const Shape& shape, Generator& gen, const MemoryConfig& cfg) {
+    Tensor a = fan_in_init(shape, gen, cfg);
+    Tensor nrm = raw::binary_scalar(raw::Binary::pow,
+                                    raw::sum(raw::binary_scalar(raw::Binary::pow, raw::unary(raw::Unary::abs, a), cfg.q),
+                                             {-2, -1}, true),
+                                    1.0 / cfg.q);
+    return raw::binary(raw::Binary::div, a, nrm);
+}
+
+// kl: the softmax only sees differences within a row; unit std gives rows
+// that are neither uniform nor one-hot.
+Tensor kl_init(const Shape& shape, Generator& gen, const MemoryConfig& cfg) { return normal_init(shape, gen, cfg, 1.0); }
+
+// elastic: std >= 3γ so most entries start outside the dead zone.
+Tensor elastic_init(const Shape& shape, Generator& gen, const MemoryConfig& cfg) {
+    return normal_init(shape, gen, cfg, std::max(1.0 / std::sqrt((double)shape.back()), 3.0 * cfg.gamma));
+}
+
+std::map<std::string, Retention>& registry() {
+    static std::map<std::string, Retention> r = {
+        {"none", Retention{true, false, phi_identity, fan_in_init}},
+        {"l2", Retention{true, true, phi_identity, fan_in_init}},
+        {"lq", Retention{false, true, phi_lq, lq_init}},
+        {"kl", Retention{false, true, phi_kl, kl_init}},
+        {"elastic", Retention{false, true, phi_elastic, elastic_init}},
+    };
+    return r;
+}
+std::mutex& registry_mutex() {
+    static std::mutex m;
+    return m;
+}
+
+}  // namespace
+
+void register_retention(const std::string& name, Retention r) {
+    if (name.empty() || !r.phi) throw std::invalid_argument("register_retention: empty name or phi");
+    if (!r.init) r.init = fan_in_init;
+    std::lock_guard<std::mutex> lock(registry_mutex());
+    registry()[name] = std::move(r);
+}
+
+bool has_retention(const std::string& name) {
+    std::lock_guard<std::mutex> lock(registry_mutex());
+    return registry().count(name) != 0;
+}
+
+std::vector<std::string> retention_names() {
+    std::lock_guard<std::mutex> lock(registry_mutex());
+    std::vector<std::string> out;
+    for (auto& [n, r] : registry()) out.push_back(n);
+    return out;
+}
+
+const Retention& retention(const std::string& name) {
+    std::lock_guard<std::mutex> lock(registry_mutex());
+    auto it = registry().find(name);
+    if (it == registry().end()) {
+        std::string known;
+        for (auto& [n, r] : registry()) known += (known.empty() ? "" : ", ") + n;
+        throw std::invalid_argument("memory config: unknown retention '" + name + "' (known: " + known + ")");
+    }
+    return it->second;
+}
+
+}  // namespace miras

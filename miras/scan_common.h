@@ -1,0 +1,66 @@
+#pragma once
+// Pieces shared by the two memory scans (miras/sequential.cpp,
+// miras/chunked.cpp); not part of the public API.
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "miras/bias.h"
+#include "miras/memory_arch.h"
+#include "miras/retention.h"
+#include "miras/scan.h"
+
+namespace miras::scan_detail {
+
+// What a scan needs to know, resolved once and checked against the inputs.
+struct ScanSetup {
+    std::shared_ptr<const MemoryArch> arch;
+    const BiasFn* bias = nullptr;
+    const Retention* ret = nullptr;
+    std::vector<std::pair<int64_t, int64_t>> shapes;  // (out, in) per weight matrix
+    int64_t B = 0, H = 0, T = 0, dh = 0;
+    bool outer_grad = false;    // grad mode was on at entry: the outputs are recorded
+    bool create_graph = false;  // inner gradients stay differentiable (outer_grad && !first_order)
+    bool momentum = false;
+    bool uses_alpha = false;
+    size_t L() const { return shapes.size(); }
+};
+
+// Validates cfg, the inputs' shapes and dtypes and the state; `op` names the
+// caller in messages.
+ScanSetup setup_scan(const MemoryConfig& cfg, const MemoryInputs& in, const MemoryState& st, const char* op);
+
+// x cut along `dim` into consecutive pieces of `sizes` (views), recorded as ONE
+// node whose backward concatenates the pieces' gradients. Cutting a sequence
+// into T/b chunks with narrow() instead would give each piece a backward that
+// scatters into a zero tensor of the full length: O(T²/b) work.
+TensorList split_pieces(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim);
+
+// The inputs cut along time into consecutive pieces of `sizes` tokens.
+std::vector<MemoryInputs> split_time(const MemoryInputs& in, const std::vector<int64_t>& sizes);
+
+// W = φ(A) for every weight matrix.
+std::vector<Tensor> phi_all(const ScanSetup& s, const std::vector<Tensor>& A, const MemoryConfig& cfg);
+
+// z = W h for a batch of tokens: h (B, H, n, in), W (B, H, out, in) -> (B, H, n, out).
+Tensor apply_weight(const Tensor& W, const Tensor& h);
+
+// The weights to differentiate the inner loss at: W itself when it already
+// requires grad (training: the anchor is part of the outer graph), otherwise
+// a detached leaf that requires grad (inference, or a constant anchor).
+std::vector<Tensor> differentiable(const std::vector<Tensor>& W);
+
+// Counts how often an architecture calls lin(l, ·): the rank-1 factorisation
+// of the per-token gradients needs exactly once per weight matrix.
+class UseCount {
+public:
+    explicit UseCount(size_t L) : n_(L, 0) {}
+    void use(int l, const char* op);
+    void check(const char* op) const;
+
+private:
+    std::vector<int> n_;
+};
+
+}  // namespace miras::scan_detail
