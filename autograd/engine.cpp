@@ -43,7 +43,10 @@ struct Graph {
     }
 };
 
-Graph number_graph(const std::vector<Node*>& roots) {
+// Nodes numbered below min_topo cannot reach any wanted gradient (see
+// Node::topo_nr) and are not visited: a grad() taken inside a long loop costs
+// the part of the graph above its inputs, not the whole history.
+Graph number_graph(const std::vector<Node*>& roots, uint64_t min_topo) {
     Graph g;
     struct Frame { Node* n; size_t next; int* slot; };
     std::vector<Frame> stack;
@@ -58,13 +61,13 @@ Graph number_graph(const std::vector<Node*>& roots) {
             Frame& f = stack.back();
             if (f.next < f.n->next_edges.size()) {
                 Node* c = f.n->next_edges[f.next++].node.get();
-                if (c) visit(c);  // may reallocate `stack`: `f` is not used after this
+                if (c && c->topo_nr >= min_topo) visit(c);  // may reallocate `stack`: `f` is not used after this
                 continue;
             }
             // A DAG: every child has finished before its parent, so has a number.
             *f.slot = (int)g.nodes.size();
             g.nodes.push_back(f.n);
-            for (const Edge& e : f.n->next_edges) g.child.push_back(e.node ? g.index.at(e.node.get()) : -1);
+            for (const Edge& e : f.n->next_edges) g.child.push_back(e.node ? g.find(e.node.get()) : -1);
             g.first.push_back(g.child.size());
             stack.pop_back();
         }
@@ -138,7 +141,12 @@ TensorList run(const TensorList& outputs, const TensorList& grad_outputs, size_t
     }
 
     // 1. Number the graph.
-    Graph G = number_graph(roots);
+    uint64_t min_topo = 0;
+    if (!task.accumulate && !task.targets.empty()) {
+        min_topo = UINT64_MAX;
+        for (auto& [node, slots] : task.targets) min_topo = std::min(min_topo, node->topo_nr);
+    }
+    Graph G = number_graph(roots, min_topo);
     const size_t N = G.nodes.size();
 
     // 2. Needed nodes (children come first in post-order) and dependency counts.

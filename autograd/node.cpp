@@ -1,5 +1,6 @@
 #include "autograd/node.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "autograd/grad_mode.h"
@@ -135,6 +136,7 @@ void record(const char* name, const TensorList& inputs, const TensorList& output
     node->next_edges.reserve(inputs.size());
     for (const auto& in : inputs) {
         node->next_edges.push_back(in.defined() ? gradient_edge(in) : Edge{});
+        if (const auto& c = node->next_edges.back().node) node->topo_nr = std::max(node->topo_nr, c->topo_nr + 1);
         if (in.defined()) node->saved_versions.emplace_back(in.impl().storage, in.version());
     }
     for (size_t i = 0; i < outputs.size(); ++i) {

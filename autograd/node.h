@@ -39,6 +39,10 @@ struct Node : std::enable_shared_from_this<Node> {
     std::vector<std::pair<std::weak_ptr<Storage>, uint64_t>> saved_versions;
     std::weak_ptr<TensorImpl> leaf;                 // set only on AccumulateGrad nodes
     bool is_accumulator = false;
+    // 1 + the largest topo_nr among the nodes it points to (0 for leaves'
+    // accumulators): a node can only reach nodes with a smaller number, so
+    // grad() never walks below the smallest number among its inputs.
+    uint64_t topo_nr = 0;
 
     bool needs_input_grad(size_t i) const { return i < next_edges.size() && next_edges[i].node != nullptr; }
     // Output i re-attached to this node, so formulas that use the output

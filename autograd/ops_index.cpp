@@ -12,15 +12,8 @@ Tensor cat(const TensorList& xs, int64_t dim) {
     dim = wrap_dim(dim, out.dim(), "cat");
     std::vector<int64_t> sizes;
     for (const auto& x : xs) sizes.push_back(x.shape()[dim]);
-    record("cat", xs, {out}, [sizes, dim](Node& n, const TensorList& g) -> TensorList {
-        TensorList r;
-        int64_t start = 0;
-        for (size_t i = 0; i < sizes.size(); ++i) {
-            r.push_back(n.needs_input_grad(i) ? narrow(g[0], dim, start, sizes[i]) : Tensor());
-            start += sizes[i];
-        }
-        return r;
-    });
+    // The adjoint of cat is split (one node, whose own backward is a cat).
+    record("cat", xs, {out}, [sizes, dim](Node&, const TensorList& g) -> TensorList { return split(g[0], sizes, dim); });
     return out;
 }
 
@@ -33,20 +26,14 @@ Tensor stack(const TensorList& xs, int64_t dim) {
 }
 
 TensorList split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim) {
-    if (x.dim() == 0) throw std::invalid_argument("split: cannot split a zero-dimensional tensor");
+    // One node for all pieces, whose backward is a single cat: cutting a
+    // sequence into n pieces costs O(T), where n separate narrows would each
+    // scatter into a zero tensor of the full length (O(n T)).
+    TensorList pieces = raw::split(x, sizes, dim);
     dim = wrap_dim(dim, x.dim(), "split");
-    int64_t total = 0;
-    for (int64_t s : sizes) total += s;
-    if (total != x.shape()[dim])
-        throw std::invalid_argument("split: sizes sum to " + std::to_string(total) + " but dim " + std::to_string(dim) +
-                                    " of " + shape_str(x.shape()) + " has " + std::to_string(x.shape()[dim]));
-    TensorList r;
-    int64_t start = 0;
-    for (int64_t s : sizes) {
-        r.push_back(narrow(x, dim, start, s));
-        start += s;
-    }
-    return r;
+    if (!should_record(x)) return pieces;
+    record("split", {x}, pieces, [dim](Node&, const TensorList& g) -> TensorList { return {cat(g, dim)}; });
+    return pieces;
 }
 
 Tensor index_select(const Tensor& x, int64_t dim, const IndexTensor& idx) {
