@@ -74,20 +74,11 @@ ScanSetup setup_scan(const MemoryConfig& cfg, const MemoryInputs& in, const Memo
     return s;
 }
 
-TensorList split_pieces(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim) {
-    TensorList pieces = raw::split(x, sizes, dim);  // views; checks that the sizes add up
-    if (pieces.size() == 1) return {x};
-    record("split_pieces", {x}, pieces, [dim](Node&, const TensorList& g) -> TensorList {
-        return {cat(g, dim)};  // the engine hands zeros for pieces that got no gradient
-    });
-    return pieces;
-}
-
 std::vector<MemoryInputs> split_time(const MemoryInputs& in, const std::vector<int64_t>& sizes) {
     std::vector<MemoryInputs> out(sizes.size());
     auto cut = [&](const Tensor& x, Tensor MemoryInputs::*field) {
         if (!x.defined()) return;
-        TensorList p = split_pieces(x, sizes, 2);
+        TensorList p = split(x, sizes, 2);  // one node; its backward is one cat
         for (size_t i = 0; i < sizes.size(); ++i) out[i].*field = p[i];
     };
     cut(in.q, &MemoryInputs::q);

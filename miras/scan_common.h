@@ -31,11 +31,6 @@ struct ScanSetup {
 // caller in messages.
 ScanSetup setup_scan(const MemoryConfig& cfg, const MemoryInputs& in, const MemoryState& st, const char* op);
 
-// x cut along `dim` into consecutive pieces of `sizes` (views), recorded as ONE
-// node whose backward concatenates the pieces' gradients. Cutting a sequence
-// into T/b chunks with narrow() instead would give each piece a backward that
-// scatters into a zero tensor of the full length: O(T²/b) work.
-TensorList split_pieces(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim);
 
 // The inputs cut along time into consecutive pieces of `sizes` tokens.
 std::vector<MemoryInputs> split_time(const MemoryInputs& in, const std::vector<int64_t>& sizes);

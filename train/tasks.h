@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
-namespace miras {
+#include "nn/loss.h"  // kIgnoreIndex: the targets where no loss is taken
 
-constexpr int64_t kIgnoreIndex = -100;
+namespace miras {
 
 // One splitmix64 step: advances `state` and returns the next output.
 uint64_t splitmix64(uint64_t& state);

@@ -1,0 +1,60 @@
+// Training checkpoints as safetensors files (train/safetensors.h).
+//
+// One file holds everything a run needs to continue bit-exactly:
+//   "<param name>"             every model parameter under its Module name
+//                              ("embed.weight", "blocks.0.mixer.W_Q", ...), F32/F64
+//   "optim.<state name>"       the optimizer state ("optim.adam.step",
+//                              "optim.adam.m.embed.weight", ...; see nn/optim.h)
+//   "train.step"               I64 scalar: updates taken so far
+//   "train.data_seed"          U64 scalar: the data stream's seed; the batch of
+//                              step s is a function of (data_seed, s) only, so
+//                              (seed, step) is the whole data-stream state
+//   __metadata__:
+//     "format"    "miras-checkpoint-1"
+//     "config"    the effective config (ConfigReader::dump_toml), to rebuild the model
+//     "step", "optimizer"  human-readable copies
+//     "checksum"  FNV-1a 64 of every entry's name, dtype, shape and bytes, in
+//                 name order (hex): a flipped bit in the data is caught too,
+//                 which the safetensors layout alone cannot see.
+//
+// Writes go through write_safetensors (temporary file + rename). Reads
+// validate the container, the format tag and the checksum; loading into a
+// model or optimizer checks every name, shape and dtype. Every problem is a
+// std::runtime_error naming the file.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "nn/module.h"
+#include "nn/optim.h"
+
+namespace miras {
+
+inline constexpr const char* kCheckpointFormat = "miras-checkpoint-1";
+
+struct Checkpoint {
+    std::map<std::string, Tensor> params;  // by Module name
+    StateDict optim;                       // by Optimizer::state_dict() name (empty: none saved)
+    std::string optim_kind;                // "adam", "sgd" or "" (none)
+    int64_t step = 0;
+    uint64_t data_seed = 0;
+    std::string config_toml;
+};
+
+// Snapshot of a model and (optionally) its optimizer.
+Checkpoint make_checkpoint(const Module& model, const Optimizer* opt, int64_t step, uint64_t data_seed,
+                           const std::string& config_toml);
+
+void save_checkpoint(const std::string& path, const Checkpoint& ck);
+// Throws std::runtime_error on a missing, truncated or corrupted file or one
+// that is not a miras checkpoint.
+Checkpoint read_checkpoint(const std::string& path);
+
+// Strict loads (every name, shape and dtype must match; the message lists each
+// mismatch and names `path`). Nothing is written unless everything matches.
+void load_model_state(const Checkpoint& ck, Module& model, const std::string& path);
+void load_optimizer_state(const Checkpoint& ck, Optimizer& opt, const std::string& path);
+
+}  // namespace miras

@@ -1,0 +1,276 @@
+#include "train/cli.h"
+
+#include <CLI/CLI.hpp>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+#include <stdexcept>
+
+#include "train/checkpoint.h"
+#include "train/model_config.h"
+#include "train/trainer.h"
+
+namespace miras {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int kExitError = 1;
+constexpr int kExitInterrupted = 130;  // 128 + SIGINT, the shell convention
+
+// The config of train/info: an explicit file, else the default file, else the built-in default.
+RunConfig resolve_config(const std::string& path, const std::vector<std::string>& sets) {
+    if (!path.empty()) return load_run_config(path, sets);
+    if (fs::is_regular_file(kDefaultConfigPath)) return load_run_config(kDefaultConfigPath, sets);
+    return default_run_config(sets);
+}
+
+// A checkpoint argument may name the file or the run folder holding it.
+std::string checkpoint_file(const std::string& arg) {
+    if (fs::is_directory(arg)) return (fs::path(arg) / "checkpoint.safetensors").string();
+    return arg;
+}
+
+// The config stored in a checkpoint, with command-line overrides on top.
+RunConfig checkpoint_config(const std::string& path, const Checkpoint& ck, const std::vector<std::string>& sets) {
+    return run_config_from_string(ck.config_toml, path + " (stored config)", sets);
+}
+
+std::string percent(double x) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f%%", 100 * x);
+    return buf;
+}
+
+// Accuracy of guessing uniformly among the possible answers: MQAR answers
+// are values (the upper half of the vocabulary), passkey answers are digits.
+double chance_accuracy(const DataConfig& d) {
+    if (d.task == "mqar") {
+        const int64_t keys = (d.mqar.vocab_size - 1) / 2;
+        return 1.0 / (double)(d.mqar.vocab_size - 1 - keys);
+    }
+    if (d.task == "passkey") return 0.1;
+    return 1.0 / 256;
+}
+
+void print_eval(std::ostream& out, const DataConfig& d, const EvalResult& e, const std::string& what) {
+    if (d.task == "bytes") {
+        out << what << ": " << std::fixed << std::setprecision(4) << e.bits_per_token() << " bits/byte (loss "
+            << e.loss << " nats), next-byte accuracy " << percent(e.accuracy()) << " over " << e.count << " bytes\n";
+    } else {
+        out << what << ": recall accuracy " << percent(e.accuracy()) << " (chance " << percent(chance_accuracy(d))
+            << ") over " << e.count << " answers, loss " << std::fixed << std::setprecision(4) << e.loss << "\n";
+    }
+    out.unsetf(std::ios::floatfield);
+}
+
+// ---------------------------------------------------------------- train
+
+struct TrainArgs {
+    std::string config, out, resume;
+    std::vector<std::string> sets;
+};
+
+int cmd_train(const TrainArgs& a, std::ostream& out, std::ostream& err) {
+    RunConfig cfg;
+    TrainOptions opt;
+    opt.out = &out;
+    if (!a.resume.empty()) {
+        if (!a.config.empty())
+            throw std::runtime_error("give either a config file or --resume (a resumed run uses the config stored in "
+                                     "its checkpoint; change keys with --set)");
+        opt.resume_from = checkpoint_file(a.resume);
+        cfg = checkpoint_config(opt.resume_from, read_checkpoint(opt.resume_from), a.sets);
+        // By default the run continues in the folder of its checkpoint.
+        opt.out_dir = a.out.empty() ? fs::path(opt.resume_from).parent_path().string() : a.out;
+        if (opt.out_dir.empty()) opt.out_dir = ".";
+    } else {
+        cfg = resolve_config(a.config, a.sets);
+        opt.out_dir = a.out;
+    }
+    out << "config: " << cfg.source << "\n";
+    TrainResult r = train(cfg, opt);
+    if (!r.interrupted)
+        print_eval(out, cfg.data, r.last_eval, "final");
+    else if (r.last_eval_step >= 0)
+        print_eval(out, cfg.data, r.last_eval, "last evaluation (step " + std::to_string(r.last_eval_step) + ")");
+    out << "checkpoint: " << r.checkpoint_path << "\nmetrics:    " << r.metrics_path << "\n";
+    if (r.interrupted) {
+        out << "resume with: build/miras train --resume " << r.checkpoint_path << "\n";
+        return kExitInterrupted;
+    }
+    return 0;
+}
+
+// ---------------------------------------------------------------- eval
+
+int cmd_eval(const std::string& ckpt_arg, const std::vector<std::string>& sets, int64_t batches, std::ostream& out) {
+    const std::string path = checkpoint_file(ckpt_arg);
+    Checkpoint ck = read_checkpoint(path);
+    std::vector<std::string> all = sets;
+    if (batches > 0) all.push_back("train.eval_batches=" + std::to_string(batches));
+    RunConfig cfg = checkpoint_config(path, ck, all);
+    auto model = build_model(cfg.model);
+    load_model_state(ck, *model, path);
+    TaskData data(cfg.data);
+    out << "checkpoint: " << path << " (step " << ck.step << ")\ndata: " << data.describe() << "\n";
+    EvalResult e = evaluate(*model, data.eval_set(cfg.train.eval_batches, cfg.train.batch));
+    print_eval(out, cfg.data, e, "eval");
+    return 0;
+}
+
+// ---------------------------------------------------------------- generate
+
+struct GenArgs {
+    std::string ckpt, prompt = "\n";
+    int64_t length = 200, top_k = 0;
+    double temperature = 0.8;
+    uint64_t seed = 0;
+};
+
+int cmd_generate(const GenArgs& a, std::ostream& out) {
+    const std::string path = checkpoint_file(a.ckpt);
+    Checkpoint ck = read_checkpoint(path);
+    RunConfig cfg = checkpoint_config(path, ck, {});
+    if (cfg.data.task != "bytes" || cfg.model.vocab != 256)
+        throw std::runtime_error(path + ": generate needs a byte-level language model (data.task = \"bytes\"), but "
+                                        "this checkpoint was trained on data.task = \"" +
+                                 cfg.data.task + "\"");
+    if (a.prompt.empty()) throw std::runtime_error("--prompt must hold at least one byte");
+    auto model = build_model(cfg.model);
+    load_model_state(ck, *model, path);
+    std::vector<int64_t> prompt;
+    for (unsigned char c : a.prompt) prompt.push_back(c);
+    std::vector<int64_t> gen = sample_tokens(*model, prompt, a.length, a.temperature, a.top_k, a.seed, cfg.data.seq_len);
+    std::string text = a.prompt;
+    for (int64_t id : gen) text.push_back((char)(unsigned char)id);
+    out << text << "\n";
+    return 0;
+}
+
+// ---------------------------------------------------------------- info
+
+std::string sci(double x) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3g", x);
+    return buf;
+}
+
+int cmd_info(const std::string& config, const std::vector<std::string>& sets, std::ostream& out) {
+    RunConfig cfg = resolve_config(config, sets);
+    auto model = build_model(cfg.model);
+    const int64_t T = cfg.data.seq_len, B = cfg.train.batch;
+    out << "config: " << cfg.source << "\n"
+        << "model:  mixer " << cfg.model.mixer << ", vocab " << cfg.model.vocab << ", d " << cfg.model.d << ", heads "
+        << cfg.model.heads << ", layers " << cfg.model.layers << ", mlp hidden "
+        << cfg.model.transformer().mlp_hidden_or_default() << ", " << dtype_name(cfg.model.dtype) << "\n"
+        << "data:   " << cfg.data.task << ", seq_len " << T << "\n\nparameters by module:\n";
+    for (const auto& [name, n] : parameter_counts(*model)) {
+        char buf[96];
+        std::snprintf(buf, sizeof buf, "  %-12s %12lld\n", name.c_str(), (long long)n);
+        out << buf;
+    }
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "  %-12s %12lld\n", "total", (long long)model->num_parameters());
+    out << buf;
+    const double fwd = model->forward_flops_per_token(T);
+    out << "\nFLOPs per token at seq_len " << T << " (matmuls, 2 per multiply-add):\n"
+        << "  forward          " << sci(fwd) << "\n"
+        << "  training (~3x)   " << sci(3 * fwd) << "\n"
+        << "  per step         " << sci(3 * fwd * (double)(B * T)) << " (" << B << " x " << T << " tokens)\n";
+    return 0;
+}
+
+// Runs `body`, turning exceptions into "error: ..." and exit code 1.
+template <class F> int guarded(std::ostream& err, F&& body) {
+    try {
+        return body();
+    } catch (const std::exception& e) {
+        err << "error: " << e.what() << "\n";
+        return kExitError;
+    }
+}
+
+}  // namespace
+
+int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+    CLI::App app{"miras: train, evaluate and sample test-time-memorization models (Titans / Miras)", "miras"};
+    app.require_subcommand(1);
+    app.footer("Run `miras <command> --help` for the options of a command. Docs: docs/training.md");
+
+    TrainArgs ta;
+    CLI::App* train_cmd = app.add_subcommand("train", "Train a model from a TOML config (or resume a run)");
+    train_cmd->add_option("config", ta.config,
+                          "Config file (default: " + std::string(kDefaultConfigPath) + " if present, else built-in)");
+    train_cmd->add_option("--set", ta.sets, "Override a config key, e.g. --set optim.lr=3e-4 (repeatable)")
+        ->type_name("KEY=VALUE")->allow_extra_args(false);
+    train_cmd->add_option("--out", ta.out, "Run folder (default: output.dir of the config)");
+    train_cmd->add_option("--resume", ta.resume,
+                          "Continue from a checkpoint (file or run folder); uses the config stored in it");
+
+    std::string eval_ckpt;
+    std::vector<std::string> eval_sets;
+    int64_t eval_batches = 0;
+    CLI::App* eval_cmd = app.add_subcommand("eval", "Loss and accuracy (or bits/byte) of a checkpoint on its task");
+    eval_cmd->add_option("checkpoint", eval_ckpt, "Checkpoint file or run folder")->required();
+    eval_cmd->add_option("--set", eval_sets, "Override a key of the stored config, e.g. data.passkey.depth=0.9")
+        ->type_name("KEY=VALUE")->allow_extra_args(false);
+    eval_cmd->add_option("--batches", eval_batches, "Evaluation batches (default: train.eval_batches)")
+        ->check(CLI::PositiveNumber);
+
+    GenArgs ga;
+    CLI::App* gen_cmd = app.add_subcommand("generate", "Sample bytes from a byte-level language-model checkpoint");
+    gen_cmd->add_option("checkpoint", ga.ckpt, "Checkpoint file or run folder")->required();
+    gen_cmd->add_option("--prompt", ga.prompt, "Text to continue (default: a newline)");
+    gen_cmd->add_option("--length", ga.length, "Bytes to generate")->capture_default_str()->check(CLI::NonNegativeNumber);
+    gen_cmd->add_option("--temperature", ga.temperature, "Softmax temperature; 0 = always the most likely byte")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
+    gen_cmd->add_option("--top-k", ga.top_k, "Sample among the k most likely bytes; 0 = all")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
+    gen_cmd->add_option("--seed", ga.seed, "Sampling seed (same seed, same text)")->capture_default_str();
+
+    std::string info_config;
+    std::vector<std::string> info_sets;
+    CLI::App* info_cmd = app.add_subcommand("info", "Parameter count by module and FLOPs per token of a config");
+    info_cmd->add_option("config", info_config, "Config file (default as for train)");
+    info_cmd->add_option("--set", info_sets, "Override a config key (repeatable)")->type_name("KEY=VALUE")->allow_extra_args(false);
+
+    std::vector<const char*> argv;
+    for (const std::string& s : args) argv.push_back(s.c_str());
+    if (argv.empty()) argv.push_back("miras");
+    // CLI11 would only say "a subcommand is required" here.
+    auto is_command = [&](const std::string& name) {
+        for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; }))
+            if (sub->get_name() == name) return true;
+        return false;
+    };
+    if (argv.size() > 1 && argv[1][0] != '-' && !is_command(argv[1])) {
+        err << "error: unknown command '" << argv[1] << "' (commands: train, eval, generate, info; see miras --help)\n";
+        return 2;
+    }
+    try {
+        app.parse((int)argv.size(), argv.data());
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e, out, err);
+    }
+
+    if (train_cmd->parsed()) return guarded(err, [&] { return cmd_train(ta, out, err); });
+    if (eval_cmd->parsed()) return guarded(err, [&] { return cmd_eval(eval_ckpt, eval_sets, eval_batches, out); });
+    if (gen_cmd->parsed()) return guarded(err, [&] { return cmd_generate(ga, out); });
+    if (info_cmd->parsed()) return guarded(err, [&] { return cmd_info(info_config, info_sets, out); });
+    err << app.help();
+    return 2;
+}
+
+int run_cli(int argc, const char* const* argv) {
+    std::vector<std::string> args(argv, argv + argc);
+    return run_cli(args, std::cout, std::cerr);
+}
+
+}  // namespace miras

@@ -1,0 +1,29 @@
+// The `miras` command line (build/miras), as a library function so tests can
+// run it in-process:
+//
+//   miras train    [CONFIG] [--set key=value]... [--out DIR] [--resume CKPT]
+//   miras eval     CKPT [--set key=value]... [--batches N]
+//   miras generate CKPT [--prompt TEXT] [--length N] [--temperature X] [--top-k K] [--seed S]
+//   miras info     [CONFIG] [--set key=value]...
+//
+// `miras <command> --help` describes each. Without CONFIG, train and info use
+// train/configs/default.toml when it exists (relative to the working folder),
+// else the built-in default (the same values).
+#pragma once
+
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+namespace miras {
+
+inline constexpr const char* kDefaultConfigPath = "train/configs/default.toml";
+
+// Exit codes: 0 success, 1 an error (printed to `err` as "error: ..."), 2 a
+// usage error, 130 training stopped by Ctrl-C (after saving a checkpoint).
+// args[0] is the program name. Progress lines are redrawn in place only when
+// `out` is std::cout on a terminal.
+int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int run_cli(int argc, const char* const* argv);  // with std::cout / std::cerr
+
+}  // namespace miras

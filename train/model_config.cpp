@@ -1,0 +1,253 @@
+#include "train/model_config.h"
+
+#include <limits>
+#include <stdexcept>
+
+#include "miras/bias.h"
+#include "miras/layer.h"
+#include "miras/memory_arch.h"
+#include "miras/retention.h"
+
+namespace miras {
+
+namespace {
+
+constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
+constexpr double kHuge = 1e300;
+
+[[noreturn]] void fail(const ConfigReader& cfg, const std::string& what) {
+    throw std::runtime_error(cfg.source() + ": " + what);
+}
+
+void read_model(ConfigReader& cfg, ModelConfig& m) {
+    m.mixer = cfg.get_string("model.mixer", m.mixer, {"attn", "lmm"});
+    m.vocab = cfg.get_int("model.vocab", m.vocab, 0, 1 << 24);
+    m.d = cfg.get_int("model.d", m.d, 1, 1 << 16);
+    m.heads = cfg.get_int("model.heads", m.heads, 1, 1 << 12);
+    m.layers = cfg.get_int("model.layers", m.layers, 0, 1024);
+    m.mlp_hidden = cfg.get_int("model.mlp_hidden", m.mlp_hidden, 0, 1 << 20);
+    m.window = cfg.get_int("model.window", m.window, 0, kMaxInt);
+    m.n_persistent = cfg.get_int("model.n_persistent", m.n_persistent, 0, 1 << 20);
+    m.tie_embeddings = cfg.get_bool("model.tie_embeddings", m.tie_embeddings);
+    m.dtype = cfg.get_string("model.dtype", "f32", {"f32", "f64"}) == "f64" ? DType::f64 : DType::f32;
+    m.seed = (uint64_t)cfg.get_int("model.seed", (int64_t)m.seed, 0, kMaxInt);
+    if (m.d % m.heads != 0)
+        fail(cfg, "key 'model.heads' = " + std::to_string(m.heads) + " must divide model.d = " + std::to_string(m.d));
+
+    if (m.mixer != "attn" && (m.window != 0 || m.n_persistent != 0))
+        fail(cfg, "keys 'model.window' and 'model.n_persistent' are only used with model.mixer = \"attn\"");
+    // [memory]: the fields of MemoryConfig (miras/config.h), same names. Read
+    // and validated whatever the mixer, so one file can switch mixers with
+    // --set model.mixer=...; only "lmm" uses them.
+    MemoryConfig& mc = m.memory;
+    mc.memory = cfg.get_string("memory.memory", mc.memory, memory_arch_names());
+    mc.depth = cfg.get_int("memory.depth", mc.depth, 2, 64);
+    mc.expansion = cfg.get_int("memory.expansion", mc.expansion, 1, 64);
+    mc.residual = cfg.get_bool("memory.residual", mc.residual);
+    mc.layernorm = cfg.get_bool("memory.layernorm", mc.layernorm);
+    mc.bias = cfg.get_string("memory.bias", mc.bias, bias_names());
+    mc.p = cfg.get_double("memory.p", mc.p, 1.000001, 64);
+    mc.huber_delta = cfg.get_double("memory.huber_delta", mc.huber_delta, 1e-12, kHuge);
+    mc.retention = cfg.get_string("memory.retention", mc.retention, retention_names());
+    mc.q = cfg.get_double("memory.q", mc.q, 2, 64);
+    mc.kl_c = cfg.get_double("memory.kl_c", mc.kl_c, 1e-12, kHuge);
+    mc.gamma = cfg.get_double("memory.gamma", mc.gamma, 0, kHuge);
+    mc.algorithm = cfg.get_string("memory.algorithm", mc.algorithm, {"gd", "momentum"});
+    mc.chunk = cfg.get_int("memory.chunk", mc.chunk, 1, 1 << 20);
+    mc.theta_max = cfg.get_double("memory.theta_max", mc.theta_max, 1e-12, 1e6);
+    mc.fixed_gates.clear();
+    // Only the gates that are set are read (and dumped): an absent gate is learned.
+    struct GateRange {
+        const char* name;
+        double lo, hi, def;
+    };
+    for (const GateRange& g : {GateRange{"theta", 0, 1e6, 1}, GateRange{"eta", 0, 1, 0.9},
+                               GateRange{"alpha", 0, 1, 0}, GateRange{"delta", 1e-12, 1e6, 1}}) {
+        const std::string key = std::string("memory.fixed_gates.") + g.name;
+        if (cfg.has(key)) mc.fixed_gates[g.name] = cfg.get_double(key, g.def, g.lo, g.hi);
+    }
+    mc.fix_A0_zero = cfg.get_bool("memory.fix_A0_zero", mc.fix_A0_zero);
+    mc.conv_bias = cfg.get_bool("memory.conv_bias", mc.conv_bias);
+    mc.first_order = cfg.get_bool("memory.first_order", mc.first_order);
+    m.memory_sequential = cfg.get_string("memory.scan", "chunked", {"chunked", "sequential"}) == "sequential";
+    mc.d = m.d;
+    mc.heads = m.heads;
+    mc.dtype = m.dtype;
+    if (m.mixer == "lmm") {
+        try {
+            mc.validate();
+        } catch (const std::exception& e) {
+            fail(cfg, std::string("[memory]: ") + e.what());
+        }
+    }
+}
+
+void read_data(ConfigReader& cfg, DataConfig& d) {
+    d.task = cfg.get_string("data.task", d.task, {"mqar", "passkey", "bytes"});
+    d.seq_len = cfg.get_int("data.seq_len", d.seq_len, 1, 1 << 24);
+    d.seed = (uint64_t)cfg.get_int("data.seed", (int64_t)d.seed, 0, kMaxInt);
+    // Every task's table is read and validated, so one file can switch tasks
+    // with --set data.task=...; only the selected task uses its table.
+    d.mqar.vocab_size = cfg.get_int("data.mqar.vocab", d.mqar.vocab_size, 3, 1 << 24);
+    d.mqar.num_pairs = cfg.get_int("data.mqar.num_pairs", d.mqar.num_pairs, 1, 1 << 20);
+    d.mqar.num_queries = cfg.get_int("data.mqar.num_queries", d.mqar.num_queries, 0, 1 << 20);
+    d.mqar.seq_len = d.seq_len;
+    d.passkey.vocab_size = cfg.get_int("data.passkey.vocab", d.passkey.vocab_size, kPasskeyFirstFiller + 1, 1 << 24);
+    d.passkey.num_digits = cfg.get_int("data.passkey.num_digits", d.passkey.num_digits, 1, 1 << 20);
+    d.passkey.depth = cfg.get_double("data.passkey.depth", d.passkey.depth, 0, 1);
+    d.passkey.seq_len = d.seq_len;
+    d.bytes_path = cfg.get_string("data.bytes.path", d.bytes_path);
+    d.heldout_fraction = cfg.get_double("data.bytes.heldout_fraction", d.heldout_fraction, 0.001, 0.9);
+    try {
+        // The generators check the combination (pairs fit the vocabulary and the sequence, ...).
+        if (d.task == "mqar") make_mqar(d.mqar, 1, 0);
+        if (d.task == "passkey") make_passkey(d.passkey, 1, 0);
+    } catch (const std::invalid_argument& e) {
+        fail(cfg, "[data." + d.task + "] with data.seq_len = " + std::to_string(d.seq_len) + ": " + e.what());
+    }
+    if (d.task == "bytes" && d.bytes_path.empty())
+        fail(cfg, "key 'data.bytes.path' must name a file when data.task = \"bytes\"");
+}
+
+void read_optim(ConfigReader& cfg, OptimConfig& o) {
+    o.name = cfg.get_string("optim.name", o.name, {"adamw", "sgd"});
+    o.lr = cfg.get_double("optim.lr", o.lr, 0, 10);
+    o.min_lr_ratio = cfg.get_double("optim.min_lr_ratio", o.min_lr_ratio, 0, 1);
+    o.warmup = cfg.get_int("optim.warmup", o.warmup, 0, kMaxInt);
+    o.clip = cfg.get_double("optim.clip", o.clip, 0, kHuge);
+    // Both optimizers' keys are always read, so --set optim.name=... switches.
+    o.beta1 = cfg.get_double("optim.beta1", o.beta1, 0, 0.999999);
+    o.beta2 = cfg.get_double("optim.beta2", o.beta2, 0, 0.999999);
+    o.eps = cfg.get_double("optim.eps", o.eps, 1e-30, 1);
+    o.weight_decay = cfg.get_double("optim.weight_decay", o.weight_decay, 0, 10);
+    o.momentum = cfg.get_double("optim.momentum", o.momentum, 0, 0.999999);
+}
+
+void read_loop(ConfigReader& cfg, LoopConfig& l) {
+    l.steps = cfg.get_int("train.steps", l.steps, 0, kMaxInt);
+    l.batch = cfg.get_int("train.batch", l.batch, 1, 1 << 20);
+    l.eval_every = cfg.get_int("train.eval_every", l.eval_every, 0, kMaxInt);
+    l.eval_batches = cfg.get_int("train.eval_batches", l.eval_batches, 1, 1 << 20);
+    l.log_every = cfg.get_int("train.log_every", l.log_every, 1, kMaxInt);
+}
+
+void read_output(ConfigReader& cfg, OutputConfig& o) {
+    o.dir = cfg.get_string("output.dir", o.dir);
+    o.checkpoint_every = cfg.get_int("output.checkpoint_every", o.checkpoint_every, 0, kMaxInt);
+    if (o.dir.empty()) fail(cfg, "key 'output.dir' must not be empty");
+}
+
+uint64_t layer_seed(uint64_t seed, uint64_t layer) {
+    uint64_t s = seed ^ 0x6c6d6d5f6d697261ull;  // a salt apart from the attention layers' seeds
+    splitmix64(s);
+    s += layer;
+    return splitmix64(s);
+}
+
+// The memory layer of SPEC §1 as a token mixer (mixer "lmm": Titans' LMM
+// alone; Moneta / Yaad / Memora by the [memory] table).
+// Parameters: "memory.<MirasLayer names>".
+class MemoryMixer : public Mixer {
+public:
+    MemoryMixer(const MemoryConfig& cfg, bool sequential)
+        : layer_(register_module("memory", std::make_shared<MirasLayer>(cfg))), sequential_(sequential) {}
+    Tensor forward(const Tensor& x) override {  // (B, T, d) -> (B, T, d)
+        return layer_->forward(x, nullptr, sequential_ ? ScanMode::sequential : ScanMode::chunked);
+    }
+    // Matmuls only, 2 per multiply-add, d_h = d / H, per token:
+    //   projections W_Q, W_K, W_V, W_G, W_O: 10 d²
+    //   per head and weight matrix (out × in): forward M_W(k) at the chunk
+    //   anchor, its backward for u_t (two more products) and the retrieval
+    //   M_W(q): about 4 · 2 · out · in.
+    double forward_flops_per_token(int64_t) const override {
+        const MemoryConfig& c = layer_->config();
+        double f = 10.0 * (double)c.d * (double)c.d;
+        for (auto [out, in] : c.weight_shapes()) f += (double)c.heads * 8.0 * (double)out * (double)in;
+        return f;
+    }
+
+private:
+    std::shared_ptr<MirasLayer> layer_;
+    bool sequential_;
+};
+
+}  // namespace
+
+TransformerConfig ModelConfig::transformer() const {
+    TransformerConfig t;
+    t.vocab_size = vocab;
+    t.d_model = d;
+    t.n_heads = heads;
+    t.n_layers = layers;
+    t.mlp_hidden = mlp_hidden;
+    t.window = window;
+    t.n_persistent = n_persistent;
+    t.tie_embeddings = tie_embeddings;
+    t.dtype = dtype;
+    t.seed = seed;
+    return t;
+}
+
+int64_t DataConfig::vocab() const {
+    if (task == "mqar") return mqar.vocab_size;
+    if (task == "passkey") return passkey.vocab_size;
+    return 256;
+}
+
+RunConfig read_run_config(ConfigReader& cfg) {
+    RunConfig rc;
+    rc.source = cfg.source();
+    read_model(cfg, rc.model);
+    read_data(cfg, rc.data);
+    read_optim(cfg, rc.optim);
+    read_loop(cfg, rc.train);
+    read_output(cfg, rc.output);
+    cfg.check_no_unknown_keys();
+
+    const int64_t task_vocab = rc.data.vocab();
+    if (rc.model.vocab == 0) {
+        rc.model.vocab = task_vocab;
+    } else if (rc.model.vocab < task_vocab) {
+        fail(cfg, "key 'model.vocab' = " + std::to_string(rc.model.vocab) + " is smaller than the " + rc.data.task +
+                      " task's vocabulary of " + std::to_string(task_vocab) + " tokens (0 = take the task's)");
+    }
+    rc.toml = cfg.dump_toml();
+    return rc;
+}
+
+RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides) {
+    ConfigReader cfg(path, overrides);
+    return read_run_config(cfg);
+}
+
+RunConfig run_config_from_string(const std::string& toml_text, const std::string& source_name,
+                                 const std::vector<std::string>& overrides) {
+    ConfigReader cfg = ConfigReader::from_string(toml_text, source_name, overrides);
+    return read_run_config(cfg);
+}
+
+RunConfig default_run_config(const std::vector<std::string>& overrides) {
+    return run_config_from_string("", kBuiltinConfigName, overrides);
+}
+
+std::shared_ptr<Transformer> build_model(const ModelConfig& m) {
+    if (m.vocab < 1) throw std::invalid_argument("build_model: vocab must be resolved (> 0), got " + std::to_string(m.vocab));
+    const TransformerConfig tc = m.transformer();
+    if (m.mixer == "attn") return make_transformer(tc);
+    if (m.mixer == "lmm") {
+        MemoryConfig base = m.memory;
+        base.d = m.d;
+        base.heads = m.heads;
+        base.dtype = m.dtype;
+        const uint64_t seed = m.seed;
+        const bool sequential = m.memory_sequential;
+        return make_transformer(tc, [base, seed, sequential](int layer) -> std::shared_ptr<Mixer> {
+            MemoryConfig c = base;
+            c.seed = layer_seed(seed, (uint64_t)layer);
+            return std::make_shared<MemoryMixer>(c, sequential);
+        });
+    }
+    throw std::invalid_argument("build_model: unknown mixer '" + m.mixer + "' (known: attn, lmm)");
+}
+
+}  // namespace miras

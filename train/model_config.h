@@ -1,0 +1,108 @@
+// One experiment = one TOML file (train/configs/*.toml), read into a RunConfig.
+//
+//   [model]   the network: width, depth, mixer, dtype, seed
+//   [memory]  the Miras memory layer (miras/config.h), only with mixer = "lmm"
+//   [data]    the task: mqar | passkey | bytes, sequence length, data seed
+//   [optim]   adamw | sgd, learning-rate schedule, gradient clipping
+//   [train]   steps, batch size, evaluation and logging cadence
+//   [output]  the run folder and checkpoint cadence
+//
+// Every key has a default (an empty file is the default experiment), a type
+// and a range; docs/training.md lists them all. Reading is strict: an unknown
+// key, a wrong type, a value out of range or an inconsistent combination
+// throws std::runtime_error naming the file and the key.
+//
+//   RunConfig rc = load_run_config("train/configs/default.toml", {"optim.lr=1e-3"});
+//   auto model = build_model(rc.model);
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "miras/config.h"
+#include "nn/transformer.h"
+#include "train/config.h"
+#include "train/tasks.h"
+
+namespace miras {
+
+struct ModelConfig {
+    std::string mixer = "lmm";   // "attn" | "lmm"
+    int64_t vocab = 0;           // 0: the task's vocabulary; resolved by read_run_config
+    int64_t d = 64;
+    int64_t heads = 4;
+    int64_t layers = 2;
+    int64_t mlp_hidden = 0;      // 0: 8d/3 rounded up to a multiple of 8
+    int64_t window = 0;          // attention: sliding window (0 = full causal)
+    int64_t n_persistent = 0;    // attention: persistent tokens N_p
+    bool tie_embeddings = true;
+    DType dtype = DType::f32;
+    uint64_t seed = 0;
+    MemoryConfig memory;         // lmm: d, heads, dtype, seed are filled per layer from the fields above
+    bool memory_sequential = false;  // lmm: the token-by-token reference scan instead of the chunked one
+
+    TransformerConfig transformer() const;
+};
+
+struct DataConfig {
+    std::string task = "mqar";  // "mqar" | "passkey" | "bytes"
+    int64_t seq_len = 32;
+    uint64_t seed = 1;
+    MqarSpec mqar{64, 32, 8, 0};        // vocab, seq_len (= seq_len above), pairs, queries
+    PasskeySpec passkey{64, 32, 5, 0.5};  // vocab, seq_len (= seq_len above), digits, depth
+    std::string bytes_path;
+    double heldout_fraction = 0.1;
+
+    int64_t vocab() const;  // of the task: mqar/passkey as configured, bytes 256
+};
+
+struct OptimConfig {
+    std::string name = "adamw";  // "adamw" | "sgd"
+    double lr = 1e-2;
+    double min_lr_ratio = 0.1;   // floor of the cosine decay, as a fraction of lr
+    int64_t warmup = 50;
+    double clip = 1.0;           // max global gradient norm; 0 = no clipping
+    double beta1 = 0.9, beta2 = 0.98, eps = 1e-8, weight_decay = 0.1;  // adamw
+    double momentum = 0.9;                                              // sgd
+};
+
+struct LoopConfig {
+    int64_t steps = 500;
+    int64_t batch = 32;
+    int64_t eval_every = 100;  // 0: only at the end
+    int64_t eval_batches = 4;
+    int64_t log_every = 10;    // plain-text progress lines when not on a terminal
+};
+
+struct OutputConfig {
+    std::string dir = "runs/default";
+    int64_t checkpoint_every = 100;  // 0: only at the end (and on Ctrl-C)
+};
+
+struct RunConfig {
+    ModelConfig model;
+    DataConfig data;
+    OptimConfig optim;
+    LoopConfig train;
+    OutputConfig output;
+    std::string source;  // file name, or "<built-in default>"
+    std::string toml;    // the effective config (every key with the value used), for checkpoints
+};
+
+// Reads every section from `cfg`, validates cross-key constraints and checks
+// that no unknown key is left. Throws std::runtime_error naming cfg.source().
+RunConfig read_run_config(ConfigReader& cfg);
+RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides = {});
+RunConfig run_config_from_string(const std::string& toml_text, const std::string& source_name,
+                                 const std::vector<std::string>& overrides = {});
+
+// The default experiment: train/configs/default.toml holds the same values.
+inline const char* kBuiltinConfigName = "<built-in default>";
+RunConfig default_run_config(const std::vector<std::string>& overrides = {});
+
+// The model described by `m` (vocab must be resolved, i.e. > 0).
+std::shared_ptr<Transformer> build_model(const ModelConfig& m);
+
+}  // namespace miras

@@ -1,0 +1,451 @@
+#include "train/trainer.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <sstream>
+#include <stdexcept>
+
+#include "nn/loss.h"
+#include "train/checkpoint.h"
+
+namespace miras {
+
+namespace fs = std::filesystem;
+
+// ---------------------------------------------------------------- data
+
+uint64_t batch_seed(uint64_t seed, uint64_t index) {
+    uint64_t s = seed;
+    uint64_t z = splitmix64(s) + index;
+    return splitmix64(z);
+}
+
+namespace {
+
+// Evaluation batches come from indices far above any training step, so the
+// two streams never share a batch.
+constexpr uint64_t kEvalStream = 1ull << 62;
+
+IndexTensor inputs_of(const TokenBatch& b) { return IndexTensor({b.batch, b.seq_len}, b.inputs); }
+IndexTensor targets_of(const TokenBatch& b) { return IndexTensor({b.batch, b.seq_len}, b.targets); }
+
+}  // namespace
+
+TaskData::TaskData(const DataConfig& cfg) : cfg_(cfg) {
+    if (is_bytes()) {
+        corpus_ = std::make_shared<ByteCorpus>(cfg.bytes_path, cfg.heldout_fraction);
+        if (corpus_->size(Split::kTrain) < cfg.seq_len + 1 || corpus_->size(Split::kHeldout) < cfg.seq_len + 1)
+            throw std::runtime_error(corpus_->describe() + ": each split needs at least data.seq_len + 1 = " +
+                                     std::to_string(cfg.seq_len + 1) +
+                                     " bytes; use a longer file, a shorter data.seq_len or another "
+                                     "data.bytes.heldout_fraction");
+    }
+}
+
+TokenBatch TaskData::train_batch(int64_t step, int64_t batch) const {
+    const uint64_t seed = batch_seed(cfg_.seed, (uint64_t)step);
+    if (cfg_.task == "mqar") return make_mqar(cfg_.mqar, batch, seed);
+    if (cfg_.task == "passkey") return make_passkey(cfg_.passkey, batch, seed);
+    return corpus_->sample(Split::kTrain, batch, cfg_.seq_len, seed);
+}
+
+std::vector<TokenBatch> TaskData::eval_set(int64_t batches, int64_t batch) const {
+    std::vector<TokenBatch> out;
+    if (is_bytes()) {
+        const int64_t windows = std::min(batches * batch, corpus_->num_windows(Split::kHeldout, cfg_.seq_len));
+        for (int64_t first = 0; first < windows; first += batch)
+            out.push_back(corpus_->sequential(Split::kHeldout, cfg_.seq_len, first, std::min(batch, windows - first)));
+        return out;
+    }
+    for (int64_t i = 0; i < batches; ++i) {
+        const uint64_t seed = batch_seed(cfg_.seed, kEvalStream + (uint64_t)i);
+        out.push_back(cfg_.task == "mqar" ? make_mqar(cfg_.mqar, batch, seed) : make_passkey(cfg_.passkey, batch, seed));
+    }
+    return out;
+}
+
+std::string TaskData::describe() const {
+    if (cfg_.task == "mqar") return miras::describe(cfg_.mqar);
+    if (cfg_.task == "passkey") return miras::describe(cfg_.passkey);
+    return corpus_->describe() + ", seq_len " + std::to_string(cfg_.seq_len);
+}
+
+// ---------------------------------------------------------------- evaluation
+
+double EvalResult::bits_per_token() const { return loss / std::log(2.0); }
+
+EvalResult evaluate(Transformer& model, const std::vector<TokenBatch>& batches) {
+    const bool was_training = model.is_training();
+    model.eval();
+    NoGradGuard no_grad;
+    EvalResult r;
+    double nats = 0;
+    for (const TokenBatch& b : batches) {
+        const IndexTensor targets = targets_of(b);
+        Tensor logits = model.forward(inputs_of(b));  // (B, T, V)
+        CrossEntropyResult ce = cross_entropy(logits, targets);
+        Accuracy acc = accuracy(logits, targets);
+        nats += ce.loss.item() * (double)ce.count;  // undo the mean: batches may count different targets
+        r.count += acc.count;
+        r.correct += acc.correct;
+    }
+    r.loss = r.count ? nats / (double)r.count : 0.0;
+    model.train(was_training);
+    return r;
+}
+
+std::unique_ptr<Optimizer> make_optimizer(const OptimConfig& cfg, const Module& model) {
+    if (cfg.name == "sgd") {
+        SGDOptions o;
+        o.lr = cfg.lr;
+        o.momentum = cfg.momentum;
+        return std::make_unique<SGD>(model.named_parameters(), o);
+    }
+    AdamWOptions o;
+    o.lr = cfg.lr;
+    o.beta1 = cfg.beta1;
+    o.beta2 = cfg.beta2;
+    o.eps = cfg.eps;
+    o.weight_decay = cfg.weight_decay;
+    return std::make_unique<AdamW>(model.named_parameters(), o);
+}
+
+// ---------------------------------------------------------------- SIGINT
+
+namespace {
+
+volatile std::sig_atomic_t g_stop_requested = 0;
+
+extern "C" void on_sigint(int) {
+    g_stop_requested = 1;
+    std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C kills at once
+}
+
+// Installs the handler for the lifetime of a run and restores the previous one.
+class SigintGuard {
+public:
+    explicit SigintGuard(bool enable) : enabled_(enable) {
+        g_stop_requested = 0;
+        if (!enabled_) return;
+        struct sigaction sa {};
+        sa.sa_handler = on_sigint;
+        sa.sa_flags = SA_RESTART;  // output to a pipe or terminal must not fail with EINTR
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, &old_);
+    }
+    ~SigintGuard() {
+        if (enabled_) sigaction(SIGINT, &old_, nullptr);
+    }
+    SigintGuard(const SigintGuard&) = delete;
+    SigintGuard& operator=(const SigintGuard&) = delete;
+    bool stop() const { return g_stop_requested != 0; }
+
+private:
+    bool enabled_;
+    struct sigaction old_ {};
+};
+
+// ---------------------------------------------------------------- reporting
+
+std::string human_duration(double seconds) {
+    if (!std::isfinite(seconds) || seconds < 0) return "?";
+    const long s = std::lround(seconds);
+    char buf[32];
+    if (s >= 3600)
+        std::snprintf(buf, sizeof buf, "%ldh%02ldm", s / 3600, (s / 60) % 60);
+    else if (s >= 60)
+        std::snprintf(buf, sizeof buf, "%ldm%02lds", s / 60, s % 60);
+    else
+        std::snprintf(buf, sizeof buf, "%lds", s);
+    return buf;
+}
+
+std::string human_rate(double per_s) {
+    char buf[32];
+    if (per_s >= 1e6)
+        std::snprintf(buf, sizeof buf, "%.2fM", per_s / 1e6);
+    else if (per_s >= 1e3)
+        std::snprintf(buf, sizeof buf, "%.1fk", per_s / 1e3);
+    else
+        std::snprintf(buf, sizeof buf, "%.0f", per_s);
+    return buf;
+}
+
+std::string fixed(double x, int digits) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.*f", digits, x);
+    return buf;
+}
+
+// "acc 93.1%" for the recall tasks, "1.234 bits/byte" for a byte corpus.
+std::string metric_text(bool bytes, double loss, double acc) {
+    return bytes ? fixed(loss / std::log(2.0), 3) + " bits/byte" : "acc " + fixed(100 * acc, 1) + "%";
+}
+
+// Appends JSON lines, flushed one by one so a killed run keeps what it logged.
+class MetricsLog {
+public:
+    // Drops lines beyond `keep_through_step` (a resumed run rewrites them).
+    MetricsLog(const std::string& path, int64_t keep_through_step) : path_(path) {
+        if (keep_through_step >= 0 && fs::exists(path)) {
+            std::ifstream in(path);
+            std::string line, kept;
+            while (std::getline(in, line)) {
+                auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+                if (j.is_object() && j.contains("step") && j["step"].is_number_integer() &&
+                    j["step"].get<int64_t>() <= keep_through_step)
+                    kept += line + "\n";
+            }
+            in.close();
+            std::ofstream rewrite(path, std::ios::trunc);
+            rewrite << kept;
+        } else if (keep_through_step < 0) {
+            std::ofstream truncate(path, std::ios::trunc);  // a fresh run starts a fresh log
+        }
+        out_.open(path, std::ios::app);
+        if (!out_) throw std::runtime_error("cannot write the metrics file '" + path + "'");
+    }
+    void write(const nlohmann::json& j) {
+        out_ << j.dump() << "\n";
+        out_.flush();
+        if (!out_) throw std::runtime_error("write error on the metrics file '" + path_ + "'");
+    }
+
+private:
+    std::string path_;
+    std::ofstream out_;
+};
+
+void check_finite(double loss, int64_t step) {
+    if (!std::isfinite(loss))
+        throw std::runtime_error("the training loss became " + std::to_string(loss) + " at step " +
+                                 std::to_string(step) + "; try a lower optim.lr or optim.clip");
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- training
+
+TrainResult train(const RunConfig& cfg, const TrainOptions& options) {
+    std::ostream& out = options.out ? *options.out : std::cout;
+    const bool live = options.live_progress == 1 ||
+                      (options.live_progress == -1 && &out == &std::cout && ::isatty(STDOUT_FILENO));
+
+    TaskData data(cfg.data);
+    std::shared_ptr<Transformer> model = build_model(cfg.model);
+    std::unique_ptr<Optimizer> opt = make_optimizer(cfg.optim, *model);
+
+    int64_t step = 0;
+    if (!options.resume_from.empty()) {
+        Checkpoint ck = read_checkpoint(options.resume_from);
+        load_model_state(ck, *model, options.resume_from);
+        load_optimizer_state(ck, *opt, options.resume_from);
+        if (ck.data_seed != cfg.data.seed)
+            throw std::runtime_error(options.resume_from + ": the checkpoint's data seed " +
+                                     std::to_string(ck.data_seed) + " differs from data.seed = " +
+                                     std::to_string(cfg.data.seed) + "; the resumed run would see other data");
+        step = ck.step;
+    }
+
+    const std::string dir = options.out_dir.empty() ? cfg.output.dir : options.out_dir;
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec || !fs::is_directory(dir)) throw std::runtime_error("cannot create the run folder '" + dir + "'");
+    TrainResult result;
+    result.checkpoint_path = (fs::path(dir) / "checkpoint.safetensors").string();
+    result.metrics_path = (fs::path(dir) / "metrics.jsonl").string();
+    {
+        std::ofstream c(fs::path(dir) / "config.toml", std::ios::trunc);
+        c << "# effective config of this run (every key, defaults included)\n" << cfg.toml;
+        if (!c) throw std::runtime_error("cannot write '" + (fs::path(dir) / "config.toml").string() + "'");
+    }
+    MetricsLog metrics(result.metrics_path, options.resume_from.empty() ? -1 : step);
+
+    const LoopConfig& loop = cfg.train;
+    const int64_t total = loop.steps, B = loop.batch, T = cfg.data.seq_len;
+    const bool bytes = data.is_bytes();
+    const std::vector<TokenBatch> eval_batches = data.eval_set(loop.eval_batches, B);
+
+    out << "model: " << cfg.model.mixer << ", d " << cfg.model.d << ", " << cfg.model.layers << " layers, "
+        << cfg.model.heads << " heads, " << model->num_parameters() << " parameters ("
+        << dtype_name(cfg.model.dtype) << ")\n"
+        << "data:  " << data.describe() << "\n"
+        << "train: " << total << " steps of " << B << " x " << T << " tokens, " << cfg.optim.name << " lr "
+        << cfg.optim.lr << "; run folder " << dir << "\n";
+    if (step > 0) out << "resuming from " << options.resume_from << " at step " << step << "\n";
+    out.flush();
+
+    auto save = [&](int64_t s) {
+        save_checkpoint(result.checkpoint_path, make_checkpoint(*model, opt.get(), s, cfg.data.seed, cfg.toml));
+    };
+    auto run_eval = [&](int64_t s) {
+        result.last_eval = evaluate(*model, eval_batches);
+        result.last_eval_step = s;
+        const EvalResult& e = result.last_eval;
+        nlohmann::json j = {{"step", s}, {"split", "eval"}, {"loss", e.loss}, {"accuracy", e.accuracy()},
+                            {"count", e.count}};
+        if (bytes) j["bits_per_byte"] = e.bits_per_token();
+        metrics.write(j);
+        if (live) out << "\r\033[K";
+        out << "eval  step " << s << "/" << total << "  loss " << fixed(e.loss, 4) << "  "
+            << metric_text(bytes, e.loss, e.accuracy()) << (bytes ? "  acc " + fixed(100 * e.accuracy(), 1) + "%" : "")
+            << "  (" << e.count << " targets)\n";
+        out.flush();
+    };
+
+    SigintGuard sigint(options.handle_sigint);
+    const auto t0 = std::chrono::steady_clock::now();
+    const int64_t first_step = step;
+    double last_draw = -1;
+    const TensorList params = model->parameters();
+    model->train();
+    while (step < total && !sigint.stop()) {
+        const TokenBatch batch = data.train_batch(step, B);
+        const IndexTensor targets = targets_of(batch);
+        opt->zero_grad();
+        Tensor logits = model->forward(inputs_of(batch));  // (B, T, V)
+        CrossEntropyResult ce = cross_entropy(logits, targets);
+        const double loss = ce.loss.item();
+        const double train_acc = accuracy(logits, targets).value();
+        check_finite(loss, step);
+        backward(ce.loss);
+        logits = Tensor();  // the graph is freed: only the values are needed below
+        const double grad_norm = cfg.optim.clip > 0 ? clip_grad_norm(params, cfg.optim.clip)
+                                                    : clip_grad_norm(params, HUGE_VAL);  // reports the norm only
+        if (!std::isfinite(grad_norm))
+            throw std::runtime_error("the gradient norm became " + std::to_string(grad_norm) + " at step " +
+                                     std::to_string(step) + "; try a lower optim.lr");
+        opt->set_lr(lr_at(step, std::min(cfg.optim.warmup, total), total, cfg.optim.lr, cfg.optim.lr * cfg.optim.min_lr_ratio));
+        opt->step();
+        ++step;
+
+        StepInfo info;
+        info.step = step;
+        info.loss = loss;
+        info.lr = opt->lr();
+        info.grad_norm = grad_norm;
+        info.accuracy = train_acc;
+        if (options.on_step) options.on_step(info);
+
+        const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const double steps_per_s = (double)(step - first_step) / std::max(elapsed, 1e-9);
+        const double tokens_per_s = steps_per_s * (double)(B * T);
+        const double eta = (double)(total - step) / std::max(steps_per_s, 1e-9);
+        if (step % loop.log_every == 0 || step == total) {
+            metrics.write({{"step", step},
+                           {"split", "train"},
+                           {"loss", loss},
+                           {"accuracy", info.accuracy},
+                           {"lr", info.lr},
+                           {"grad_norm", grad_norm},
+                           {"tokens_per_s", tokens_per_s},
+                           {"elapsed_s", elapsed}});
+        }
+        const std::string line = "step " + std::to_string(step) + "/" + std::to_string(total) + "  loss " +
+                                 fixed(loss, 4) + "  " + metric_text(bytes, loss, info.accuracy) + "  " +
+                                 human_rate(tokens_per_s) + " tok/s  ETA " + human_duration(eta);
+        if (live) {
+            // Redrawn at most ~10 times a second: a terminal is slow to scroll through thousands of lines.
+            if (elapsed - last_draw >= 0.1 || step == total) {
+                out << "\r\033[K" << line << std::flush;
+                last_draw = elapsed;
+            }
+        } else if (step % loop.log_every == 0 || step == total) {
+            out << line << "\n" << std::flush;
+        }
+
+        const bool at_end = step == total;
+        if ((loop.eval_every > 0 && step % loop.eval_every == 0) || at_end) run_eval(step);
+        const bool stopping = sigint.stop() && !at_end;
+        if ((cfg.output.checkpoint_every > 0 && step % cfg.output.checkpoint_every == 0) || at_end || stopping)
+            save(step);
+    }
+    if (live) out << "\r\033[K";
+
+    result.step = step;
+    result.interrupted = step < total;
+    if (step == first_step) {  // nothing to do (already at train.steps, or stopped before the first step)
+        save(step);
+        run_eval(step);
+    }
+    if (result.interrupted) out << "interrupted at step " << step << "/" << total << "\n";
+    out.flush();
+    return result;
+}
+
+// ---------------------------------------------------------------- sampling
+
+std::vector<int64_t> sample_tokens(Transformer& model, const std::vector<int64_t>& prompt, int64_t length,
+                                   double temperature, int64_t top_k, uint64_t seed, int64_t context) {
+    const int64_t V = model.config().vocab_size;
+    if (prompt.empty()) throw std::invalid_argument("sample_tokens: the prompt must hold at least one token");
+    if (context < 1) throw std::invalid_argument("sample_tokens: context must be >= 1");
+    if (!(temperature >= 0) || !std::isfinite(temperature))
+        throw std::invalid_argument("sample_tokens: temperature must be finite and >= 0");
+    if (top_k < 0) throw std::invalid_argument("sample_tokens: top_k must be >= 0");
+    for (int64_t id : prompt)
+        if (id < 0 || id >= V)
+            throw std::invalid_argument("sample_tokens: prompt token " + std::to_string(id) + " is outside [0, " +
+                                        std::to_string(V) + ")");
+    const bool was_training = model.is_training();
+    model.eval();
+    NoGradGuard no_grad;
+    Rng rng(seed);
+    std::vector<int64_t> seq = prompt, out;
+    std::vector<std::pair<double, int64_t>> ranked((size_t)V);
+    for (int64_t n = 0; n < length; ++n) {
+        const int64_t T = std::min<int64_t>(context, (int64_t)seq.size());
+        IndexTensor ids({1, T}, std::vector<int64_t>(seq.end() - T, seq.end()));
+        Tensor logits = raw::contiguous(model.forward(ids));  // (1, T, V)
+        const std::vector<double> all = logits.to_vector();
+        const double* last = all.data() + (T - 1) * V;  // the prediction for the next token
+        for (int64_t v = 0; v < V; ++v) ranked[(size_t)v] = {last[v], v};
+        // Descending by logit, ties to the lower id: deterministic.
+        std::stable_sort(ranked.begin(), ranked.end(), [](auto& a, auto& b) { return a.first > b.first; });
+        int64_t next = ranked[0].second;
+        if (temperature > 0) {
+            const int64_t k = top_k > 0 ? std::min(top_k, V) : V;
+            std::vector<double> p((size_t)k);
+            for (int64_t i = 0; i < k; ++i) p[(size_t)i] = std::exp((ranked[(size_t)i].first - ranked[0].first) / temperature);
+            const double total = std::accumulate(p.begin(), p.end(), 0.0);
+            double u = rng.uniform() * total;
+            next = ranked[(size_t)k - 1].second;
+            for (int64_t i = 0; i < k; ++i) {
+                if (u < p[(size_t)i]) {
+                    next = ranked[(size_t)i].second;
+                    break;
+                }
+                u -= p[(size_t)i];
+            }
+        }
+        seq.push_back(next);
+        out.push_back(next);
+    }
+    model.train(was_training);
+    return out;
+}
+
+std::vector<std::pair<std::string, int64_t>> parameter_counts(const Module& model) {
+    std::vector<std::pair<std::string, int64_t>> out;
+    for (const auto& [name, p] : model.named_parameters()) {
+        // "blocks.3.mixer.W_Q" -> "blocks.3"; "embed.weight" -> "embed"
+        size_t cut = name.find('.');
+        if (name.rfind("blocks.", 0) == 0) cut = name.find('.', cut + 1);
+        const std::string group = name.substr(0, cut);
+        if (out.empty() || out.back().first != group) out.emplace_back(group, 0);
+        out.back().second += p.numel();
+    }
+    return out;
+}
+
+}  // namespace miras

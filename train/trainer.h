@@ -1,0 +1,114 @@
+// The training loop, evaluation and sampling.
+//
+// One step s (0-based) is:
+//   batch_s = the task's batch for (data.seed, s)      -- nothing else: resumable
+//   logits  = model(inputs)                              (B, T, V)
+//   loss    = cross_entropy(logits, targets)             mean over the counted targets
+//   backward(loss); clip the global gradient norm; lr = lr_at(s, ...); optimizer step
+// A run resumed from the checkpoint of step s therefore repeats the losses of
+// an uninterrupted run bit for bit: the batch depends only on (seed, s), and
+// the parameters and optimizer state are restored exactly.
+//
+// Output, in the run folder: metrics.jsonl (one JSON object per line: train
+// lines every train.log_every steps, eval lines at each evaluation),
+// config.toml (the effective config) and checkpoint.safetensors (see
+// train/checkpoint.h). On a terminal a live progress line is redrawn in place;
+// otherwise plain lines are printed every train.log_every steps.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <iosfwd>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "nn/optim.h"
+#include "nn/transformer.h"
+#include "train/model_config.h"
+#include "train/tasks.h"
+
+namespace miras {
+
+// The data of a run: training batches by step, a fixed evaluation set.
+class TaskData {
+public:
+    explicit TaskData(const DataConfig& cfg);  // loads the corpus for task "bytes"
+
+    // The batch of step `step`: a function of (data.seed, step, batch) only.
+    TokenBatch train_batch(int64_t step, int64_t batch) const;
+    // The evaluation set: `batches` batches of `batch` rows, drawn from a
+    // stream disjoint from the training one (mqar, passkey), or the first
+    // windows of the held-out split (bytes; fewer if the split is short).
+    std::vector<TokenBatch> eval_set(int64_t batches, int64_t batch) const;
+
+    int64_t vocab() const { return cfg_.vocab(); }
+    bool is_bytes() const { return cfg_.task == "bytes"; }
+    const DataConfig& config() const { return cfg_; }
+    std::string describe() const;
+
+private:
+    DataConfig cfg_;
+    std::shared_ptr<ByteCorpus> corpus_;
+};
+
+// Seed of batch `index` of a stream: splitmix64 mixing of (seed, index).
+uint64_t batch_seed(uint64_t seed, uint64_t index);
+
+struct EvalResult {
+    double loss = 0;   // mean cross-entropy (nats) over the counted targets
+    int64_t correct = 0, count = 0;
+    double accuracy() const { return count ? (double)correct / (double)count : 0.0; }
+    double bits_per_token() const;  // loss / ln 2: bits per byte for a byte corpus
+};
+
+// Loss and top-1 accuracy on `batches`, in eval mode without a graph.
+EvalResult evaluate(Transformer& model, const std::vector<TokenBatch>& batches);
+
+// AdamW or SGD over model.named_parameters(), as configured (lr = optim.lr).
+std::unique_ptr<Optimizer> make_optimizer(const OptimConfig& cfg, const Module& model);
+
+// What the loop reports after each step (for tests and callers).
+struct StepInfo {
+    int64_t step = 0;  // updates taken so far (1 after the first)
+    double loss = 0, accuracy = 0, lr = 0, grad_norm = 0;
+};
+
+struct TrainOptions {
+    std::string out_dir;      // run folder; empty = output.dir of the config
+    std::string resume_from;  // checkpoint to continue from; empty = a fresh run
+    std::ostream* out = nullptr;  // progress and messages; nullptr = std::cout
+    // -1: redraw a progress line in place when `out` is std::cout and stdout
+    // is a terminal; 0: plain lines; 1: always redraw.
+    int live_progress = -1;
+    bool handle_sigint = true;  // Ctrl-C stops after the current step and saves a checkpoint
+    std::function<void(const StepInfo&)> on_step;
+};
+
+struct TrainResult {
+    int64_t step = 0;          // updates taken when the run ended
+    bool interrupted = false;  // stopped by SIGINT before train.steps
+    EvalResult last_eval;      // of the last evaluation (count = 0 if none ran)
+    int64_t last_eval_step = -1;
+    std::string checkpoint_path, metrics_path;
+};
+
+// Trains as configured (or continues options.resume_from, whose model and
+// optimizer must fit `cfg`). Throws std::runtime_error on any problem
+// (unwritable folder, corrupt checkpoint, non-finite loss).
+TrainResult train(const RunConfig& cfg, const TrainOptions& options = {});
+
+// Autoregressive sampling: extends `prompt` (ids in [0, V)) by `length`
+// tokens. Each token comes from softmax(logits / temperature) restricted to
+// the top_k most likely ids (top_k = 0: all), with the model seeing at most
+// the last `context` tokens; temperature 0 takes the argmax. Deterministic in
+// `seed`. Returns the new tokens only.
+std::vector<int64_t> sample_tokens(Transformer& model, const std::vector<int64_t>& prompt, int64_t length,
+                                   double temperature, int64_t top_k, uint64_t seed, int64_t context);
+
+// Parameter counts grouped by top-level module ("embed", "blocks.0", ...,
+// "norm", "head"), in registration order.
+std::vector<std::pair<std::string, int64_t>> parameter_counts(const Module& model);
+
+}  // namespace miras
