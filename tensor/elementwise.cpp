@@ -14,7 +14,12 @@ using detail::broadcast_strides;
 namespace {
 
 // ---- unary functors
-template <class T> T sigmoid_(T x) { return x >= 0 ? T(1) / (T(1) + std::exp(-x)) : std::exp(x) / (T(1) + std::exp(x)); }
+// Stable for any x and branch-free (one exp, a select): vectorises.
+template <class T> T sigmoid_(T x) {
+    T e = std::exp(-std::abs(x));
+    T s = T(1) / (T(1) + e);
+    return x >= T(0) ? s : e * s;
+}
 template <class T> T gelu_(T x) {  // tanh form
     const T c = T(0.7978845608028654);  // sqrt(2/pi)
     return T(0.5) * x * (T(1) + std::tanh(c * (x + T(0.044715) * x * x * x)));
