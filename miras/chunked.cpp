@@ -109,98 +109,30 @@ Factors factors_at(const ScanSetup& s, const MemoryConfig& cfg, const std::vecto
     return f;
 }
 
-// grad(outputs, wrt, cotangents) over the outputs that carry a graph (a
-// zero-filled G, for a loss that ignores a layer, has none).
-TensorList vjp(const TensorList& outputs, const TensorList& wrt, const TensorList& cot, bool create_graph) {
-    TensorList outs, cots;
-    for (size_t i = 0; i < outputs.size(); ++i)
-        if (requires_grad(outputs[i])) {
-            outs.push_back(outputs[i]);
-            cots.push_back(cot[i]);
-        }
-    if (outs.empty()) return TensorList(wrt.size());
-    return grad(outs, wrt, cots, create_graph, /*retain_graph=*/true, /*allow_unused=*/true);
-}
-
-// Detached copies that require grad: the leaves of a local graph.
-TensorList local_leaves(const TensorList& xs) {
-    TensorList out;
-    for (const Tensor& x : xs) out.push_back(x.defined() ? set_requires_grad(detach(x)) : Tensor());
-    return out;
-}
-
-// The factors as ONE recorded op of (W_1..W_L, k, v, δ). Taking the inner
-// gradient directly on the outer graph would make every chunk's grad() call
-// walk the whole history (O(T²/b) per sequence); here it runs on a local
-// graph of detached copies, and the op's backward differentiates that local
-// graph (a vector-Jacobian product of the inner gradient: the second-order
-// term of the outer gradient). Asked for create_graph, the backward rebuilds
-// the inner gradient on the real inputs instead, so derivatives of every
-// order stay exact.
+// The factors (G_l, H_l) of the chunk's per-token inner gradients. While
+// training (create_graph) they are taken on the real inputs, so the outer
+// gradient flows through them (second order); the engine's topological
+// pruning keeps each grad() to the chunk's own graph, not the whole history.
+// Otherwise every u_t is a constant (first order, or inference): the
+// gradient is taken on detached copies and the factors are detached.
 Factors inner_factors(const ScanSetup& s, const MemoryConfig& cfg, const std::vector<Tensor>& anchor, const Tensor& k,
                       const Tensor& v, const Tensor& delta) {
     const size_t L = s.L();
-    TensorList real(anchor.begin(), anchor.end());
-    real.push_back(k);
-    real.push_back(v);
-    real.push_back(delta);  // may be undefined
-    TensorList loc = local_leaves(real);
-    auto unpack = [L](const TensorList& x) {
-        return std::tuple<std::vector<Tensor>, Tensor, Tensor, Tensor>{std::vector<Tensor>(x.begin(), x.begin() + (long)L),
-                                                                       x[L], x[L + 1], x[L + 2]};
-    };
-    auto [Wl, kl, vl, dl] = unpack(loc);
-    // Without create_graph every u_t is a constant (first order, or inference).
-    Factors local = factors_at(s, cfg, Wl, kl, vl, dl, s.create_graph);
-    if (!s.create_graph) {
-        Factors f;
-        for (size_t l = 0; l < L; ++l) {
-            f.G.push_back(detach(local.G[l]));
-            f.H.push_back(l == 0 ? detach(k) : detach(local.H[l]));
-        }
-        return f;
+    auto leaf = [](const Tensor& x) { return x.defined() ? set_requires_grad(detach(x)) : Tensor(); };
+    if (s.create_graph) {
+        // An anchor that is a constant (e.g. A_0 fixed) becomes a leaf, so z_l = W_l h_l carries a graph to differentiate.
+        std::vector<Tensor> W;
+        for (const Tensor& w : anchor) W.push_back(requires_grad(w) ? w : leaf(w));
+        return factors_at(s, cfg, W, k, v, delta, true);
     }
-    // Outputs: G_0..G_{L−1}, then H_1..H_{L−1} (H_0 = k is used directly).
-    TensorList local_out = local.G;
-    local_out.insert(local_out.end(), local.H.begin() + 1, local.H.end());
-    TensorList out;
-    for (const Tensor& t : local_out) out.push_back(detach(t));
-    TensorList inputs;  // record() needs defined tensors: δ only when present
-    for (const Tensor& t : real)
-        if (t.defined()) inputs.push_back(t);
-    record("miras_inner_gradient", inputs, out,
-           [s, cfg, real, loc, local_out, unpack](Node& node, const TensorList& g) -> TensorList {
-               TensorList wrt_real, wrt_loc;
-               std::vector<size_t> slot;  // position among the recorded inputs
-               for (size_t i = 0, r = 0; i < real.size(); ++i) {
-                   if (!real[i].defined()) continue;
-                   if (node.needs_input_grad(r)) {
-                       wrt_real.push_back(real[i]);
-                       wrt_loc.push_back(loc[i]);
-                       slot.push_back(r);
-                   }
-                   ++r;
-               }
-               TensorList res(node.next_edges.size());
-               if (wrt_real.empty()) return res;
-               TensorList d;
-               if (grad_enabled()) {
-                   // create_graph: the same product, recorded on the real inputs.
-                   auto [W, k, v, dl] = unpack(real);
-                   Factors f = factors_at(s, cfg, W, k, v, dl, true);
-                   TensorList outs = f.G;
-                   outs.insert(outs.end(), f.H.begin() + 1, f.H.end());
-                   d = vjp(outs, wrt_real, g, true);
-               } else {
-                   d = vjp(local_out, wrt_loc, g, false);  // retains the local graph for a repeated backward
-               }
-               for (size_t i = 0; i < slot.size(); ++i) res[slot[i]] = d[i];
-               return res;
-           });
+    std::vector<Tensor> W;
+    for (const Tensor& w : anchor) W.push_back(leaf(w));
+    Factors local = factors_at(s, cfg, W, leaf(k), leaf(v), leaf(delta), false);
     Factors f;
-    f.G.assign(out.begin(), out.begin() + (long)L);
-    f.H.push_back(k);
-    f.H.insert(f.H.end(), out.begin() + (long)L, out.end());
+    for (size_t l = 0; l < L; ++l) {
+        f.G.push_back(detach(local.G[l]));
+        f.H.push_back(l == 0 ? detach(k) : detach(local.H[l]));
+    }
     return f;
 }
 

@@ -11,6 +11,7 @@
 
 #include "train/checkpoint.h"
 #include "train/model_config.h"
+#include "train/probe.h"
 #include "train/trainer.h"
 
 namespace miras {
@@ -22,8 +23,12 @@ namespace {
 constexpr int kExitError = 1;
 constexpr int kExitInterrupted = 130;  // 128 + SIGINT, the shell convention
 
-// The config of train/info: an explicit file, else the default file, else the built-in default.
-RunConfig resolve_config(const std::string& path, const std::vector<std::string>& sets) {
+// The config of train/info/forward/grad: an explicit file or a named preset,
+// else the default file, else the built-in default.
+RunConfig resolve_config(const std::string& path, const std::string& preset, const std::vector<std::string>& sets) {
+    if (!path.empty() && !preset.empty())
+        throw std::runtime_error("give either a config file or --preset, not both (change keys with --set)");
+    if (!preset.empty()) return load_run_config(preset_path(preset), sets);
     if (!path.empty()) return load_run_config(path, sets);
     if (fs::is_regular_file(kDefaultConfigPath)) return load_run_config(kDefaultConfigPath, sets);
     return default_run_config(sets);
@@ -71,7 +76,7 @@ void print_eval(std::ostream& out, const DataConfig& d, const EvalResult& e, con
 // ---------------------------------------------------------------- train
 
 struct TrainArgs {
-    std::string config, out, resume;
+    std::string config, preset, out, resume;
     std::vector<std::string> sets;
 };
 
@@ -80,7 +85,7 @@ int cmd_train(const TrainArgs& a, std::ostream& out, std::ostream& err) {
     TrainOptions opt;
     opt.out = &out;
     if (!a.resume.empty()) {
-        if (!a.config.empty())
+        if (!a.config.empty() || !a.preset.empty())
             throw std::runtime_error("give either a config file or --resume (a resumed run uses the config stored in "
                                      "its checkpoint; change keys with --set)");
         opt.resume_from = checkpoint_file(a.resume);
@@ -89,7 +94,7 @@ int cmd_train(const TrainArgs& a, std::ostream& out, std::ostream& err) {
         opt.out_dir = a.out.empty() ? fs::path(opt.resume_from).parent_path().string() : a.out;
         if (opt.out_dir.empty()) opt.out_dir = ".";
     } else {
-        cfg = resolve_config(a.config, a.sets);
+        cfg = resolve_config(a.config, a.preset, a.sets);
         opt.out_dir = a.out;
     }
     out << "config: " << cfg.source << "\n";
@@ -160,8 +165,9 @@ std::string sci(double x) {
     return buf;
 }
 
-int cmd_info(const std::string& config, const std::vector<std::string>& sets, std::ostream& out) {
-    RunConfig cfg = resolve_config(config, sets);
+int cmd_info(const std::string& config, const std::string& preset, const std::vector<std::string>& sets,
+             std::ostream& out) {
+    RunConfig cfg = resolve_config(config, preset, sets);
     auto model = build_model(cfg.model);
     const int64_t T = cfg.data.seq_len, B = cfg.train.batch;
     out << "config: " << cfg.source << "\n"
@@ -182,6 +188,93 @@ int cmd_info(const std::string& config, const std::vector<std::string>& sets, st
         << "  forward          " << sci(fwd) << "\n"
         << "  training (~3x)   " << sci(3 * fwd) << "\n"
         << "  per step         " << sci(3 * fwd * (double)(B * T)) << " (" << B << " x " << T << " tokens)\n";
+    return 0;
+}
+
+// ---------------------------------------------------------------- forward / grad
+
+struct ProbeArgs {
+    std::string config, preset, params, input, out, dump_params;
+    std::vector<std::string> sets;
+    bool layer = false;
+    uint64_t seed = 0;
+    int64_t batch = 0, seq = 0;
+};
+
+std::string describe_result(const TensorMap& r) {
+    std::ostringstream s;
+    s << "out " << shape_str(r.at("out").shape());
+    if (r.count("loss")) s << ", loss " << std::setprecision(17) << r.at("loss").item();
+    size_t n = 0;
+    for (const auto& kv : r) n += kv.first.rfind("grad.", 0) == 0;
+    if (n) s << ", " << n << " gradients";
+    return s.str();
+}
+
+// Loads --params into `m` (strict: every name, shape and dtype) and writes --dump-params.
+void params_in_out(const ProbeArgs& a, Module& m, std::ostream& out) {
+    if (!a.params.empty()) {
+        try {
+            m.load_parameters(read_tensor_file(a.params).tensors);
+        } catch (const std::invalid_argument& e) {
+            throw std::runtime_error(a.params + ": " + e.what());
+        }
+    }
+    if (!a.dump_params.empty()) {
+        write_tensor_file(a.dump_params, parameter_map(m));
+        out << "parameters: " << a.dump_params << "\n";
+    }
+}
+
+int cmd_probe(const ProbeArgs& a, bool grads, std::ostream& out) {
+    RunConfig rc = resolve_config(a.config, a.preset, a.sets);
+    if (a.out.empty() && a.dump_params.empty()) throw std::runtime_error("--out is required (or only --dump-params)");
+    std::map<std::string, std::string> meta{{"config", rc.toml}, {"mode", a.layer ? "layer" : "model"}};
+    TensorMap result;
+    if (a.layer) {
+        // One memory layer from [memory], always in f64: the precision it is checked in (SPEC §4).
+        MemoryConfig mc = rc.model.memory;
+        mc.d = rc.model.d;
+        mc.heads = rc.model.heads;
+        mc.dtype = DType::f64;
+        mc.seed = rc.model.seed;
+        MirasLayer layer(mc);
+        params_in_out(a, layer, out);
+        if (a.out.empty()) return 0;
+        Tensor x, R;
+        if (!a.input.empty()) {
+            TensorFile in = read_tensor_file(a.input);
+            if (!in.tensors.count("x")) throw std::runtime_error(a.input + ": needs a tensor \"x\" (B, T, d) for --layer");
+            x = in.tensors.at("x");
+            if (in.tensors.count("R")) R = in.tensors.at("R");
+        } else {
+            Generator g(a.seed);
+            const Shape s{a.batch > 0 ? a.batch : 2, a.seq > 0 ? a.seq : rc.data.seq_len, mc.d};
+            x = randn(s, g, DType::f64);
+            R = randn(s, g, DType::f64);
+        }
+        result = probe_layer(layer, x, R, grads, rc.model.memory_sequential ? ScanMode::sequential : ScanMode::chunked);
+    } else {
+        auto model = build_model(rc.model);
+        params_in_out(a, *model, out);
+        if (a.out.empty()) return 0;
+        IndexTensor tokens, targets;
+        if (!a.input.empty()) {
+            TensorFile in = read_tensor_file(a.input);
+            if (!in.indices.count("tokens"))
+                throw std::runtime_error(a.input + ": needs integer \"tokens\" (B, T) (and optionally \"targets\")");
+            tokens = in.indices.at("tokens");
+            if (in.indices.count("targets")) targets = in.indices.at("targets");
+        } else {
+            // A batch of the configured task: step `seed` of its training stream.
+            TokenBatch b = TaskData(rc.data).train_batch((int64_t)a.seed, a.batch > 0 ? a.batch : rc.train.batch);
+            tokens = IndexTensor({b.batch, b.seq_len}, b.inputs);
+            targets = IndexTensor({b.batch, b.seq_len}, b.targets);
+        }
+        result = probe_model(*model, tokens, targets, grads);
+    }
+    write_tensor_file(a.out, result, meta);
+    out << a.out << ": " << describe_result(result) << "\n";
     return 0;
 }
 
@@ -206,6 +299,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     CLI::App* train_cmd = app.add_subcommand("train", "Train a model from a TOML config (or resume a run)");
     train_cmd->add_option("config", ta.config,
                           "Config file (default: " + std::string(kDefaultConfigPath) + " if present, else built-in)");
+    train_cmd->add_option("--preset", ta.preset, "A named config from " + std::string(kPresetDir) + ", e.g. titans-lmm");
     train_cmd->add_option("--set", ta.sets, "Override a config key, e.g. --set optim.lr=3e-4 (repeatable)")
         ->type_name("KEY=VALUE")->allow_extra_args(false);
     train_cmd->add_option("--out", ta.out, "Run folder (default: output.dir of the config)");
@@ -235,11 +329,36 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
         ->check(CLI::NonNegativeNumber);
     gen_cmd->add_option("--seed", ga.seed, "Sampling seed (same seed, same text)")->capture_default_str();
 
-    std::string info_config;
+    std::string info_config, info_preset;
     std::vector<std::string> info_sets;
     CLI::App* info_cmd = app.add_subcommand("info", "Parameter count by module and FLOPs per token of a config");
     info_cmd->add_option("config", info_config, "Config file (default as for train)");
+    info_cmd->add_option("--preset", info_preset, "A named config from " + std::string(kPresetDir));
     info_cmd->add_option("--set", info_sets, "Override a config key (repeatable)")->type_name("KEY=VALUE")->allow_extra_args(false);
+
+    ProbeArgs fa, da;
+    auto add_probe = [&](const char* name, const char* what, ProbeArgs& p) {
+        CLI::App* c = app.add_subcommand(name, what);
+        c->add_option("config", p.config, "Config file (default as for train)");
+        c->add_option("--preset", p.preset, "A named config from " + std::string(kPresetDir));
+        c->add_option("--set", p.sets, "Override a config key (repeatable)")->type_name("KEY=VALUE")->allow_extra_args(false);
+        c->add_flag("--layer", p.layer, "One memory layer of the [memory] config in f64, instead of the whole model");
+        c->add_option("--params", p.params, "Parameters (safetensors, by name); default: the seeded initialisation");
+        c->add_option("--input", p.input,
+                      "Input (safetensors): layer \"x\" (B, T, d) f64 and optional \"R\"; model integer \"tokens\" "
+                      "(B, T) and optional \"targets\"");
+        c->add_option("--seed", p.seed, "Without --input: seed of a random x and R (layer) or the task batch (model)")
+            ->capture_default_str();
+        c->add_option("--batch", p.batch, "Without --input: rows (default: 2 for a layer, train.batch for a model)")
+            ->check(CLI::PositiveNumber);
+        c->add_option("--seq", p.seq, "Without --input, layer: tokens per row (default: data.seq_len)")
+            ->check(CLI::PositiveNumber);
+        c->add_option("--out", p.out, "Result file (safetensors): out, loss" + std::string(name == std::string("grad") ? ", grad.<name>" : ""));
+        c->add_option("--dump-params", p.dump_params, "Also write the parameters used (safetensors)");
+        return c;
+    };
+    CLI::App* fwd_cmd = add_probe("forward", "Output and loss of a layer or model on given parameters and input", fa);
+    CLI::App* grad_cmd = add_probe("grad", "Output, loss and the loss's gradient for every parameter (and x)", da);
 
     std::vector<const char*> argv;
     for (const std::string& s : args) argv.push_back(s.c_str());
@@ -251,7 +370,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
         return false;
     };
     if (argv.size() > 1 && argv[1][0] != '-' && !is_command(argv[1])) {
-        err << "error: unknown command '" << argv[1] << "' (commands: train, eval, generate, info; see miras --help)\n";
+        err << "error: unknown command '" << argv[1] << "' (commands: train, eval, generate, info, forward, grad; see miras --help)\n";
         return 2;
     }
     try {
@@ -263,7 +382,9 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     if (train_cmd->parsed()) return guarded(err, [&] { return cmd_train(ta, out, err); });
     if (eval_cmd->parsed()) return guarded(err, [&] { return cmd_eval(eval_ckpt, eval_sets, eval_batches, out); });
     if (gen_cmd->parsed()) return guarded(err, [&] { return cmd_generate(ga, out); });
-    if (info_cmd->parsed()) return guarded(err, [&] { return cmd_info(info_config, info_sets, out); });
+    if (info_cmd->parsed()) return guarded(err, [&] { return cmd_info(info_config, info_preset, info_sets, out); });
+    if (fwd_cmd->parsed()) return guarded(err, [&] { return cmd_probe(fa, false, out); });
+    if (grad_cmd->parsed()) return guarded(err, [&] { return cmd_probe(da, true, out); });
     err << app.help();
     return 2;
 }

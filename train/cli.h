@@ -1,14 +1,19 @@
 // The `miras` command line (build/miras), as a library function so tests can
 // run it in-process:
 //
-//   miras train    [CONFIG] [--set key=value]... [--out DIR] [--resume CKPT]
+//   miras train    [CONFIG | --preset NAME] [--set key=value]... [--out DIR] [--resume CKPT]
 //   miras eval     CKPT [--set key=value]... [--batches N]
 //   miras generate CKPT [--prompt TEXT] [--length N] [--temperature X] [--top-k K] [--seed S]
-//   miras info     [CONFIG] [--set key=value]...
+//   miras info     [CONFIG | --preset NAME] [--set key=value]...
+//   miras forward  [CONFIG | --preset NAME] [--set key=value]... [--layer] [--params P] [--input X | --seed S]
+//                  [--out FILE] [--dump-params FILE]
+//   miras grad     (the same options; also writes grad.<param> and, for --layer, grad.x)
 //
 // `miras <command> --help` describes each. Without CONFIG, train and info use
 // train/configs/default.toml when it exists (relative to the working folder),
-// else the built-in default (the same values).
+// else the built-in default (the same values). --preset NAME reads
+// train/configs/presets/NAME.toml (train/model_config.h). forward and grad are
+// for checking against another implementation (train/probe.h).
 #pragma once
 
 #include <iosfwd>

@@ -1,5 +1,7 @@
 #include "train/model_config.h"
 
+#include <algorithm>
+#include <filesystem>
 #include <limits>
 #include <stdexcept>
 
@@ -228,6 +230,29 @@ RunConfig run_config_from_string(const std::string& toml_text, const std::string
 
 RunConfig default_run_config(const std::vector<std::string>& overrides) {
     return run_config_from_string("", kBuiltinConfigName, overrides);
+}
+
+std::vector<std::string> preset_names() {
+    namespace fs = std::filesystem;
+    std::vector<std::string> names;
+    std::error_code ec;
+    if (!fs::is_directory(kPresetDir, ec)) return names;
+    for (const auto& e : fs::directory_iterator(kPresetDir, ec))
+        if (e.is_regular_file() && e.path().extension() == ".toml") names.push_back(e.path().stem().string());
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+std::string preset_path(const std::string& name) {
+    const std::string path = std::string(kPresetDir) + "/" + name + ".toml";
+    const std::vector<std::string> known = preset_names();
+    if (std::find(known.begin(), known.end(), name) != known.end()) return path;
+    std::string list;
+    for (const std::string& n : known) list += (list.empty() ? "" : ", ") + n;
+    throw std::runtime_error("unknown preset '" + name + "' (" +
+                             (known.empty() ? std::string("no folder ") + kPresetDir + " here: run from the repository root"
+                                            : "known: " + list) +
+                             ")");
 }
 
 std::shared_ptr<Transformer> build_model(const ModelConfig& m) {

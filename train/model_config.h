@@ -102,6 +102,16 @@ RunConfig run_config_from_string(const std::string& toml_text, const std::string
 inline const char* kBuiltinConfigName = "<built-in default>";
 RunConfig default_run_config(const std::vector<std::string>& overrides = {});
 
+// Named presets: train/configs/presets/<name>.toml (relative to the working
+// folder), one per model of SPEC §3 (titans-lmm, moneta, yaad, memora,
+// linear-attention, retnet, deltanet, gated-deltanet, ttt-linear, ttt-mlp).
+inline constexpr const char* kPresetDir = "train/configs/presets";
+// The names found in kPresetDir, sorted (empty if the folder is missing).
+std::vector<std::string> preset_names();
+// The file of preset `name`; throws std::runtime_error listing the known
+// presets when there is none.
+std::string preset_path(const std::string& name);
+
 // The model described by `m` (vocab must be resolved, i.e. > 0).
 std::shared_ptr<Transformer> build_model(const ModelConfig& m);
 

@@ -1,0 +1,252 @@
+// The named presets of train/configs/presets (SPEC §3 table) and the
+// `miras forward` / `miras grad` checking interface (train/probe.h).
+#include <boost/test/unit_test.hpp>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "autograd/engine.h"
+#include "autograd/ops.h"
+#include "nn/loss.h"
+#include "tensor/ops.h"
+#include "train/cli.h"
+#include "train/model_config.h"
+#include "train/probe.h"
+#include "train/trainer.h"
+
+using namespace miras;
+namespace fs = std::filesystem;
+
+namespace {
+
+// One row of SPEC §3.
+struct Row {
+    const char* name;
+    const char* memory;
+    const char* bias;
+    const char* retention;
+    const char* algorithm;
+    int64_t chunk;        // -1: not fixed by the table
+    double theta;         // fixed θ, or NaN when learned
+    bool A0_zero;
+};
+
+const double kLearned = std::nan("");
+
+const std::vector<Row>& spec_rows() {
+    static const std::vector<Row> rows = {
+        {"titans-lmm", "mlp", "l2", "l2", "momentum", -1, kLearned, false},
+        {"moneta", "mlp", "lp", "lq", "gd", -1, kLearned, false},
+        {"yaad", "mlp", "huber_mix", "l2", "gd", -1, kLearned, false},
+        {"memora", "mlp", "l2", "kl", "gd", -1, kLearned, false},
+        {"linear-attention", "linear", "dot", "none", "gd", -1, 1.0, true},
+        {"retnet", "linear", "dot", "l2", "gd", -1, 1.0, false},
+        {"deltanet", "linear", "l2", "none", "gd", 1, kLearned, false},
+        {"gated-deltanet", "linear", "l2", "l2", "gd", 1, kLearned, false},
+        {"ttt-linear", "linear", "l2", "none", "gd", 16, kLearned, false},
+        {"ttt-mlp", "mlp", "l2", "none", "gd", 16, kLearned, false},
+    };
+    return rows;
+}
+
+// Small enough for one forward + backward in milliseconds.
+std::vector<std::string> tiny() {
+    return {"model.d=8",         "model.heads=2",      "model.layers=1",       "memory.expansion=2",
+            "data.seq_len=12",   "data.mqar.vocab=13", "data.mqar.num_pairs=3", "train.batch=2"};
+}
+
+struct Run {
+    int code;
+    std::string out, err;
+};
+
+Run run_miras(std::vector<std::string> args) {
+    args.insert(args.begin(), "miras");
+    std::ostringstream out, err;
+    int code = run_cli(args, out, err);
+    return {code, out.str(), err.str()};
+}
+
+std::vector<std::string> with_sets(std::vector<std::string> args, const std::vector<std::string>& sets) {
+    for (const auto& s : sets) {
+        args.push_back("--set");
+        args.push_back(s);
+    }
+    return args;
+}
+
+struct TempDir {
+    fs::path dir;
+    TempDir() {
+        static int counter = 0;
+        dir = fs::temp_directory_path() / ("miras_presets_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+        fs::create_directories(dir);
+    }
+    ~TempDir() { fs::remove_all(dir); }
+    std::string file(const std::string& name) const { return (dir / name).string(); }
+};
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+    std::vector<double> va = a.to_vector(), vb = b.to_vector();
+    BOOST_REQUIRE_EQUAL(va.size(), vb.size());
+    double m = 0;
+    for (size_t i = 0; i < va.size(); ++i) m = std::max(m, std::abs(va[i] - vb[i]));
+    return m;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(presets)
+
+BOOST_AUTO_TEST_CASE(every_spec_row_has_a_preset) {
+    std::vector<std::string> names = preset_names();
+    BOOST_REQUIRE_EQUAL(names.size(), spec_rows().size());
+    for (const Row& r : spec_rows())
+        BOOST_CHECK_MESSAGE(std::find(names.begin(), names.end(), r.name) != names.end(), "no preset " << r.name);
+}
+
+// Each preset's [memory] is its SPEC §3 row, and the model it builds trains.
+BOOST_AUTO_TEST_CASE(presets_match_spec_and_run) {
+    for (const Row& r : spec_rows()) {
+        BOOST_TEST_CONTEXT("preset " << r.name) {
+            RunConfig rc = load_run_config(preset_path(r.name), tiny());
+            const MemoryConfig& m = rc.model.memory;
+            BOOST_CHECK_EQUAL(rc.model.mixer, "lmm");
+            BOOST_CHECK_EQUAL(m.memory, r.memory);
+            BOOST_CHECK_EQUAL(m.bias, r.bias);
+            BOOST_CHECK_EQUAL(m.retention, r.retention);
+            BOOST_CHECK_EQUAL(m.algorithm, r.algorithm);
+            if (r.chunk > 0) BOOST_CHECK_EQUAL(m.chunk, r.chunk);
+            BOOST_CHECK_EQUAL(m.fix_A0_zero, r.A0_zero);
+            if (std::isnan(r.theta)) {
+                BOOST_CHECK(!m.fixed_gate("theta").has_value());
+            } else {
+                BOOST_REQUIRE(m.fixed_gate("theta").has_value());
+                BOOST_CHECK_EQUAL(*m.fixed_gate("theta"), r.theta);
+            }
+            if (std::string(r.name) == "titans-lmm") BOOST_CHECK_EQUAL(m.depth, 2);
+            if (std::string(r.name) == "moneta") {
+                BOOST_CHECK_EQUAL(m.p, 3.0);
+                BOOST_CHECK_EQUAL(m.q, 4.0);
+            }
+            // SPEC §1.4: lp with retention none/l2/elastic needs θ_max <= 0.1.
+            if (m.bias == "lp" && m.retention != "lq" && m.retention != "kl") BOOST_CHECK_LE(m.theta_max, 0.1);
+            // Only SPEC's fixed gates are fixed: every other gate is learned.
+            for (const auto& [g, v] : m.fixed_gates) BOOST_CHECK_EQUAL(g, "theta");
+
+            // One forward + backward on a tiny batch reaches every parameter.
+            auto model = build_model(rc.model);
+            TempDir tmp;
+            std::vector<std::string> args = with_sets({"grad", "--preset", r.name, "--out", tmp.file("g.st")}, tiny());
+            Run run = run_miras(args);
+            BOOST_REQUIRE_MESSAGE(run.code == 0, run.err);
+            TensorFile f = read_tensor_file(tmp.file("g.st"));
+            const double loss = f.tensors.at("loss").item();
+            BOOST_CHECK(std::isfinite(loss) && loss > 0);
+            int nonzero = 0, total = 0;
+            for (const auto& [n, p] : model->named_parameters()) {
+                BOOST_REQUIRE_MESSAGE(f.tensors.count("grad." + n), "no grad." << n);
+                const Tensor& g = f.tensors.at("grad." + n);
+                BOOST_CHECK(g.shape() == p.shape());
+                double mx = 0;
+                for (double v : g.to_vector()) {
+                    BOOST_CHECK(std::isfinite(v));
+                    mx = std::max(mx, std::abs(v));
+                }
+                nonzero += mx > 0;
+                ++total;
+            }
+            BOOST_CHECK_EQUAL(nonzero, total);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(cli_preset_errors) {
+    Run r = run_miras({"info", "--preset", "no-such-model"});
+    BOOST_CHECK_EQUAL(r.code, 1);
+    BOOST_CHECK(r.err.find("unknown preset 'no-such-model'") != std::string::npos);
+    BOOST_CHECK(r.err.find("titans-lmm") != std::string::npos);
+    r = run_miras({"info", "train/configs/default.toml", "--preset", "moneta"});
+    BOOST_CHECK_EQUAL(r.code, 1);
+    BOOST_CHECK(r.err.find("not both") != std::string::npos);
+    r = run_miras(with_sets({"info", "--preset", "memora"}, tiny()));
+    BOOST_CHECK_EQUAL(r.code, 0);
+    BOOST_CHECK(r.out.find("presets/memora.toml") != std::string::npos);
+}
+
+// `miras grad --layer`: the file holds what probe_layer computes in-process,
+// --params round-trips --dump-params, and grad.x agrees with a central
+// difference of the loss along a random direction.
+BOOST_AUTO_TEST_CASE(layer_grad_round_trip) {
+    TempDir tmp;
+    const std::vector<std::string> sets = {"model.d=8", "model.heads=2", "memory.chunk=3", "memory.expansion=2",
+                                           "memory.memory=mlp", "memory.algorithm=momentum", "model.seed=5"};
+    Run r = run_miras(with_sets({"grad", "--layer", "--seq", "7", "--seed", "3", "--out", tmp.file("a.st"),
+                                 "--dump-params", tmp.file("p.st")},
+                                sets));
+    BOOST_REQUIRE_MESSAGE(r.code == 0, r.err);
+    TensorMap a = read_tensor_file(tmp.file("a.st")).tensors;
+    TensorMap p = read_tensor_file(tmp.file("p.st")).tensors;
+
+    RunConfig rc = default_run_config(sets);
+    MemoryConfig mc = rc.model.memory;
+    mc.dtype = DType::f64;
+    mc.seed = 99;  // a different init, overwritten by the dumped parameters
+    MirasLayer layer(mc);
+    BOOST_REQUIRE_EQUAL(p.size(), layer.named_parameters().size());
+    layer.load_parameters(p);
+    Generator g(3);
+    Tensor x = randn({2, 7, 8}, g, DType::f64), R = randn({2, 7, 8}, g, DType::f64);
+    TensorMap b = probe_layer(layer, x, R, true);
+    BOOST_REQUIRE_EQUAL(a.size(), b.size());
+    for (const auto& [n, t] : b) BOOST_CHECK_MESSAGE(max_abs_diff(a.at(n), t) == 0, n);
+
+    // d loss / dx · u by central differences.
+    Tensor u = randn({2, 7, 8}, g, DType::f64);
+    const double eps = 1e-6;
+    auto loss_at = [&](double s) {
+        Tensor xs = add(x, mul(u, s));
+        return probe_layer(layer, xs, R, false).at("loss").item();
+    };
+    const double fd = (loss_at(eps) - loss_at(-eps)) / (2 * eps);
+    const double an = sum(mul(a.at("grad.x"), u)).item();
+    BOOST_CHECK_CLOSE_FRACTION(fd, an, 1e-6);
+}
+
+// `miras forward` / `grad` on a whole model: the loss is the model's
+// cross-entropy on the task batch, and forward agrees with grad.
+BOOST_AUTO_TEST_CASE(model_forward_and_grad) {
+    TempDir tmp;
+    Run f = run_miras(with_sets({"forward", "--preset", "deltanet", "--seed", "4", "--out", tmp.file("f.st")}, tiny()));
+    BOOST_REQUIRE_MESSAGE(f.code == 0, f.err);
+    Run g = run_miras(with_sets({"grad", "--preset", "deltanet", "--seed", "4", "--out", tmp.file("g.st")}, tiny()));
+    BOOST_REQUIRE_MESSAGE(g.code == 0, g.err);
+    TensorMap a = read_tensor_file(tmp.file("f.st")).tensors, b = read_tensor_file(tmp.file("g.st")).tensors;
+    BOOST_CHECK_EQUAL(a.count("grad.embed.weight"), 0u);
+    BOOST_CHECK_EQUAL(b.count("grad.blocks.0.mixer.memory.W_Q"), 1u);
+    BOOST_CHECK_EQUAL(max_abs_diff(a.at("out"), b.at("out")), 0);
+
+    RunConfig rc = load_run_config(preset_path("deltanet"), tiny());
+    auto model = build_model(rc.model);
+    TokenBatch tb = TaskData(rc.data).train_batch(4, rc.train.batch);
+    IndexTensor tokens({tb.batch, tb.seq_len}, tb.inputs), targets({tb.batch, tb.seq_len}, tb.targets);
+    const double loss = cross_entropy(model->forward(tokens), targets).loss.item();
+    BOOST_CHECK_CLOSE_FRACTION(a.at("loss").item(), loss, 1e-6);
+    BOOST_CHECK_EQUAL(a.at("out").shape()[2], rc.model.vocab);
+
+    // Errors name what is wrong.
+    Run bad = run_miras(with_sets({"grad", "--layer", "--params", tmp.file("g.st"), "--out", tmp.file("x.st")}, tiny()));
+    BOOST_CHECK_EQUAL(bad.code, 1);
+    BOOST_CHECK(bad.err.find("missing parameter 'W_Q'") != std::string::npos);
+    Run noout = run_miras({"forward", "--layer"});
+    BOOST_CHECK_EQUAL(noout.code, 1);
+    BOOST_CHECK(noout.err.find("--out") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
