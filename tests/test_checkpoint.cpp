@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/temp_dir.h"
 #include "nn/loss.h"
 #include "train/checkpoint.h"
 #include "train/model_config.h"
@@ -22,15 +23,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-    fs::path dir;
-    TempDir() {
-        static int counter = 0;
-        dir = fs::temp_directory_path() / ("miras_ck_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-        fs::create_directories(dir);
-    }
-    ~TempDir() { fs::remove_all(dir); }
-    std::string file(const std::string& name) const { return (dir / name).string(); }
+struct TempDir : miras::testing::TempDir {
+    TempDir() : miras::testing::TempDir("ck") {}
 };
 
 ModelConfig tiny_model(DType dt, int64_t d = 8) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/temp_dir.h"
 #include "train/cli.h"
 
 using namespace miras;
@@ -32,15 +33,8 @@ Run run_miras(std::vector<std::string> args) {
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
-struct TempDir {
-    fs::path dir;
-    TempDir() {
-        static int counter = 0;
-        dir = fs::temp_directory_path() / ("miras_cli_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-        fs::create_directories(dir);
-    }
-    ~TempDir() { fs::remove_all(dir); }
-    std::string file(const std::string& name) const { return (dir / name).string(); }
+struct TempDir : miras::testing::TempDir {
+    TempDir() : miras::testing::TempDir("cli") {}
 };
 
 // A model and task small enough to train in a fraction of a second.

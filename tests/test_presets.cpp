@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/temp_dir.h"
 #include "autograd/engine.h"
 #include "autograd/ops.h"
 #include "nn/loss.h"
@@ -81,15 +82,8 @@ std::vector<std::string> with_sets(std::vector<std::string> args, const std::vec
     return args;
 }
 
-struct TempDir {
-    fs::path dir;
-    TempDir() {
-        static int counter = 0;
-        dir = fs::temp_directory_path() / ("miras_presets_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-        fs::create_directories(dir);
-    }
-    ~TempDir() { fs::remove_all(dir); }
-    std::string file(const std::string& name) const { return (dir / name).string(); }
+struct TempDir : miras::testing::TempDir {
+    TempDir() : miras::testing::TempDir("presets") {}
 };
 
 double max_abs_diff(const Tensor& a, const Tensor& b) {

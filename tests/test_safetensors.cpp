@@ -7,6 +7,7 @@
 #include <limits>
 #include <unistd.h>
 
+#include "tests/temp_dir.h"
 #include "train/safetensors.h"
 
 using namespace miras;
@@ -14,16 +15,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh directory per test case, removed afterwards.
-struct TempDir {
-    fs::path dir;
-    TempDir() {
-        static int counter = 0;
-        dir = fs::temp_directory_path() / ("miras_st_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-        fs::create_directories(dir);
-    }
-    ~TempDir() { fs::remove_all(dir); }
-    std::string file(const std::string& name) const { return (dir / name).string(); }
+struct TempDir : miras::testing::TempDir {
+    TempDir() : miras::testing::TempDir("st") {}
 };
 
 template <typename T>

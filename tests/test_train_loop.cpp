@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/temp_dir.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
 
@@ -27,15 +28,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-    fs::path dir;
-    TempDir() {
-        static int counter = 0;
-        dir = fs::temp_directory_path() / ("miras_tl_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-        fs::create_directories(dir);
-    }
-    ~TempDir() { fs::remove_all(dir); }
-    std::string file(const std::string& name) const { return (dir / name).string(); }
+struct TempDir : miras::testing::TempDir {
+    TempDir() : miras::testing::TempDir("tl") {}
 };
 
 // A tiny MQAR experiment that trains in well under a second per run.

@@ -1,0 +1,229 @@
+// Throughput of one Miras memory layer (SPEC §1), training step: forward,
+// loss = sum(o ⊙ R) for a fixed random R, and the gradients of x and of every
+// parameter (second order through the inner updates, as in training).
+//
+//   layer: d = 128, 4 heads (d_h = 32), chunk b = 16, f32, l2 bias,
+//          l2 retention, momentum (Titans-like), batch 8, T = 512
+//          (--quick: T = 64); memory linear, and mlp (depth 2, expansion 4)
+//   cases: the whole layer, chunk-parallel (ScanMode::chunked, SPEC §1.8)
+//          against the sequential reference (ScanMode::sequential), and
+//          against the same layer in PyTorch eager
+//          (tests/torch_ref/bench_torch.py, which times
+//          miras_chunk.layer_forward_chunked with the same loss);
+//          and the memory recurrence alone (memory_scan_chunked against
+//          memory_scan_sequential on fixed q, k, v and gates, gradients of
+//          those and of A_0), since projections and output are shared by
+//          both forms and bound the whole-layer ratio.
+//
+// Targets: chunk-parallel >= 10x the sequential reference; >= 2x PyTorch.
+// Prints medians of tokens/s (batch * T / seconds per step) and the ratios;
+// see docs/performance.md.
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "autograd/engine.h"
+#include "autograd/ops.h"
+#include "autograd/grad_mode.h"
+#include "miras/layer.h"
+#include "miras/scan.h"
+#include "tests/bench/bench_util.h"
+
+using namespace miras;
+namespace bm = miras::bench;
+
+namespace {
+
+constexpr int64_t kBatch = 8;
+constexpr int64_t kDim = 128;
+
+// One layer with its input, the fixed loss weights R and the tensors to
+// differentiate (x first, then every parameter).
+struct LayerSetup {
+    std::string memory;
+    std::unique_ptr<MirasLayer> layer;
+    Tensor x, R;  // (B, T, d)
+    TensorList inputs;
+
+    LayerSetup(const std::string& mem, int64_t T) : memory(mem) {
+        MemoryConfig cfg;
+        cfg.d = kDim;
+        cfg.heads = 4;
+        cfg.memory = mem;
+        cfg.depth = 2;
+        cfg.expansion = 4;
+        cfg.bias = "l2";
+        cfg.retention = "l2";
+        cfg.algorithm = "momentum";
+        cfg.chunk = 16;
+        cfg.dtype = DType::f32;
+        layer = std::make_unique<MirasLayer>(cfg);
+        Generator g(1);
+        x = set_requires_grad(randn({kBatch, T, kDim}, g));
+        R = randn({kBatch, T, kDim}, g);
+        inputs.push_back(x);
+        for (const Tensor& p : layer->parameters()) inputs.push_back(p);
+    }
+
+    // One training step; the gradients are dropped (only their cost matters).
+    void step(ScanMode mode) {
+        Tensor o = layer->forward(x, nullptr, mode);  // (B, T, d)
+        Tensor loss = sum(o * R);
+        TensorList g = grad({loss}, inputs, {}, /*create_graph=*/false, -1, /*allow_unused=*/true);
+    }
+};
+
+// The recurrence alone (SPEC §1.4–1.7): q, k, v and the gates of the layer
+// above, computed once and made leaves; a step scans them from A_0 and
+// differentiates sum(y ⊙ R_y) with respect to them and to A_0.
+struct ScanSetup {
+    const MirasLayer* layer;
+    MemoryInputs in;  // (B, H, T, d_h) and (B, H, T), leaves
+    Tensor Ry;        // (B, H, T, d_h)
+    TensorList inputs;
+
+    explicit ScanSetup(const LayerSetup& ls) : layer(ls.layer.get()) {
+        MemoryState st = layer->initial_state(kBatch);
+        {
+            NoGradGuard off;
+            in = layer->project(ls.x, st);
+        }
+        for (Tensor* t : {&in.q, &in.k, &in.v, &in.theta, &in.eta, &in.alpha, &in.delta})
+            if (t->defined()) inputs.push_back(*t = set_requires_grad(detach(*t)));
+        for (const Tensor& a : layer->A0()) inputs.push_back(a);
+        Generator g(3);
+        Ry = randn(in.q.shape(), g);
+    }
+
+    void step(ScanMode mode) {
+        const MemoryConfig& cfg = layer->config();
+        MemoryState st = initial_memory_state(cfg, layer->A0(), kBatch, cfg.dtype);
+        Tensor y = mode == ScanMode::chunked ? memory_scan_chunked(cfg, in, st) : memory_scan_sequential(cfg, in, st);
+        TensorList g = grad({sum(y * Ry)}, inputs, {}, false, -1, true);
+    }
+};
+
+// tokens/s of the PyTorch layer, keyed "<memory>/<form>", for batch kBatch
+// and T tokens; empty if python3-torch is missing or the script failed.
+std::map<std::string, double> torch_layer(const bm::Options& o, int64_t T, bool sequential) {
+    std::string cmd = bm::torch_env(o.threads) + "/usr/bin/python3 tests/torch_ref/bench_torch.py --threads " +
+                      std::to_string(o.threads) + (o.quick ? " --quick" : "") +
+                      (sequential ? "" : " --skip-sequential") + " 2>/dev/null";
+    std::map<std::string, double> m;
+    for (const auto& j : bm::json_lines(bm::run_capture(cmd))) {
+        if (j.value("bench", "") != "miras_layer" || j.value("batch", 0) != kBatch || j.value("T", 0) != T ||
+            j.value("d", 0) != kDim || j.value("dtype", "") != "f32")
+            continue;
+        m[j.value("memory", "") + "/" + j.value("form", "")] = j.value("tokens_per_s", 0.0);
+    }
+    return m;
+}
+
+const char* verdict(double v, double target) { return v >= target ? "meets" : "MISSES"; }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    bm::Options opt;
+    try {
+        opt = bm::parse_options(argc, argv, "bench_memory [--quick] [--threads N] [--no-torch] [--default-malloc] [--samples] [--torch-sequential]",
+                                {"--torch-sequential"});
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s\n", e.what());
+        return 2;
+    }
+    bm::apply(opt);
+    const int64_t T = opt.quick ? 64 : 512;
+    // Rounds of the interleaved measurement; the sequential path (several
+    // seconds per step at T = 512) takes part in every `seq_every`-th round.
+    const int rounds = opt.quick ? 4 : 9;
+    const int seq_every = opt.quick ? 1 : 3;
+
+    std::printf("\nMiras layer, forward + backward (all parameters and x, second order), loss = sum(o * R)\n");
+    std::printf("d=%ld, 4 heads, chunk 16, batch %ld, T=%ld, f32, bias l2, retention l2, momentum; mlp: depth 2, "
+                "expansion 4\n",
+                (long)kDim, (long)kBatch, (long)T);
+
+    LayerSetup lin("linear", T), mlp("mlp", T);
+    ScanSetup lin_scan(lin), mlp_scan(mlp);
+    LayerSetup* setups[2] = {&lin, &mlp};
+    ScanSetup* scans[2] = {&lin_scan, &mlp_scan};
+    // Per memory: layer chunked, layer sequential, scan chunked, scan sequential.
+    std::vector<bm::Case> cases(8);
+    for (int i = 0; i < 2; ++i) {
+        LayerSetup* l = setups[i];
+        ScanSetup* sc = scans[i];
+        cases[4 * i + 0].f = [l] { l->step(ScanMode::chunked); };
+        cases[4 * i + 1].f = [l] { l->step(ScanMode::sequential); };
+        cases[4 * i + 2].f = [sc] { sc->step(ScanMode::chunked); };
+        cases[4 * i + 3].f = [sc] { sc->step(ScanMode::sequential); };
+        cases[4 * i + 1].every = cases[4 * i + 3].every = seq_every;
+    }
+    double t0 = bm::now_seconds();
+    for (auto& c : cases) c.f();  // warm-up: allocator and page faults
+    std::vector<bm::Case*> all;
+    for (auto& c : cases) all.push_back(&c);
+
+    // Our rounds are split in two halves around the PyTorch run, so both
+    // see the load of the same stretch of time.
+    bm::interleaved(all, rounds / 2, 0);
+    std::map<std::string, double> torch;
+    bool torch_seq = opt.quick || opt.has("--torch-sequential");  // cheap at T = 64
+    if (opt.torch) torch = torch_layer(opt, T, torch_seq);
+    bm::interleaved(all, rounds - rounds / 2, rounds / 2);
+    double elapsed = bm::now_seconds() - t0;
+
+    std::printf("\nwhole layer (medians; PyTorch: tests/torch_ref/bench_torch.py, same layer and loss)\n");
+    std::printf("%-7s %-11s %12s %10s %8s %14s %13s\n", "memory", "form", "tokens/s", "s/step", "samples",
+                "PyTorch tok/s", "ours/PyTorch");
+    struct Summary { double speedup, vs_torch, scan_speedup; };
+    std::map<std::string, Summary> sum_by_mem;
+    for (int i = 0; i < 2; ++i) {
+        const std::string& mem = setups[i]->memory;
+        for (int s = 0; s < 2; ++s) {
+            const bm::Case& c = cases[4 * i + s];
+            const char* form = s == 0 ? "chunked" : "sequential";
+            double tps = kBatch * T / c.median();
+            std::printf("%-7s %-11s %12.0f %10.3f %8zu", mem.c_str(), form, tps, c.median(), c.samples.size());
+            auto it = torch.find(mem + "/" + form);
+            if (it != torch.end()) std::printf(" %14.0f %13.2f\n", it->second, tps / it->second);
+            else std::printf(" %14s %13s\n", "-", "-");
+        }
+        auto it = torch.find(mem + "/chunked");
+        sum_by_mem[mem] = {bm::paired_ratio(cases[4 * i + 1], cases[4 * i]),  // t_seq / t_chunk
+                           it == torch.end() ? 0.0 : kBatch * T / cases[4 * i].median() / it->second,
+                           bm::paired_ratio(cases[4 * i + 3], cases[4 * i + 2])};
+    }
+    std::printf("\nmemory recurrence alone (memory_scan_*; forward + backward to q, k, v, gates, A_0)\n");
+    std::printf("%-7s %-11s %12s %10s %8s\n", "memory", "form", "tokens/s", "s/step", "samples");
+    for (int i = 0; i < 2; ++i)
+        for (int s = 0; s < 2; ++s) {
+            const bm::Case& c = cases[4 * i + 2 + s];
+            std::printf("%-7s %-11s %12.0f %10.3f %8zu\n", setups[i]->memory.c_str(), s == 0 ? "chunked" : "sequential",
+                        kBatch * T / c.median(), c.median(), c.samples.size());
+        }
+
+    if (opt.samples) {
+        std::printf("\n");
+        const char* names[4] = {"layer chunked", "layer sequential", "scan chunked", "scan sequential"};
+        for (int i = 0; i < 8; ++i)
+            bm::print_samples((setups[i / 4]->memory + " " + names[i % 4]).c_str(), cases[i]);
+    }
+
+    std::printf("\ntargets\n");
+    for (auto& [mem, s] : sum_by_mem) {
+        std::printf("%-7s chunked / sequential, whole layer     %7.2fx   target >= 10x: %s\n", mem.c_str(), s.speedup,
+                    verdict(s.speedup, 10.0));
+        std::printf("%-7s chunked / sequential, recurrence only %7.2fx   target >= 10x: %s\n", mem.c_str(),
+                    s.scan_speedup, verdict(s.scan_speedup, 10.0));
+        if (s.vs_torch > 0)
+            std::printf("%-7s chunked / PyTorch chunked, layer      %7.2fx   target >=  2x: %s\n", mem.c_str(),
+                        s.vs_torch, verdict(s.vs_torch, 2.0));
+    }
+    if (!opt.torch) std::printf("(PyTorch comparison skipped: --no-torch)\n");
+    else if (torch.empty()) std::printf("(PyTorch figures unavailable: /usr/bin/python3 with torch not found, or "
+                                        "tests/torch_ref/bench_torch.py failed)\n");
+    std::printf("load average (1 min) at the end: %.2f; wall time %.0f s\n", bm::load_average_1min(), elapsed);
+    return 0;
+}
