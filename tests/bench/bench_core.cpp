@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "autograd/engine.h"
 #include "autograd/ops.h"
@@ -47,7 +48,8 @@ std::map<std::string, double> torch_figures(const bm::Options& o) {
 int main(int argc, char** argv) {
     bm::Options opt;
     try {
-        opt = bm::parse_options(argc, argv, "bench_core [--quick] [--threads N] [--no-torch] [--default-malloc] [--samples]");
+        opt = bm::parse_options(argc, argv,
+                                "bench_core [--quick] [--threads N] [--no-torch] [--default-malloc] [--samples]");
     } catch (const std::exception& e) {
         std::fprintf(stderr, "%s\n", e.what());
         return 2;
@@ -158,8 +160,9 @@ int main(int argc, char** argv) {
     std::printf("matmul >= 0.95 of OpenBLAS for n >= 256: worst %.3f: %s\n", worst, verdict(mm_ok));
     if (oh_known) std::printf("per-op overhead <= 0.2 of PyTorch eager: %s\n", verdict(oh_ok));
     if (!torch.empty())
-        std::printf("(PyTorch: median of %d runs of tests/bench/torch_core.py, each the median of 15 batches)\n",
-                    torch_runs);
+        std::printf("(PyTorch: median of %d run%s of tests/bench/torch_core.py)\n", torch_runs,
+                    torch_runs > 1 ? "s" : "");
+    if (opt.quick) std::printf("(--quick: a smoke run, too short to judge the targets)\n");
     if (!opt.torch) std::printf("(PyTorch comparison skipped: --no-torch)\n");
     else if (torch.empty()) std::printf("(PyTorch figures unavailable: /usr/bin/python3 with torch not found)\n");
     std::printf("load average (1 min) at the end: %.2f; wall time %.0f s\n", bm::load_average_1min(),

@@ -42,18 +42,6 @@ inline double quantile(std::vector<double> v, double q) {
     return v[i] + (pos - i) * (v[i + 1] - v[i]);
 }
 
-// Median seconds per call of f over `reps` timed batches of `inner` calls.
-template <class F> double median_seconds(F&& f, int reps, int inner = 1) {
-    f();  // warm-up
-    std::vector<double> t;
-    for (int r = 0; r < reps; ++r) {
-        double s = now_seconds();
-        for (int i = 0; i < inner; ++i) f();
-        t.push_back((now_seconds() - s) / inner);
-    }
-    return median(t);
-}
-
 // How many calls of f make one timed batch of about `target` seconds (at
 // least 1); f is run a few times first, which also warms it up.
 inline int calibrate_inner(const std::function<void()>& f, double target) {
@@ -74,6 +62,7 @@ struct Case {
     std::function<void()> f;
     int inner = 1;
     int every = 1;
+    int warm = 0;                 // untimed calls before each timed batch
     std::vector<double> samples;  // seconds per call, one per timed batch
     std::vector<int> rounds;      // the round of each sample
     double median() const { return bench::median(samples); }
@@ -87,6 +76,7 @@ inline void interleaved(std::vector<Case*> cases, int rounds, int first_round = 
         for (size_t j = 0; j < cases.size(); ++j) {
             Case& c = *cases[(j + r) % cases.size()];
             if (r % c.every) continue;
+            for (int i = 0; i < c.warm; ++i) c.f();
             double s = now_seconds();
             for (int i = 0; i < c.inner; ++i) c.f();
             c.samples.push_back((now_seconds() - s) / c.inner);
@@ -113,6 +103,13 @@ inline std::vector<double> paired_ratios(const Case& a, const Case& b) {
     return r;
 }
 inline double paired_ratio(const Case& a, const Case& b) { return median(paired_ratios(a, b)); }
+
+// a's time / b's time: the paired ratio when both ran in the same rounds;
+// otherwise (a case timed only every few rounds) the ratio of the medians,
+// since a median of a few pairs is at the mercy of one burst of load.
+inline double time_ratio(const Case& a, const Case& b) {
+    return a.rounds == b.rounds ? paired_ratio(a, b) : a.median() / b.median();
+}
 
 // Runs a command and returns its standard output ("" if it failed).
 inline std::string run_capture(const std::string& cmd) {
@@ -152,12 +149,12 @@ inline std::string torch_env(int n) {
 
 // The allocator. Every op allocates its result. When one case runs after
 // another with a different allocation pattern, glibc's adaptive thresholds
-// make the heap trim itself and large blocks go back to mmap, and the next
-// case page-faults its working set in again: an artefact of interleaving
-// (a training loop repeating one step does not see it; measured: the same
-// case run back to back is as fast with and without this setting, while
-// interleaved it was up to 3x slower without). Fixed thresholds keep freed
-// memory in the process, as in the steady state of a training loop.
+// (heap trimming, mmap for large blocks) hand freed memory back to the OS and
+// the next case page-faults its working set in again: an artefact of
+// interleaving. A training loop repeating one step does not see it
+// (measured: a case run back to back is as fast with and without this
+// setting, while interleaved it was up to 3x slower without). Fixed
+// thresholds keep freed memory in the process, as in that steady state.
 // --default-malloc skips this, to check.
 inline void steady_state_allocator() {
     mallopt(M_MMAP_THRESHOLD, 32 << 20);  // the largest glibc allows; blocks below come from the heap
