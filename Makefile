@@ -33,6 +33,8 @@ TESTS     := $(BUILD)/run_tests
 BENCHES   := $(BENCH_SRC:tests/bench/%.cpp=$(BUILD)/bench/%)
 
 .PHONY: all deps test run bench clean help build-tests
+# Keep object files that are only intermediates of a link (the benchmarks').
+.SECONDARY:
 .DEFAULT_GOAL := all
 
 all: $(LIB) $(CLI)

@@ -10,6 +10,7 @@
 #include "autograd/engine.h"
 
 #include <algorithm>
+#include <atomic>
 #include <stdexcept>
 #include <unordered_map>
 
@@ -22,7 +23,8 @@ namespace {
 
 struct Task {
     // Targets of grad(): (node, slot) -> position in the result list.
-    std::unordered_map<Node*, std::vector<std::pair<int, size_t>>> targets;
+    struct Target { Node* node; int slot; size_t pos; };
+    std::vector<Target> targets;  // a list, not a map: few entries, no hashing
     bool accumulate = false;  // backward(): write leaves' .grad
     bool create_graph = false;
     bool retain_graph = false;
@@ -35,25 +37,28 @@ struct Graph {
     std::vector<Node*> nodes;
     std::vector<size_t> first{0};
     std::vector<int> child;
-    std::unordered_map<Node*, int> index;
+    uint64_t id = 0;  // this walk's stamp on the nodes it visited
 
-    int find(Node* n) const {
-        auto it = index.find(n);
-        return it == index.end() ? -1 : it->second;
-    }
+    int find(const Node* n) const { return n->walk_id == id ? n->walk_index : -1; }
 };
 
 // Nodes numbered below min_topo cannot reach any wanted gradient (see
 // Node::topo_nr) and are not visited: a grad() taken inside a long loop costs
-// the part of the graph above its inputs, not the whole history.
+// the part of the graph above its inputs, not the whole history. Visited
+// nodes are stamped with the walk's id (no hash map: this is most of the
+// fixed cost of a small backward).
 Graph number_graph(const std::vector<Node*>& roots, uint64_t min_topo) {
+    static std::atomic<uint64_t> walks{0};
     Graph g;
-    struct Frame { Node* n; size_t next; int* slot; };
+    g.id = ++walks;
+    struct Frame { Node* n; size_t next; };
     std::vector<Frame> stack;
+    stack.reserve(16);
     auto visit = [&](Node* n) {
-        // -1 marks "on the stack"; the number is given when the node finishes.
-        auto [it, fresh] = g.index.emplace(n, -1);
-        if (fresh) stack.push_back({n, 0, &it->second});  // element references survive rehashing
+        if (n->walk_id == g.id) return;
+        n->walk_id = g.id;
+        n->walk_index = -1;  // on the stack; numbered when it finishes
+        stack.push_back({n, 0});
     };
     for (Node* r : roots) {
         visit(r);
@@ -65,7 +70,7 @@ Graph number_graph(const std::vector<Node*>& roots, uint64_t min_topo) {
                 continue;
             }
             // A DAG: every child has finished before its parent, so has a number.
-            *f.slot = (int)g.nodes.size();
+            f.n->walk_index = (int)g.nodes.size();
             g.nodes.push_back(f.n);
             for (const Edge& e : f.n->next_edges) g.child.push_back(e.node ? g.find(e.node.get()) : -1);
             g.first.push_back(g.child.size());
@@ -144,26 +149,27 @@ TensorList run(const TensorList& outputs, const TensorList& grad_outputs, size_t
     uint64_t min_topo = 0;
     if (!task.accumulate && !task.targets.empty()) {
         min_topo = UINT64_MAX;
-        for (auto& [node, slots] : task.targets) min_topo = std::min(min_topo, node->topo_nr);
+        for (const auto& t : task.targets) min_topo = std::min(min_topo, t.node->topo_nr);
     }
     Graph G = number_graph(roots, min_topo);
     const size_t N = G.nodes.size();
 
     // 2. Needed nodes (children come first in post-order) and dependency counts.
-    std::vector<char> is_target(N, 0), needed(N, 0);
-    for (auto& [node, slots] : task.targets)
-        if (int i = G.find(node); i >= 0) is_target[i] = 1;
+    // Per node: a grad() target, leads to a wanted gradient, needed parents still to run.
+    struct NodeState { int deps = 0; bool target = false; bool needed = false; };
+    std::vector<NodeState> st(N);
+    for (const auto& t : task.targets)
+        if (int i = G.find(t.node); i >= 0) st[i].target = 1;
     for (size_t i = 0; i < N; ++i) {
-        bool need = is_target[i] || (task.accumulate && G.nodes[i]->is_accumulator);
+        bool need = st[i].target || (task.accumulate && G.nodes[i]->is_accumulator);
         for (size_t j = G.first[i]; j < G.first[i + 1] && !need; ++j)
-            if (G.child[j] >= 0 && needed[G.child[j]]) need = true;
-        needed[i] = need;
+            if (G.child[j] >= 0 && st[G.child[j]].needed) need = true;
+        st[i].needed = need;
     }
-    std::vector<int> deps(N, 0);
     for (size_t i = 0; i < N; ++i)
-        if (needed[i])
+        if (st[i].needed)
             for (size_t j = G.first[i]; j < G.first[i + 1]; ++j)
-                if (G.child[j] >= 0 && needed[G.child[j]]) ++deps[G.child[j]];
+                if (G.child[j] >= 0 && st[G.child[j]].needed) ++st[G.child[j]].deps;
 
     // Gradient buffers, one slot per node output; contributions are summed.
     std::vector<TensorList> buffers(N);
@@ -177,7 +183,7 @@ TensorList run(const TensorList& outputs, const TensorList& grad_outputs, size_t
     for (const Seed& s : seeds) {
         int i = G.find(s.edge.node.get());
         deposit(i, s.edge.input_nr, s.g);
-        if (needed[i] && deps[i] == 0 && std::find(ready.begin(), ready.end(), i) == ready.end()) ready.push_back(i);
+        if (st[i].needed && st[i].deps == 0 && std::find(ready.begin(), ready.end(), i) == ready.end()) ready.push_back(i);
     }
 
     // 3. Execute.
@@ -190,15 +196,16 @@ TensorList run(const TensorList& outputs, const TensorList& grad_outputs, size_t
         grads.resize(n->outputs.size());
         for (size_t k = 0; k < grads.size(); ++k)
             if (!grads[k].defined()) grads[k] = zeros(n->outputs[k].first, n->outputs[k].second);
-        if (is_target[i])
-            for (auto [slot, pos] : task.targets.at(n)) results[pos] = grads[slot];
+        if (st[i].target)
+            for (const auto& t : task.targets)
+                if (t.node == n) results[t.pos] = grads[t.slot];
         if (n->is_accumulator) {
             if (task.accumulate) accumulate_leaf(*n, grads[0], task.create_graph);
             continue;
         }
         bool feeds = false;
         for (size_t j = G.first[i]; j < G.first[i + 1]; ++j)
-            if (G.child[j] >= 0 && needed[G.child[j]]) feeds = true;
+            if (G.child[j] >= 0 && st[G.child[j]].needed) feeds = true;
         if (!feeds) continue;  // a target with nothing wanted below it
         if (!n->fn)
             throw std::runtime_error("backward through " + n->name +
@@ -219,7 +226,7 @@ TensorList run(const TensorList& outputs, const TensorList& grad_outputs, size_t
         if (!task.retain_graph) n->release();
         for (size_t k = 0; k < in_grads.size(); ++k) {
             int c = G.child[G.first[i] + k];
-            if (c < 0 || !needed[c]) continue;
+            if (c < 0 || !st[c].needed) continue;
             const Tensor& g = in_grads[k];
             if (g.defined()) {
                 const Edge& e = n->next_edges[k];
@@ -230,7 +237,7 @@ TensorList run(const TensorList& outputs, const TensorList& grad_outputs, size_t
                                            dtype_name(want_dtype) + " " + shape_str(want_shape));
                 deposit(c, e.input_nr, g);
             }
-            if (--deps[c] == 0) ready.push_back(c);
+            if (--st[c].deps == 0) ready.push_back(c);
         }
     }
     if (!task.create_graph)
@@ -256,7 +263,7 @@ TensorList grad(const TensorList& outputs, const TensorList& inputs, const Tenso
         if (!e.node)
             throw std::invalid_argument("grad: input " + std::to_string(i) + " of shape " + shape_str(inputs[i].shape()) +
                                         " does not require grad");
-        task.targets[e.node.get()].push_back({e.input_nr, i});
+        task.targets.push_back({e.node.get(), e.input_nr, i});
         keep.push_back(e.node);
     }
     return run(outputs, grad_outputs, inputs.size(), task, allow_unused);

@@ -43,6 +43,10 @@ struct Node : std::enable_shared_from_this<Node> {
     // accumulators): a node can only reach nodes with a smaller number, so
     // grad() never walks below the smallest number among its inputs.
     uint64_t topo_nr = 0;
+    // Scratch of the engine's graph walk (which walk last visited this node,
+    // and its number in that walk); single-threaded, like the engine.
+    uint64_t walk_id = 0;
+    int walk_index = -1;
 
     bool needs_input_grad(size_t i) const { return i < next_edges.size() && next_edges[i].node != nullptr; }
     // Output i re-attached to this node, so formulas that use the output
