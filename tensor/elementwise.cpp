@@ -1,6 +1,7 @@
 // Elementwise kernels with NumPy broadcasting. Each op is a small functor;
 // the enum is switched once per call (never per element) to pick a template
 // instantiation, and the strided loop hands contiguous runs to a tight loop.
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -229,6 +230,10 @@ void copy_(const Tensor& dst, const Tensor& src) {
         dispatch(src.dtype(), [&]<class S>() {
             D* o = dst.data<D>();
             const S* p = src.data<S>();
+            if (dst.is_contiguous() && src.is_contiguous() && src.shape() == dst.shape()) {  // clone()
+                std::copy(p, p + dst.numel(), o);
+                return;
+            }
             StridedLoop<2> L(dst.shape(), {dst.strides(), broadcast_strides(src.shape(), src.strides(), dst.shape())});
             L.run({0, 0}, [&](std::array<int64_t, 2> off, int64_t m, std::array<int64_t, 2> st) {
                 D* oo = o + off[0];
@@ -248,6 +253,10 @@ void fill_(const Tensor& dst, double value) {
     dispatch(dst.dtype(), [&]<class T>() {
         T* o = dst.data<T>();
         T v = (T)value;
+        if (dst.is_contiguous()) {  // fresh tensors (zeros, ones, full): no loop set-up
+            std::fill(o, o + dst.numel(), v);
+            return;
+        }
         StridedLoop<1> L(dst.shape(), {dst.strides()});
         L.run({0}, [&](std::array<int64_t, 1> off, int64_t m, std::array<int64_t, 1> st) {
             for (int64_t i = 0; i < m; ++i) o[off[0] + i * st[0]] = v;
