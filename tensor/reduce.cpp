@@ -70,6 +70,16 @@ Tensor reduce_rows(const Tensor& x, const Plan& p, Init init, Step step, Fin fin
 
 Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
     Plan p = make_plan(x, dims, keepdim, "sum");
+    if (p.rows == 1 && x.is_contiguous()) {  // everything reduced (a loss): one pass, no permute
+        Tensor out = Tensor::empty(p.out_shape, x.dtype());
+        dispatch(x.dtype(), [&]<class T>() {
+            const T* src = x.data<T>();
+            double acc = 0;
+            for (int64_t i = 0; i < p.cols; ++i) acc += (double)src[i];
+            out.data<T>()[0] = (T)acc;
+        });
+        return out;
+    }
     // Leading dims reduced over a contiguous input: accumulate whole rows.
     int64_t lead = 0;
     while (lead < x.dim() && p.reduced[lead]) ++lead;
