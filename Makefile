@@ -3,7 +3,7 @@
 #   make test       install missing packages, build, run the whole test suite
 #   make run        install missing packages, build, run the main job
 #   make bench      benchmarks (ratios against OpenBLAS and, if present, PyTorch)
-#   SANITIZE=1      any of the above with ASan + UBSan, in build-san/
+#   SANITIZE=1      any of the above with ASan + UBSan, in build/san/
 
 CXX      ?= g++
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
@@ -13,7 +13,7 @@ CXXFLAGS := -std=c++20 -O2 -g -Wall -Wextra -Wno-unused-parameter
 LDLIBS   := -lopenblas -lpthread
 
 ifeq ($(SANITIZE),1)
-BUILD    := build-san
+BUILD    := build/san
 CXXFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS  += -fsanitize=address,undefined
 else
@@ -89,6 +89,6 @@ bench: deps
 	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
 
 clean:
-	rm -rf build build-san
+	rm -rf build
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/obj/train/main.d
