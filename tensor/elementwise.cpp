@@ -25,6 +25,16 @@ template <class T> T gelu_(T x) {  // tanh form
     const T c = T(0.7978845608028654);  // sqrt(2/pi)
     return T(0.5) * x * (T(1) + std::tanh(c * (x + T(0.044715) * x * x * x)));
 }
+template <class T> T gelu_grad_(T x) {  // ½ (1 + t) + ½ x (1 − t²) c (1 + 3k x²), t = tanh(c (x + k x³))
+    const T c = T(0.7978845608028654), k = T(0.044715);
+    T x2 = x * x;
+    T t = std::tanh(c * x * (T(1) + k * x2));
+    return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * c * (T(1) + T(3) * k * x2);
+}
+template <class T> T silu_grad_(T x) {  // s (1 + x (1 − s))
+    T s = sigmoid_(x);
+    return s * (T(1) + x * (T(1) - s));
+}
 template <class T> T softplus_(T x) { return x > T(20) ? x : std::log1p(std::exp(x)); }
 
 #define UNARY_CASES(X)                                         \
@@ -62,7 +72,11 @@ template <class T> T softplus_(T x) { return x > T(20) ? x : std::log1p(std::exp
     X(lt, T(a < b))                         \
     X(le, T(a <= b))                        \
     X(gt, T(a > b))                         \
-    X(ge, T(a >= b))
+    X(ge, T(a >= b))                        \
+    X(sigmoid_backward, b * a * (T(1) - a)) \
+    X(tanh_backward, b * (T(1) - a * a))    \
+    X(silu_backward, b * silu_grad_(a))     \
+    X(gelu_backward, b * gelu_grad_(a))
 
 #define DEFINE_UNARY(name, expr) \
     struct U_##name { template <class T> static T f(T x) { return expr; } };
