@@ -60,6 +60,13 @@ $(BUILD)/obj/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
 
+# The kernel loops (tensor/kernels.h): -O3 (GCC's -O2 leaves them scalar), and
+# one copy for AVX2 + FMA, used only on CPUs that have both. errno is never
+# read, so sqrt and friends need not set it (this lets them vectorise).
+KERNEL_FLAGS := -O3 -fno-math-errno
+$(BUILD)/obj/tensor/kernels_baseline.o: CXXFLAGS += $(KERNEL_FLAGS)
+$(BUILD)/obj/tensor/kernels_avx2.o: CXXFLAGS += $(KERNEL_FLAGS) -mavx2 -mfma
+
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "tensor/index.h"
+#include "tensor/op_kinds.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 
@@ -44,20 +45,7 @@ Tensor to_dtype(const Tensor& x, DType dt);
 Shape infer_shape(Shape shape, int64_t numel, const char* op);
 
 // ---- elementwise
-enum class Unary {
-    neg, exp, log, sqrt, rsqrt, abs, sign, tanh, sigmoid, silu, gelu, softplus, relu,
-    square, reciprocal, sin, cos, log1p, expm1, step  // step(x) = x > 0 ? 1 : 0
-};
-enum class Binary {
-    add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge,
-    // Fused derivatives, (a, b) = (forward input x or output y, incoming gradient g):
-    // one pass instead of the 3-10 ops of the written-out formula.
-    sigmoid_backward,  // (y, g) -> g y (1 - y)
-    tanh_backward,     // (y, g) -> g (1 - y²)
-    silu_backward,     // (x, g) -> g s (1 + x (1 - s)), s = sigmoid(x)
-    gelu_backward      // (x, g) -> g gelu'(x), tanh form
-};
-
+// Unary and Binary (the op kinds) are in tensor/op_kinds.h.
 Tensor unary(Unary op, const Tensor& x);
 Tensor binary(Binary op, const Tensor& a, const Tensor& b);  // NumPy broadcasting
 Tensor binary_scalar(Binary op, const Tensor& a, double s);  // a op s

@@ -7,6 +7,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "tensor/kernels.h"
 #include "tensor/ops.h"
 
 namespace miras::raw {
@@ -73,10 +74,7 @@ Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
     if (p.rows == 1 && x.is_contiguous()) {  // everything reduced (a loss): one pass, no permute
         Tensor out = Tensor::empty(p.out_shape, x.dtype());
         dispatch(x.dtype(), [&]<class T>() {
-            const T* src = x.data<T>();
-            double acc = 0;
-            for (int64_t i = 0; i < p.cols; ++i) acc += (double)src[i];
-            out.data<T>()[0] = (T)acc;
+            out.data<T>()[0] = (T)kernels::sum<T>(kernels::loops(), x.data<T>(), p.cols);
         });
         return out;
     }
@@ -92,16 +90,21 @@ Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
             // over 1e5 rows drifts by ~1e-4 relative.
             std::vector<double> acc((size_t)p.rows, 0.0);
             const T* src = x.data<T>();
-            for (int64_t i = 0; i < p.cols; ++i)
-                for (int64_t j = 0; j < p.rows; ++j) acc[(size_t)j] += (double)src[i * p.rows + j];
+            const kernels::Loops& K = kernels::loops();
+            for (int64_t i = 0; i < p.cols; ++i) kernels::accumulate<T>(K, acc.data(), src + i * p.rows, p.rows);
             T* o = out.data<T>();
             for (int64_t j = 0; j < p.rows; ++j) o[j] = (T)acc[(size_t)j];
         });
         return out;
     }
     return dispatch(x.dtype(), [&]<class T>() {
-        return reduce_rows<T, double>(x, p, [] { return 0.0; }, [](double a, T v) { return a + (double)v; },
-                                      [](double a) { return (T)a; });
+        Tensor out = Tensor::empty(p.out_shape, x.dtype());
+        Tensor r = as_rows(x, p);  // (rows, cols)
+        const T* src = r.data<T>();
+        T* o = out.data<T>();
+        const kernels::Loops& K = kernels::loops();
+        for (int64_t i = 0; i < p.rows; ++i) o[i] = (T)kernels::sum<T>(K, src + i * p.cols, p.cols);
+        return out;
     });
 }
 

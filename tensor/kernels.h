@@ -1,0 +1,68 @@
+#pragma once
+// The innermost loops of the elementwise ops and of sum, compiled twice:
+//
+//   tensor/kernels_baseline.cpp   -O3 for the baseline x86-64 (SSE2)
+//   tensor/kernels_avx2.cpp       -O3 -mavx2 -mfma (8 floats per instruction)
+//
+// and picked once, at the first call, from what the CPU supports (set
+// MIRAS_KERNELS=baseline to force the baseline build, e.g. to compare).
+// The ops in tensor/elementwise.cpp and tensor/reduce.cpp do the shape work
+// (broadcasting, the strided walk) and hand every contiguous or evenly
+// strided run of n elements to one of these loops.
+//
+// Why two builds instead of one: the library is built for generic x86-64, and
+// at -O2 GCC 12 leaves most of these loops scalar. Why not -march=native for
+// everything: a build must run on any x86-64 machine it is copied to.
+// The two kernel files include only tensor/op_kinds.h and the loop bodies
+// (tensor/kernel_loops.h), all in a namespace of their own, so no inline
+// function compiled for AVX2 can be picked by the linker for the baseline.
+#include <cstdint>
+
+#include "tensor/op_kinds.h"
+
+namespace miras::kernels {
+
+struct Loops {
+    const char* isa;  // "avx2" or "baseline"
+    // out[i·so] = op(x[i·sx]), i < n
+    void (*unary_f32)(raw::Unary op, float* out, const float* x, int64_t n, int64_t so, int64_t sx);
+    void (*unary_f64)(raw::Unary op, double* out, const double* x, int64_t n, int64_t so, int64_t sx);
+    // out[i·so] = op(a[i·sa], b[i·sb]), i < n (a stride 0 is a broadcast scalar)
+    void (*binary_f32)(raw::Binary op, float* out, const float* a, const float* b, int64_t n, int64_t so, int64_t sa,
+                       int64_t sb);
+    void (*binary_f64)(raw::Binary op, double* out, const double* a, const double* b, int64_t n, int64_t so,
+                       int64_t sa, int64_t sb);
+    // Σ_i x[i], accumulated in double (eight running sums, then added)
+    double (*sum_f32)(const float* x, int64_t n);
+    double (*sum_f64)(const double* x, int64_t n);
+    // acc[j] += x[j], j < n: one row of a sum over leading dims
+    void (*accumulate_f32)(double* acc, const float* x, int64_t n);
+    void (*accumulate_f64)(double* acc, const double* x, int64_t n);
+};
+
+// The loops this process uses (AVX2 + FMA when the CPU has both).
+const Loops& loops();
+// Both builds, for tests that hold them to each other.
+const Loops& baseline_loops();
+const Loops* avx2_loops();  // nullptr if the CPU lacks AVX2 or FMA
+
+// Typed access: unary<T>(L, ...) calls L.unary_f32 or L.unary_f64.
+template <class T> void unary(const Loops& L, raw::Unary op, T* o, const T* x, int64_t n, int64_t so, int64_t sx) {
+    if constexpr (sizeof(T) == 4) L.unary_f32(op, o, x, n, so, sx);
+    else L.unary_f64(op, o, x, n, so, sx);
+}
+template <class T>
+void binary(const Loops& L, raw::Binary op, T* o, const T* a, const T* b, int64_t n, int64_t so, int64_t sa, int64_t sb) {
+    if constexpr (sizeof(T) == 4) L.binary_f32(op, o, a, b, n, so, sa, sb);
+    else L.binary_f64(op, o, a, b, n, so, sa, sb);
+}
+template <class T> double sum(const Loops& L, const T* x, int64_t n) {
+    if constexpr (sizeof(T) == 4) return L.sum_f32(x, n);
+    else return L.sum_f64(x, n);
+}
+template <class T> void accumulate(const Loops& L, double* acc, const T* x, int64_t n) {
+    if constexpr (sizeof(T) == 4) L.accumulate_f32(acc, x, n);
+    else L.accumulate_f64(acc, x, n);
+}
+
+}  // namespace miras::kernels
