@@ -43,6 +43,13 @@ Tensor sin(const Tensor& x);
 Tensor cos(const Tensor& x);
 Tensor log1p(const Tensor& x);
 Tensor expm1(const Tensor& x);
+// Fused activation derivatives (one pass; what the backward of sigmoid, tanh,
+// silu and gelu calls), differentiable again. y: the activation's output,
+// x: its input, g: the incoming gradient.
+Tensor sigmoid_backward(const Tensor& y, const Tensor& g);  // g y (1 − y)
+Tensor tanh_backward(const Tensor& y, const Tensor& g);     // g (1 − y²)
+Tensor silu_backward(const Tensor& x, const Tensor& g);     // g silu'(x)
+Tensor gelu_backward(const Tensor& x, const Tensor& g);     // g gelu'(x), tanh form
 Tensor clamp(const Tensor& x, double lo, double hi);  // gradient 1 inside [lo, hi]
 // cond != 0 ? a : b. cond carries no gradient.
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);

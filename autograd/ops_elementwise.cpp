@@ -130,22 +130,12 @@ UNARY_OP(sqrt, sqrt, true, div(mul(g, 0.5), self.output(0)))
 UNARY_OP(rsqrt, rsqrt, true, mul(mul(g, pow(self.output(0), 3.0)), -0.5))
 UNARY_OP(abs, abs, false, mul(g, sign(x)))
 UNARY_OP(sign, sign, false, Tensor())
-UNARY_OP(tanh, tanh, true, mul(g, add(neg(square(self.output(0))), 1.0)))
-UNARY_OP(sigmoid, sigmoid, true, mul(g, mul(self.output(0), add(neg(self.output(0)), 1.0))))
-// silu' = s (1 + x (1 - s)), s = sigmoid(x)
-UNARY_OP(silu, silu, false, [&] {
-    Tensor s = sigmoid(x);
-    return mul(g, mul(s, add(mul(x, add(neg(s), 1.0)), 1.0)));
-}())
-// gelu (tanh form) = ½ x (1 + tanh u), u = c (x + 0.044715 x³):
-// gelu' = ½ (1 + t) + ½ x (1 − t²) c (1 + 3·0.044715 x²), t = tanh u
-UNARY_OP(gelu, gelu, false, [&] {
-    const double c = 0.7978845608028654, k = 0.044715;
-    Tensor x2 = square(x);
-    Tensor t = tanh(mul(mul(x, add(mul(x2, k), 1.0)), c));
-    Tensor dt = mul(add(neg(square(t)), 1.0), mul(add(mul(x2, 3 * k), 1.0), c));
-    return mul(g, add(mul(add(t, 1.0), 0.5), mul(mul(x, dt), 0.5)));
-}())
+// tanh' = 1 − y², sigmoid' = y (1 − y), silu' = s (1 + x (1 − s)), gelu' below:
+// each one fused kernel (one pass, not 3-10 ops), itself differentiable (below).
+UNARY_OP(tanh, tanh, true, tanh_backward(self.output(0), g))
+UNARY_OP(sigmoid, sigmoid, true, sigmoid_backward(self.output(0), g))
+UNARY_OP(silu, silu, false, silu_backward(x, g))
+UNARY_OP(gelu, gelu, false, gelu_backward(x, g))
 UNARY_OP(softplus, softplus, false, mul(g, sigmoid(x)))
 UNARY_OP(relu, relu, false, mul(g, raw::unary(Unary::step, x)))
 UNARY_OP(square, square, false, mul(g, mul(x, 2.0)))
@@ -155,6 +145,59 @@ UNARY_OP(cos, cos, false, neg(mul(g, sin(x))))
 UNARY_OP(log1p, log1p, false, div(g, add(x, 1.0)))
 UNARY_OP(expm1, expm1, true, mul(g, add(self.output(0), 1.0)))
 #undef UNARY_OP
+
+// ---- fused activation derivatives: out = g f'(a), a = the output y or the
+// input x of the activation. d/dg = gg f'(a) is the same fused op on the
+// incoming gradient gg; d/da = gg g d(f'(a))/da, written in ops (fused ones
+// where they fit) so that a third derivative still works.
+namespace {
+using Fused = Tensor (*)(const Tensor&, const Tensor&);
+
+// h · d(f'(a))/da for each activation.
+// sigmoid, in y: d/dy [y (1 − y)] = 1 − 2y
+Tensor sigmoid_dd(const Tensor& y, const Tensor& h) { return mul(h, add(mul(y, -2.0), 1.0)); }
+// tanh, in y: d/dy [1 − y²] = −2y
+Tensor tanh_dd(const Tensor& y, const Tensor& h) { return mul(h, mul(y, -2.0)); }
+// silu'' = s (1 − s) (2 + x (1 − 2s)), s = sigmoid(x)
+Tensor silu_dd(const Tensor& x, const Tensor& h) {
+    Tensor s = sigmoid(x);
+    return mul(sigmoid_backward(s, h), add(mul(x, add(mul(s, -2.0), 1.0)), 2.0));
+}
+// gelu = ½ x (1 + t), t = tanh u, u = c (x + k x³), u' = c (1 + 3k x²), u'' = 6ckx:
+// gelu'  = ½ (1 + t) + ½ x (1 − t²) u'
+// gelu'' = (1 − t²) u' + ½ x (1 − t²) (u'' − 2t u'²) = (1 − t²) (c (1 + 6k x²) − x t u'²)
+Tensor gelu_dd(const Tensor& x, const Tensor& h) {
+    const double c = 0.7978845608028654, k = 0.044715;
+    Tensor x2 = square(x);
+    Tensor t = tanh(mul(mul(x, add(mul(x2, k), 1.0)), c));
+    Tensor du = mul(add(mul(x2, 3 * k), 1.0), c);
+    Tensor rest = sub(mul(add(mul(x2, 6 * k), 1.0), c), mul(mul(x, t), square(du)));
+    return mul(tanh_backward(t, h), rest);
+}
+
+Tensor fused_derivative(const char* name, Binary kind, Fused self, Fused dd, const Tensor& a, const Tensor& g) {
+    Tensor out = raw::binary(kind, a, g);  // broadcasts; shape errors name the op
+    if (!should_record(a, g)) return out;
+    record(name, {a, g}, {out}, [a, g, self, dd](Node& n, const TensorList& gr) -> TensorList {
+        return {n.needs_input_grad(0) ? sum_to(dd(a, mul(gr[0], g)), a.shape()) : Tensor(),
+                n.needs_input_grad(1) ? sum_to(self(a, gr[0]), g.shape()) : Tensor()};
+    });
+    return out;
+}
+}  // namespace
+
+Tensor sigmoid_backward(const Tensor& y, const Tensor& g) {
+    return fused_derivative("sigmoid_backward", Binary::sigmoid_backward, sigmoid_backward, sigmoid_dd, y, g);
+}
+Tensor tanh_backward(const Tensor& y, const Tensor& g) {
+    return fused_derivative("tanh_backward", Binary::tanh_backward, tanh_backward, tanh_dd, y, g);
+}
+Tensor silu_backward(const Tensor& x, const Tensor& g) {
+    return fused_derivative("silu_backward", Binary::silu_backward, silu_backward, silu_dd, x, g);
+}
+Tensor gelu_backward(const Tensor& x, const Tensor& g) {
+    return fused_derivative("gelu_backward", Binary::gelu_backward, gelu_backward, gelu_dd, x, g);
+}
 
 Tensor clamp(const Tensor& x, double lo, double hi) {
     Tensor out = raw::clamp(x, lo, hi);

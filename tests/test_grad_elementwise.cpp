@@ -20,6 +20,43 @@ Tensor away_from_zero(const Shape& s, Generator& g) {
     return leaf(raw::binary(raw::Binary::mul, m, sg));
 }
 
+// The fused activation derivatives out = g f'(a), with the formula written
+// out in elementary ops and the range of a to test on (y of sigmoid in (0, 1),
+// of tanh in (-1, 1); x of silu and gelu over ±4).
+struct FusedCase {
+    const char* name;
+    Tensor (*op)(const Tensor&, const Tensor&);
+    raw::Binary kind;
+    Tensor (*by_hand)(const Tensor&, const Tensor&);
+    double lo, hi;
+};
+const FusedCase kFused[] = {
+    {"sigmoid_backward", miras::sigmoid_backward, raw::Binary::sigmoid_backward,
+     [](const Tensor& y, const Tensor& g) { return g * y * (1.0 - y); }, 0.02, 0.98},
+    {"tanh_backward", miras::tanh_backward, raw::Binary::tanh_backward,
+     [](const Tensor& y, const Tensor& g) { return g * (1.0 - y * y); }, -0.98, 0.98},
+    {"silu_backward", miras::silu_backward, raw::Binary::silu_backward,
+     [](const Tensor& x, const Tensor& g) {
+         Tensor s = sigmoid(x);
+         return g * s * (1.0 + x * (1.0 - s));
+     }, -4, 4},
+    {"gelu_backward", miras::gelu_backward, raw::Binary::gelu_backward,
+     [](const Tensor& x, const Tensor& g) {  // ½ (1 + t) + ½ x (1 − t²) c (1 + 3k x²)
+         const double c = std::sqrt(2 / M_PI), k = 0.044715;
+         Tensor t = tanh(c * (x + k * x * x * x));
+         return g * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * c * (1.0 + 3 * k * x * x));
+     }, -4, 4},
+};
+
+// Fixed points spread over [lo, hi] (both signs where the range has them)
+// followed by random ones: an f64 leaf of shape (2, 6).
+Tensor fused_input(const FusedCase& c, Generator& g) {
+    std::vector<double> v;
+    for (double f : {0.0, 0.1, 0.3, 0.45, 0.6, 0.8}) v.push_back(c.lo + f * (c.hi - c.lo));
+    for (double r : rand({6}, g, DType::f64, c.lo, c.hi).to_vector()) v.push_back(r);
+    return leaf(T(v, {2, 6}));
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(grad_elementwise)
@@ -204,6 +241,135 @@ BOOST_AUTO_TEST_CASE(no_grad_mode_records_nothing) {
     Tensor y = exp(mul(a, a));
     BOOST_TEST(requires_grad(y));
     BOOST_TEST(grad_fn(y)->name == "exp");
+}
+
+// ---- fused activation derivatives
+
+BOOST_AUTO_TEST_CASE(fused_activation_backward_grads) {
+    Generator g(6);
+    for (const auto& c : kFused) {
+        BOOST_TEST_CONTEXT(c.name) {
+            Tensor a = fused_input(c, g), gr = rn({2, 6}, g);
+            check_grads(c.name, fn2(c.op), {a, gr});
+            // one input a constant: only the other gradient is asked for
+            Tensor ac = detach(a), gc = detach(gr);
+            check_grads(std::string(c.name) + " w.r.t. a", fn1([&c, gc](const Tensor& t) { return c.op(t, gc); }), {a});
+            check_grads(std::string(c.name) + " w.r.t. g", fn1([&c, ac](const Tensor& t) { return c.op(ac, t); }), {gr});
+            // broadcasting either way: gradients summed back to each shape
+            Tensor row = rn({6}, g);
+            check_grads(std::string(c.name) + " g broadcast", fn2(c.op), {a, row});
+            std::vector<double> av = a.to_vector();
+            Tensor arow = leaf(T(std::vector<double>(av.begin(), av.begin() + 6), {6}));
+            check_grads(std::string(c.name) + " a broadcast", fn2(c.op), {arow, gr});
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(fused_activation_backward_values) {
+    Generator g(7);
+    for (const auto& c : kFused) {
+        BOOST_TEST_CONTEXT(c.name) {
+            Tensor a = fused_input(c, g), gr = rn({2, 6}, g), row = rn({6}, g);
+            check_same(c.op(a, gr), c.by_hand(a, gr), 1e-12);
+            check_same(c.op(a, row), c.by_hand(a, row), 1e-12);
+            check_same(raw::binary(c.kind, a, gr), c.by_hand(a, gr), 1e-12);
+            BOOST_TEST(grad_fn(c.op(a, gr))->name == c.name);
+            // shapes that do not broadcast: the op and both shapes in the message
+            BOOST_CHECK_EXCEPTION(c.op(ones({2, 3}, DType::f64), ones({4}, DType::f64)), std::invalid_argument,
+                                  has({c.name, "(2, 3)", "(4,)"}));
+        }
+    }
+    // far tails: no overflow or NaN, same values as the formula
+    Tensor x = T({-40, -20, -8, 8, 20, 40}, {6}), gr = T({1, -2, 0.5, 3, -1, 2}, {6});
+    check_same(silu_backward(x, gr), kFused[2].by_hand(x, gr), 1e-12);
+    check_same(gelu_backward(x, gr), kFused[3].by_hand(x, gr), 1e-12);
+    Tensor y = T({1e-12, 1e-6, 0.5, 1 - 1e-6, 1}, {5}), gy = T({2, -1, 3, 1, 4}, {5});
+    check_same(sigmoid_backward(y, gy), kFused[0].by_hand(y, gy), 1e-12);
+}
+
+BOOST_AUTO_TEST_CASE(fused_activation_backward_f32_matches_f64) {
+    Generator g(8);
+    for (const auto& c : kFused) {
+        BOOST_TEST_CONTEXT(c.name) {
+            // f32 inputs, and the same (rounded) values in f64 as the reference
+            Tensor a32 = rand({4, 25}, g, DType::f32, c.lo, c.hi), g32 = randn({4, 25}, g, DType::f32);
+            Tensor row32 = randn({25}, g, DType::f32);
+            Tensor a64 = T(a32.to_vector(), {4, 25}), g64 = T(g32.to_vector(), {4, 25}), row64 = T(row32.to_vector(), {25});
+            // contiguous, broadcast (strided loop) and scalar-gradient paths
+            check_values(c.op(a32, g32), {4, 25}, c.op(a64, g64).to_vector(), tol_for(DType::f32));
+            check_values(c.op(a32, row32), {4, 25}, c.op(a64, row64).to_vector(), tol_for(DType::f32));
+            check_values(c.op(a32, scalar_tensor(1.5, DType::f32)), {4, 25},
+                         c.op(a64, scalar_tensor(1.5, DType::f64)).to_vector(), tol_for(DType::f32));
+        }
+    }
+}
+
+// The activations' own backward is the fused op, and their first three
+// derivatives through grad() are right: f' and f'' against closed forms, f'''
+// against central differences of f'' (and gradcheck of the map x -> f''(x)).
+BOOST_AUTO_TEST_CASE(activation_third_derivatives) {
+    const double c = std::sqrt(2 / M_PI), k = 0.044715;
+    auto sig = [](double x) { return 1 / (1 + std::exp(-x)); };
+    struct Act {
+        const char* name;
+        Tensor (*op)(const Tensor&);
+        std::function<double(double)> d1, d2;
+    };
+    const Act acts[] = {
+        {"sigmoid", miras::sigmoid, [&](double x) { double s = sig(x); return s * (1 - s); },
+         [&](double x) { double s = sig(x); return s * (1 - s) * (1 - 2 * s); }},
+        {"tanh", miras::tanh, [](double x) { double t = std::tanh(x); return 1 - t * t; },
+         [](double x) { double t = std::tanh(x); return -2 * t * (1 - t * t); }},
+        // silu' = s (1 + x (1 − s)), silu'' = s (1 − s) (2 + x (1 − 2s))
+        {"silu", miras::silu, [&](double x) { double s = sig(x); return s * (1 + x * (1 - s)); },
+         [&](double x) { double s = sig(x); return s * (1 - s) * (2 + x * (1 - 2 * s)); }},
+        // t = tanh u, u = c (x + k x³), u' = c (1 + 3k x²), u'' = 6ckx:
+        // gelu' = ½ (1 + t) + ½ x (1 − t²) u', gelu'' = (1 − t²) u' + ½ x (1 − t²) (u'' − 2t u'²)
+        {"gelu", miras::gelu,
+         [&](double x) {
+             double t = std::tanh(c * (x + k * x * x * x)), du = c * (1 + 3 * k * x * x);
+             return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du;
+         },
+         [&](double x) {
+             double t = std::tanh(c * (x + k * x * x * x)), du = c * (1 + 3 * k * x * x), ddu = 6 * c * k * x;
+             return (1 - t * t) * du + 0.5 * x * (1 - t * t) * (ddu - 2 * t * du * du);
+         }},
+    };
+    const std::vector<double> xs = {-3.9, -2.2, -0.7, -0.1, 0.0, 0.4, 1.3, 2.8, 4.0};
+    const Shape shape = {(int64_t)xs.size()};
+    for (const auto& a : acts) {
+        BOOST_TEST_CONTEXT(a.name) {
+            // g1 = f'(x), g2 = f''(x), g3 = f'''(x): Σ keeps each in its own slot
+            auto derivs = [&](const std::vector<double>& at, bool third) {
+                Tensor x = leaf(T(at, shape));
+                Tensor g1 = grad({sum(a.op(x))}, {x}, {}, true)[0];
+                Tensor g2 = grad({sum(g1)}, {x}, {}, true)[0];
+                Tensor g3 = third ? grad({sum(g2)}, {x})[0] : Tensor();
+                return TensorList{g1, g2, g3};
+            };
+            TensorList d = derivs(xs, true);
+            BOOST_TEST(grad_fn(d[0])->name == std::string(a.name) + "_backward");
+            std::vector<double> w1, w2, xp, xm;
+            const double h = 1e-5;
+            for (double x : xs) {
+                w1.push_back(a.d1(x));
+                w2.push_back(a.d2(x));
+                xp.push_back(x + h);
+                xm.push_back(x - h);
+            }
+            check_values(d[0], shape, w1, 1e-12);
+            check_values(d[1], shape, w2, 1e-12);
+            std::vector<double> fp = derivs(xp, false)[1].to_vector(), fm = derivs(xm, false)[1].to_vector(), w3;
+            for (size_t i = 0; i < xs.size(); ++i) w3.push_back((fp[i] - fm[i]) / (2 * h));
+            check_values(d[2], shape, w3, 1e-8);
+            TensorFn second = [op = a.op](const TensorList& in) -> TensorList {
+                Tensor g1 = grad({sum(op(in[0]))}, {in[0]}, {}, true)[0];
+                return {grad({sum(g1)}, {in[0]}, {}, true)[0]};
+            };
+            GradcheckResult r = gradcheck(second, {leaf(T(xs, shape))});
+            BOOST_TEST(r.ok, r.message);
+        }
+    }
 }
 
 BOOST_AUTO_TEST_SUITE_END()
