@@ -62,8 +62,9 @@ $(BUILD)/obj/%.o: %.cpp
 
 # The kernel loops (tensor/kernels.h): -O3 (GCC's -O2 leaves them scalar), and
 # one copy for AVX2 + FMA, used only on CPUs that have both. errno is never
-# read, so sqrt and friends need not set it (this lets them vectorise).
-KERNEL_FLAGS := -O3 -fno-math-errno
+# read, so sqrt and friends need not set it, and FP exception flags are never
+# tested, so comparisons may be if-converted (both let the loops vectorise).
+KERNEL_FLAGS := -O3 -fno-math-errno -fno-trapping-math
 $(BUILD)/obj/tensor/kernels_baseline.o: CXXFLAGS += $(KERNEL_FLAGS)
 $(BUILD)/obj/tensor/kernels_avx2.o: CXXFLAGS += $(KERNEL_FLAGS) -mavx2 -mfma
 

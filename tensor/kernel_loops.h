@@ -20,12 +20,16 @@
 namespace miras::kernels::MIRAS_KERNEL_ISA {
 namespace {
 
+// Forced: a loop vectorises only if the per-element maths is inlined, and
+// GCC's heuristics stop inlining in the big switch functions below.
+#define KINLINE inline __attribute__((always_inline))
+
 // ---- f32 exp and tanh (Cephes' expf and tanhf, made branch-free)
 
 // e^x, relative error < 3e-7 where the result is a normal f32
 // (tests/test_kernels.cpp); subnormal results down to e^-103.9, then 0;
 // inf above ln(FLT_MAX) = 88.72; NaN stays NaN.
-inline float vexp(float x) {
+KINLINE float vexp(float x) {
     const float hi = 88.72283935546875f, lo = -103.9f;
     float xc = x > hi ? hi : x;
     xc = xc < lo ? lo : xc;
@@ -52,7 +56,7 @@ inline float vexp(float x) {
 }
 
 // tanh x: an odd polynomial for |x| < 0.625, 1 − 2/(e^{2|x|} + 1) beyond.
-inline float vtanh(float x) {
+KINLINE float vtanh(float x) {
     float ax = __builtin_fabsf(x);
     float big = 1.0f - 2.0f / (vexp(2.0f * ax) + 1.0f);
     big = x < 0.0f ? -big : big;
@@ -66,51 +70,51 @@ inline float vtanh(float x) {
     return ax < 0.625f ? small : big;
 }
 
-inline float m_exp(float x) { return vexp(x); }
-inline double m_exp(double x) { return __builtin_exp(x); }
-inline float m_tanh(float x) { return vtanh(x); }
-inline double m_tanh(double x) { return __builtin_tanh(x); }
-inline float m_abs(float x) { return __builtin_fabsf(x); }
-inline double m_abs(double x) { return __builtin_fabs(x); }
-inline float m_log(float x) { return __builtin_logf(x); }
-inline double m_log(double x) { return __builtin_log(x); }
-inline float m_sqrt(float x) { return __builtin_sqrtf(x); }
-inline double m_sqrt(double x) { return __builtin_sqrt(x); }
-inline float m_sin(float x) { return __builtin_sinf(x); }
-inline double m_sin(double x) { return __builtin_sin(x); }
-inline float m_cos(float x) { return __builtin_cosf(x); }
-inline double m_cos(double x) { return __builtin_cos(x); }
-inline float m_log1p(float x) { return __builtin_log1pf(x); }
-inline double m_log1p(double x) { return __builtin_log1p(x); }
-inline float m_expm1(float x) { return __builtin_expm1f(x); }
-inline double m_expm1(double x) { return __builtin_expm1(x); }
-inline float m_pow(float a, float b) { return __builtin_powf(a, b); }
-inline double m_pow(double a, double b) { return __builtin_pow(a, b); }
+KINLINE float m_exp(float x) { return vexp(x); }
+KINLINE double m_exp(double x) { return __builtin_exp(x); }
+KINLINE float m_tanh(float x) { return vtanh(x); }
+KINLINE double m_tanh(double x) { return __builtin_tanh(x); }
+KINLINE float m_abs(float x) { return __builtin_fabsf(x); }
+KINLINE double m_abs(double x) { return __builtin_fabs(x); }
+KINLINE float m_log(float x) { return __builtin_logf(x); }
+KINLINE double m_log(double x) { return __builtin_log(x); }
+KINLINE float m_sqrt(float x) { return __builtin_sqrtf(x); }
+KINLINE double m_sqrt(double x) { return __builtin_sqrt(x); }
+KINLINE float m_sin(float x) { return __builtin_sinf(x); }
+KINLINE double m_sin(double x) { return __builtin_sin(x); }
+KINLINE float m_cos(float x) { return __builtin_cosf(x); }
+KINLINE double m_cos(double x) { return __builtin_cos(x); }
+KINLINE float m_log1p(float x) { return __builtin_log1pf(x); }
+KINLINE double m_log1p(double x) { return __builtin_log1p(x); }
+KINLINE float m_expm1(float x) { return __builtin_expm1f(x); }
+KINLINE double m_expm1(double x) { return __builtin_expm1(x); }
+KINLINE float m_pow(float a, float b) { return __builtin_powf(a, b); }
+KINLINE double m_pow(double a, double b) { return __builtin_pow(a, b); }
 
 // ---- the activations and their derivatives
 
 // Stable for any x and branch-free (one exp, a select).
-template <class T> T sigmoid_(T x) {
+template <class T> KINLINE T sigmoid_(T x) {
     T e = m_exp(-m_abs(x));
     T s = T(1) / (T(1) + e);
     return x >= T(0) ? s : e * s;
 }
-template <class T> T silu_grad_(T x) {  // s (1 + x (1 − s))
+template <class T> KINLINE T silu_grad_(T x) {  // s (1 + x (1 − s))
     T s = sigmoid_(x);
     return s * (T(1) + x * (T(1) - s));
 }
 // GELU, tanh form: ½ x (1 + tanh(c (x + k x³))), c = √(2/π), k = 0.044715
-template <class T> T gelu_(T x) {
+template <class T> KINLINE T gelu_(T x) {
     const T c = T(0.7978845608028654), k = T(0.044715);
     return T(0.5) * x * (T(1) + m_tanh(c * x * (T(1) + k * x * x)));
 }
-template <class T> T gelu_grad_(T x) {  // ½ (1 + t) + ½ x (1 − t²) c (1 + 3k x²)
+template <class T> KINLINE T gelu_grad_(T x) {  // ½ (1 + t) + ½ x (1 − t²) c (1 + 3k x²)
     const T c = T(0.7978845608028654), k = T(0.044715);
     T x2 = x * x;
     T t = m_tanh(c * x * (T(1) + k * x2));
     return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * c * (T(1) + T(3) * k * x2);
 }
-template <class T> T softplus_(T x) { return x > T(20) ? x : m_log1p(m_exp(x)); }
+template <class T> KINLINE T softplus_(T x) { return x > T(20) ? x : m_log1p(m_exp(x)); }
 
 #define UNARY_CASES(X)                                         \
     X(neg, -x)                                                 \
@@ -154,11 +158,11 @@ template <class T> T softplus_(T x) { return x > T(20) ? x : m_log1p(m_exp(x)); 
     X(gelu_backward, b * gelu_grad_(a))
 
 #define DEFINE_UNARY(name, expr) \
-    struct U_##name { template <class T> static T f(T x) { return expr; } };
+    struct U_##name { template <class T> static KINLINE T f(T x) { return expr; } };
 UNARY_CASES(DEFINE_UNARY)
 #undef DEFINE_UNARY
 #define DEFINE_BINARY(name, expr) \
-    struct B_##name { template <class T> static T f(T a, T b) { return expr; } };
+    struct B_##name { template <class T> static KINLINE T f(T a, T b) { return expr; } };
 BINARY_CASES(DEFINE_BINARY)
 #undef DEFINE_BINARY
 
@@ -225,6 +229,7 @@ template <class T> void accumulate_loop(double* __restrict acc, const T* x, int6
     for (int64_t i = 0; i < n; ++i) acc[i] += (double)x[i];
 }
 
+#undef KINLINE
 }  // namespace
 
 Loops make_loops() {
