@@ -122,6 +122,19 @@ BOOST_AUTO_TEST_CASE(gradients) {
     check_grads("xᵀ W shared", fn2([](const Tensor& x, const Tensor& y) {
                     return square(matmul(transpose(x, 0, 1), y));
                 }), {rn({3, 2, 4}, g), rn({4, 2}, g)});
+    // batched transposed operands, one broadcast over the batch
+    check_grads("batched Aᵀ Bᵀ", fn2([](const Tensor& x, const Tensor& y) {
+                    return square(matmul(transpose(x, -1, -2), transpose(y, -1, -2)));
+                }), {rn({2, 4, 3}, g), rn({1, 5, 4}, g)});
+    // A transposed weight gets a gradient in its own layout, so W's gradient
+    // through transpose is contiguous (a unit-stride accumulation).
+    {
+        Tensor W = leaf(rn({5, 4}, g)), X = rn({2, 3, 4}, g), Y = rn({3, 4}, g);
+        TensorList gw = grad({sum(square(matmul(X, transpose(W, 0, 1))))}, {W});
+        BOOST_TEST(gw[0].is_contiguous());
+        gw = grad({sum(square(matmul(Y, transpose(W, 0, 1))))}, {W});
+        BOOST_TEST(gw[0].is_contiguous());
+    }
     // hand values: d/dA Σ(A B) = 1 Bᵀ, d/dB = Aᵀ 1
     Tensor A = leaf(T({1, 2, 3, 4}, {2, 2})), B = leaf(T({5, 6, 7, 8}, {2, 2}));
     TensorList gs = grad({sum(matmul(A, B))}, {A, B});
