@@ -136,32 +136,91 @@ Factors inner_factors(const ScanSetup& s, const MemoryConfig& cfg, const std::ve
     return f;
 }
 
+// The gate-only coefficients of one segment (step 2 above). They do not
+// depend on the memory, so they are computed before the scan, for all full
+// chunks at once (leading dims (B, H, m) instead of (B, H)), and split.
+struct Coeffs {
+    Tensor P;       // (B, H, n): Π_{m≤i} keep_m, the weight of A at token i
+    Tensor Q;       // (B, H, n): the weight of S at token i (momentum), else undefined
+    Tensor C;       // (B, H, n, n): C_ij = K_ij (−θ_j)
+    Tensor e_last;  // (B, H, n): Lη_{n−1,j} (−θ_j), the end state's S (momentum)
+    Tensor eta_P;   // (B, H): Π_j η_j, the weight of S_0 in the end state's S (momentum)
+};
+
+// Gates (..., n) -> the coefficients over their last axis.
+Coeffs coeffs_of(const ScanSetup& s, const Tensor& theta, const Tensor& eta, const Tensor& alpha) {
+    const int64_t n = theta.size(-1);
+    Tensor keep = s.uses_alpha ? add(neg(alpha), 1.0) : ones(theta.shape(), theta.dtype());
+    Decay dk = decay_matrices(keep);
+    Coeffs c;
+    c.P = dk.P;
+    Tensor K = dk.L;  // gd: K = Lkeep, Q = 0
+    if (s.momentum) {
+        Decay de = decay_matrices(eta);
+        K = matmul(dk.L, de.L);                                   // (..., n, n)
+        c.Q = squeeze(matmul(dk.L, unsqueeze(de.P, -1)), -1);     // (..., n)
+        c.e_last = mul(select(de.L, -2, n - 1), neg(theta));     // Lη_{n−1,j} (−θ_j)
+        c.eta_P = select(de.P, -1, n - 1);
+    }
+    c.C = mul(K, unsqueeze(neg(theta), -2));                      // C_ij = K_ij (−θ_j)
+    return c;
+}
+
+// Coefficients of every segment. Runs of whole chunks are done in one batch:
+// their gates (B, H, m·b) viewed as (B, H, m, b), the results split along m.
+std::vector<Coeffs> all_coeffs(const ScanSetup& s, const MemoryConfig& cfg, const MemoryInputs& in,
+                               const std::vector<int64_t>& sizes) {
+    std::vector<Coeffs> out;
+    const int64_t b = cfg.chunk;
+    size_t i = 0;
+    int64_t t = 0;
+    auto gate = [&](const Tensor& g, int64_t t0, int64_t len) { return g.defined() ? narrow(g, 2, t0, len) : Tensor(); };
+    while (i < sizes.size()) {
+        size_t j = i;
+        while (j < sizes.size() && sizes[j] == b) ++j;
+        const int64_t m = (int64_t)(j - i);
+        if (m >= 2) {
+            auto chunks = [&](const Tensor& g) {  // (B, H, m·b) -> (B, H, m, b)
+                return g.defined() ? reshape(gate(g, t, m * b), {s.B, s.H, m, b}) : Tensor();
+            };
+            Coeffs c = coeffs_of(s, chunks(in.theta), chunks(in.eta), chunks(in.alpha));
+            auto pieces = [&](const Tensor& x) {
+                std::vector<Tensor> r((size_t)m);
+                if (!x.defined()) return r;
+                TensorList p = split(x, std::vector<int64_t>((size_t)m, 1), 2);  // one node; backward is one cat
+                for (int64_t k = 0; k < m; ++k) r[(size_t)k] = squeeze(p[(size_t)k], 2);
+                return r;
+            };
+            auto P = pieces(c.P), Q = pieces(c.Q), C = pieces(c.C), E = pieces(c.e_last), EP = pieces(c.eta_P);
+            for (int64_t k = 0; k < m; ++k) out.push_back({P[(size_t)k], Q[(size_t)k], C[(size_t)k], E[(size_t)k], EP[(size_t)k]});
+            t += m * b;
+            i = j;
+        } else {
+            const int64_t n = sizes[i];
+            out.push_back(coeffs_of(s, gate(in.theta, t, n), gate(in.eta, t, n), gate(in.alpha, t, n)));
+            t += n;
+            ++i;
+        }
+    }
+    return out;
+}
+
 // One segment: n tokens (`in` holds just them), all inside one chunk whose
 // gradients are taken at `anchor`. Advances A and S to the segment's end and
 // returns y (B, H, n, d_h).
-Tensor segment(const ScanSetup& s, const MemoryConfig& cfg, const MemoryInputs& in, const std::vector<Tensor>& anchor,
-               std::vector<Tensor>& A, std::vector<Tensor>& S) {
+Tensor segment(const ScanSetup& s, const MemoryConfig& cfg, const MemoryInputs& in, const Coeffs& co,
+               const std::vector<Tensor>& anchor, std::vector<Tensor>& A, std::vector<Tensor>& S) {
     const size_t L = s.L();
     const int64_t n = in.q.size(2);
     const Tensor &k = in.k, &v = in.v, &q = in.q;  // (B, H, n, d_h)
-    const Tensor &theta = in.theta, &delta = in.delta;  // (B, H, n)
+    const Tensor& delta = in.delta;  // (B, H, n)
 
     // 1. Per-token inner gradients at W_{t'} as rank-1 factors u_{j,l} = g_{j,l} h_{j,l}ᵀ.
     Factors f = inner_factors(s, cfg, anchor, k, v, delta);
     const std::vector<Tensor>&Gs = f.G, &Hs = f.H;  // (B, H, n, out), (B, H, n, in)
 
-    // 2. Decay coefficients of the two recurrences.
-    const DType dt = q.dtype();
-    Tensor keep = s.uses_alpha ? add(neg(in.alpha), 1.0) : ones({s.B, s.H, n}, dt);
-    Decay dk = decay_matrices(keep);
-    Tensor K = dk.L, Q;  // gd: K = Lkeep, Q = 0
-    Decay de;
-    if (s.momentum) {
-        de = decay_matrices(in.eta);
-        K = matmul(dk.L, de.L);                                 // (B, H, n, n)
-        Q = squeeze(matmul(dk.L, unsqueeze(de.P, -1)), -1);     // (B, H, n)
-    }
-    Tensor C = mul(K, unsqueeze(neg(theta), -2));               // C_ij = K_ij (−θ_j)
+    // 2. The decay coefficients, computed before the scan (all_coeffs).
+    const Tensor &P = co.P, &Q = co.Q, &C = co.C;  // (B, H, n), (B, H, n), (B, H, n, n)
 
     // 3. Retrieval for every token of the segment, then 4. the end state.
     Tensor y;
@@ -172,7 +231,7 @@ Tensor segment(const ScanSetup& s, const MemoryConfig& cfg, const MemoryInputs& 
         y = s.arch->forward(q, [&](int l, const Tensor& x) {  // x (B, H, n, in) -> (B, H, n, out)
             uses.use(l, kOp);
             const size_t i = (size_t)l;
-            Tensor out = mul(unsqueeze(dk.P, -1), apply_weight(A[i], x));               // P_i A x_i
+            Tensor out = mul(unsqueeze(P, -1), apply_weight(A[i], x));                  // P_i A x_i
             if (s.momentum) out = add(out, mul(unsqueeze(Q, -1), apply_weight(S[i], x)));  // Q_i S x_i
             Tensor scores = mul(C, matmul(x, transpose(Hs[i], -1, -2)));                // C_ij (h_jᵀ x_i)
             return add(out, matmul(scores, Gs[i]));                                     // Σ_j … g_j
@@ -180,7 +239,7 @@ Tensor segment(const ScanSetup& s, const MemoryConfig& cfg, const MemoryInputs& 
         uses.check(kOp);
         Tensor c_last = select(C, -2, n - 1);  // (B, H, n): row of the last token
         for (size_t l = 0; l < L; ++l) {
-            Tensor a = mul(per_matrix(select(dk.P, -1, n - 1)), A[l]);
+            Tensor a = mul(per_matrix(select(P, -1, n - 1)), A[l]);
             if (s.momentum) a = add(a, mul(per_matrix(select(Q, -1, n - 1)), S[l]));
             // Σ_j c_j g_j h_jᵀ = (G ⊙ c)ᵀ H: (B, H, out, n) @ (B, H, n, in)
             A_end[l] = add(a, matmul(transpose(mul(Gs[l], unsqueeze(c_last, -1)), -1, -2), Hs[l]));
@@ -193,7 +252,7 @@ Tensor segment(const ScanSetup& s, const MemoryConfig& cfg, const MemoryInputs& 
             const int64_t o = s.shapes[l].first, i = s.shapes[l].second;
             Tensor outer = reshape(mul(unsqueeze(Gs[l], -1), unsqueeze(Hs[l], -2)), {s.B, s.H, n, o * i});
             Tensor Ai = reshape(matmul(C, outer), {s.B, s.H, n, o, i});                   // (B, H, n, out, in)
-            Ai = add(Ai, mul(per_matrix(dk.P), unsqueeze(A[l], 2)));
+            Ai = add(Ai, mul(per_matrix(P), unsqueeze(A[l], 2)));
             if (s.momentum) Ai = add(Ai, mul(per_matrix(Q), unsqueeze(S[l], 2)));
             Wi[l] = s.ret->phi(Ai, cfg);
             A_end[l] = select(Ai, 2, n - 1);
@@ -206,10 +265,9 @@ Tensor segment(const ScanSetup& s, const MemoryConfig& cfg, const MemoryInputs& 
         uses.check(kOp);
     }
     if (s.momentum) {
-        Tensor e_last = mul(select(de.L, -2, n - 1), neg(theta));  // Lη_{n−1,j} (−θ_j)
         for (size_t l = 0; l < L; ++l)
-            S[l] = add(mul(per_matrix(select(de.P, -1, n - 1)), S[l]),
-                       matmul(transpose(mul(Gs[l], unsqueeze(e_last, -1)), -1, -2), Hs[l]));
+            S[l] = add(mul(per_matrix(co.eta_P), S[l]),
+                       matmul(transpose(mul(Gs[l], unsqueeze(co.e_last, -1)), -1, -2), Hs[l]));
     }
     A = std::move(A_end);
     return y;
@@ -230,10 +288,12 @@ Tensor memory_scan_chunked(const MemoryConfig& cfg, const MemoryInputs& in, Memo
         off = (off + sizes.back()) % cfg.chunk;
     }
     std::vector<MemoryInputs> pieces = split_time(in, sizes);
+    std::vector<Coeffs> coeffs = all_coeffs(s, cfg, in, sizes);
     TensorList ys;
-    for (const MemoryInputs& piece : pieces) {
+    for (size_t i = 0; i < pieces.size(); ++i) {
+        const MemoryInputs& piece = pieces[i];
         if (offset == 0) anchor = phi_all(s, A, cfg);  // W_{t'} = φ(A_{t'}) (SPEC §1.5)
-        ys.push_back(segment(s, cfg, piece, anchor, A, S));
+        ys.push_back(segment(s, cfg, piece, coeffs[i], anchor, A, S));
         offset = (offset + piece.q.size(2)) % cfg.chunk;
     }
     st.A = A;
