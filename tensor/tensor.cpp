@@ -1,5 +1,7 @@
 #include "tensor/tensor.h"
 
+#include "tensor/allocator.h"
+
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -11,18 +13,12 @@
 namespace miras {
 
 Storage::Storage(size_t n, Device dev) : nbytes(n), device(dev) {
-    // Large blocks: 64-byte alignment (cache lines, AVX-512 loads). Small
-    // ones: plain malloc (16-byte aligned), which is much cheaper and is most
-    // of the fixed cost of a small op. Never a null pointer, even for 0 bytes.
-    if (n >= 1024) {
-        data = std::aligned_alloc(64, ((n + 63) / 64) * 64);
-    } else {
-        data = std::malloc(n ? n : 16);
-    }
-    if (!data) throw std::bad_alloc();
+    // 64-byte aligned from 1 KiB (cache lines, AVX-512 loads), from a cache
+    // of freed blocks (tensor/allocator.h); never a null pointer, even for 0 bytes.
+    data = alloc::allocate(n);
 }
 
-Storage::~Storage() { std::free(data); }
+Storage::~Storage() { alloc::release(data, nbytes); }
 
 Tensor Tensor::empty(const Shape& shape, DType dtype) {
     for (int64_t d : shape)
