@@ -67,6 +67,8 @@ $(BUILD)/obj/%.o: %.cpp
 KERNEL_FLAGS := -O3 -fno-math-errno -fno-trapping-math
 $(BUILD)/obj/tensor/kernels_baseline.o: CXXFLAGS += $(KERNEL_FLAGS)
 $(BUILD)/obj/tensor/kernels_avx2.o: CXXFLAGS += $(KERNEL_FLAGS) -mavx2 -mfma
+# The convolution's channel loops (tensor/conv.cpp), likewise scalar at -O2.
+$(BUILD)/obj/tensor/conv.o: CXXFLAGS += -O3
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)

@@ -75,6 +75,11 @@ Tensor sum_to(const Tensor& x, const Shape& shape);  // undo broadcasting
 // ---- linear algebra
 Tensor matmul(const Tensor& a, const Tensor& b);
 
+// ---- depthwise convolution over time (x (..., T, C), w (C, K); see raw::depthwise_conv1d)
+Tensor depthwise_conv1d(const Tensor& x, const Tensor& w, bool anticausal = false);
+// Its weight gradient (C, K), differentiable in x and g (it is bilinear).
+Tensor depthwise_conv1d_weight(const Tensor& x, const Tensor& g, int64_t K, bool anticausal = false);
+
 // ---- shape and views (results share storage with the input where possible)
 Tensor reshape(const Tensor& x, const Shape& shape);
 Tensor view(const Tensor& x, const Shape& shape);

@@ -78,6 +78,15 @@ Tensor sum_to(const Tensor& x, const Shape& shape);
 // follow NumPy: a vector is a row on the left, a column on the right.
 Tensor matmul(const Tensor& a, const Tensor& b);
 
+// ---- depthwise convolution over time (tensor/conv.cpp)
+// x (..., T, C), w (C, K) -> (..., T, C), zero outside [0, T):
+//   causal:     out[t, c] = Σ_j w[c, j] · x[t − K + 1 + j, c]
+//   anticausal: out[t, c] = Σ_j w[c, j] · x[t + K − 1 − j, c]
+Tensor depthwise_conv1d(const Tensor& x, const Tensor& w, bool anticausal);
+// Its weight gradient: x, g (..., T, C) -> (C, K), f32 summed in double,
+//   dw[c, j] = Σ_{..., t} g[t, c] · x[s, c], s the forward's tap j (t − K + 1 + j or t + K − 1 − j)
+Tensor depthwise_conv1d_weight(const Tensor& x, const Tensor& g, int64_t K, bool anticausal);
+
 // ---- joining, indexing, scans
 Tensor cat(const std::vector<Tensor>& xs, int64_t dim);
 Tensor stack(const std::vector<Tensor>& xs, int64_t dim);
