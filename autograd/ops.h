@@ -71,6 +71,8 @@ Tensor logsumexp(const Tensor& x, int64_t dim, bool keepdim = false);
 Tensor softmax(const Tensor& x, int64_t dim);
 Tensor log_softmax(const Tensor& x, int64_t dim);
 Tensor sum_to(const Tensor& x, const Shape& shape);  // undo broadcasting
+// sum_to(x ⊙ y, shape) in one pass, no product tensor (mul's backward uses it)
+Tensor mul_sum_to(const Tensor& x, const Tensor& y, const Shape& shape);
 
 // ---- linear algebra
 Tensor matmul(const Tensor& a, const Tensor& b);

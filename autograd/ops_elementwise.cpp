@@ -36,9 +36,25 @@ Tensor sub(const Tensor& a, const Tensor& b) {
 Tensor mul(const Tensor& a, const Tensor& b) {
     Tensor out = raw::binary(Binary::mul, a, b);
     if (!should_record(a, b)) return out;
+    // A broadcast operand's gradient sum_to(g ⊙ other) is one fused pass.
     record("mul", {a, b}, {out}, [a, b](Node& n, const TensorList& g) -> TensorList {
-        return {n.needs_input_grad(0) ? sum_to(mul(g[0], b), a.shape()) : Tensor(),
-                n.needs_input_grad(1) ? sum_to(mul(g[0], a), b.shape()) : Tensor()};
+        return {n.needs_input_grad(0) ? mul_sum_to(g[0], b, a.shape()) : Tensor(),
+                n.needs_input_grad(1) ? mul_sum_to(g[0], a, b.shape()) : Tensor()};
+    });
+    return out;
+}
+
+// out = sum_to(x ⊙ y, shape). Its gradients are the same op on the expanded
+// incoming gradient: d/dx = sum_to(expand(g) ⊙ y, x.shape), and alike for y.
+Tensor mul_sum_to(const Tensor& x, const Tensor& y, const Shape& shape) {
+    const Shape full = broadcast_shapes(x.shape(), y.shape(), "mul_sum_to");
+    if (shape == full) return mul(x, y);  // nothing to sum
+    Tensor out = raw::mul_sum_to(x, y, shape);
+    if (!should_record(x, y)) return out;
+    record("mul_sum_to", {x, y}, {out}, [x, y, full](Node& n, const TensorList& g) -> TensorList {
+        Tensor ge = expand(g[0], full);
+        return {n.needs_input_grad(0) ? mul_sum_to(ge, y, x.shape()) : Tensor(),
+                n.needs_input_grad(1) ? mul_sum_to(ge, x, y.shape()) : Tensor()};
     });
     return out;
 }

@@ -229,6 +229,37 @@ template <class T> void accumulate_loop(double* __restrict acc, const T* x, int6
     for (int64_t i = 0; i < n; ++i) acc[i] += (double)x[i];
 }
 
+// acc[i·so] += a[i·sa] b[i·sb]: the backward of a broadcast multiply,
+// sum_to(g ⊙ b), without the product tensor. so = 0 reduces the whole run
+// (eight lanes, as in sum_loop).
+template <class T>
+void mul_acc_loop(double* acc, const T* a, const T* b, int64_t n, int64_t so, int64_t sa, int64_t sb) {
+    if (so == 0) {
+        double l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        int64_t i = 0;
+        if (sa == 1 && sb == 1) {
+            for (; i + 8 <= n; i += 8)
+                for (int j = 0; j < 8; ++j) l[j] += (double)a[i + j] * (double)b[i + j];
+        }
+        double s = 0;
+        for (; i < n; ++i) s += (double)a[i * sa] * (double)b[i * sb];
+        acc[0] += ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7])) + s;
+        return;
+    }
+    double* __restrict o = acc;
+    if (so == 1 && sa == 1 && sb == 1) {
+        for (int64_t i = 0; i < n; ++i) o[i] += (double)a[i] * (double)b[i];
+    } else if (so == 1 && sa == 1 && sb == 0) {
+        const double s = (double)b[0];
+        for (int64_t i = 0; i < n; ++i) o[i] += (double)a[i] * s;
+    } else if (so == 1 && sa == 0 && sb == 1) {
+        const double s = (double)a[0];
+        for (int64_t i = 0; i < n; ++i) o[i] += s * (double)b[i];
+    } else {
+        for (int64_t i = 0; i < n; ++i) o[i * so] += (double)a[i * sa] * (double)b[i * sb];
+    }
+}
+
 #undef KINLINE
 }  // namespace
 
@@ -237,7 +268,8 @@ Loops make_loops() {
 #define MIRAS_STR(x) MIRAS_STR2(x)
     return Loops{MIRAS_STR(MIRAS_KERNEL_ISA),
                  &unary_any<float>,     &unary_any<double>,     &binary_any<float>,      &binary_any<double>,
-                 &sum_loop<float>,      &sum_loop<double>,      &accumulate_loop<float>, &accumulate_loop<double>};
+                 &sum_loop<float>,      &sum_loop<double>,      &accumulate_loop<float>, &accumulate_loop<double>,
+                 &mul_acc_loop<float>,  &mul_acc_loop<double>};
 #undef MIRAS_STR
 #undef MIRAS_STR2
 }

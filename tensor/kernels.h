@@ -38,6 +38,9 @@ struct Loops {
     // acc[j] += x[j], j < n: one row of a sum over leading dims
     void (*accumulate_f32)(double* acc, const float* x, int64_t n);
     void (*accumulate_f64)(double* acc, const double* x, int64_t n);
+    // acc[i·so] += a[i·sa] · b[i·sb], in double; so = 0 is a dot product
+    void (*mul_acc_f32)(double* acc, const float* a, const float* b, int64_t n, int64_t so, int64_t sa, int64_t sb);
+    void (*mul_acc_f64)(double* acc, const double* a, const double* b, int64_t n, int64_t so, int64_t sa, int64_t sb);
 };
 
 // The loops this process uses (AVX2 + FMA when the CPU has both).
@@ -63,6 +66,12 @@ template <class T> double sum(const Loops& L, const T* x, int64_t n) {
 template <class T> void accumulate(const Loops& L, double* acc, const T* x, int64_t n) {
     if constexpr (sizeof(T) == 4) L.accumulate_f32(acc, x, n);
     else L.accumulate_f64(acc, x, n);
+}
+
+template <class T>
+void mul_acc(const Loops& L, double* acc, const T* a, const T* b, int64_t n, int64_t so, int64_t sa, int64_t sb) {
+    if constexpr (sizeof(T) == 4) L.mul_acc_f32(acc, a, b, n, so, sa, sb);
+    else L.mul_acc_f64(acc, a, b, n, so, sa, sb);
 }
 
 }  // namespace miras::kernels

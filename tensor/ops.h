@@ -72,6 +72,9 @@ Tensor softmax(const Tensor& x, int64_t dim);
 Tensor log_softmax(const Tensor& x, int64_t dim);
 // Sum `x` down to `shape` (undo broadcasting): the shape must broadcast to x's.
 Tensor sum_to(const Tensor& x, const Shape& shape);
+// sum_to(x ⊙ y, shape) without the product tensor (x, y broadcast together;
+// accumulated in double): the backward of a broadcast multiply.
+Tensor mul_sum_to(const Tensor& x, const Tensor& y, const Shape& shape);
 
 // ---- linear algebra
 // (..., n, k) @ (..., k, m) -> (..., n, m), batch dims broadcast. 1-D operands

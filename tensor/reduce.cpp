@@ -9,6 +9,7 @@
 
 #include "tensor/kernels.h"
 #include "tensor/ops.h"
+#include "tensor/strided_loop.h"
 
 namespace miras::raw {
 namespace {
@@ -196,6 +197,33 @@ static Tensor softmax_family(const Tensor& x, int64_t dim, bool keepdim, int kin
 Tensor logsumexp(const Tensor& x, int64_t dim, bool keepdim) { return softmax_family(x, dim, keepdim, 0, "logsumexp"); }
 Tensor softmax(const Tensor& x, int64_t dim) { return softmax_family(x, dim, true, 1, "softmax"); }
 Tensor log_softmax(const Tensor& x, int64_t dim) { return softmax_family(x, dim, true, 2, "log_softmax"); }
+
+Tensor mul_sum_to(const Tensor& x, const Tensor& y, const Shape& shape) {
+    if (x.dtype() != y.dtype())
+        throw std::invalid_argument(std::string("mul_sum_to: dtype mismatch, ") + dtype_name(x.dtype()) + " " +
+                                    shape_str(x.shape()) + " vs " + dtype_name(y.dtype()) + " " + shape_str(y.shape()));
+    const Shape full = broadcast_shapes(x.shape(), y.shape(), "mul_sum_to");
+    if (broadcast_shapes(shape, full, "mul_sum_to") != full)
+        throw std::invalid_argument("mul_sum_to: shape " + shape_str(shape) + " does not broadcast to " + shape_str(full));
+    // One walk over the product's shape; the accumulator (double, the size of
+    // the result) has stride 0 along the summed dims, so a run along one of
+    // them is a dot product and a run along a kept dim an axpy.
+    std::vector<double> acc((size_t)numel_of(shape), 0.0);
+    Tensor out = Tensor::empty(shape, x.dtype());
+    dispatch(x.dtype(), [&]<class T>() {
+        const kernels::Loops& K = kernels::loops();
+        const T *px = x.data<T>(), *py = y.data<T>();
+        detail::StridedLoop<3> L(full, {detail::broadcast_strides(shape, contiguous_strides(shape), full),
+                                        detail::broadcast_strides(x.shape(), x.strides(), full),
+                                        detail::broadcast_strides(y.shape(), y.strides(), full)});
+        L.run({0, 0, 0}, [&](std::array<int64_t, 3> off, int64_t n, std::array<int64_t, 3> st) {
+            kernels::mul_acc<T>(K, acc.data() + off[0], px + off[1], py + off[2], n, st[0], st[1], st[2]);
+        });
+        T* o = out.data<T>();
+        for (size_t i = 0; i < acc.size(); ++i) o[i] = (T)acc[i];
+    });
+    return out;
+}
 
 Tensor sum_to(const Tensor& x, const Shape& shape) {
     if (x.shape() == shape) return Tensor::view_of(x, x.shape(), x.strides(), x.offset());

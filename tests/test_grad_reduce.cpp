@@ -125,4 +125,45 @@ BOOST_AUTO_TEST_CASE(zero_dim_inputs) {
     BOOST_TEST(grad({sum(s, {0})}, {s})[0].shape() == Shape{});
 }
 
+// mul_sum_to(x, y, shape) = sum_to(x ⊙ y, shape) in one pass: the backward
+// of every broadcast multiply goes through it.
+BOOST_AUTO_TEST_CASE(mul_sum_to_values_and_gradients) {
+    Generator g(11);
+    struct Case { Shape x, y, to; };
+    const std::vector<Case> cases = {
+        {{2, 3, 4}, {2, 3, 4}, {4}},           // leading dims summed (a bias gradient)
+        {{2, 3, 4}, {2, 3, 4}, {2, 1, 1}},     // trailing dims: a dot product per row
+        {{2, 3, 4}, {2, 1, 1}, {2, 1, 1}},     // a per-matrix scalar's gradient
+        {{2, 3, 4}, {4}, {3, 1}},              // middle dim kept, y broadcast
+        {{3, 1}, {1, 4}, {1, 4}},              // both broadcast
+        {{2, 3, 4}, {2, 3, 4}, {}},            // everything summed
+        {{2, 0, 4}, {2, 0, 4}, {4}},           // empty
+    };
+    for (const Case& c : cases) {
+        BOOST_TEST_CONTEXT(shape_str(c.x) << " * " << shape_str(c.y) << " -> " << shape_str(c.to)) {
+            Tensor x = rn(c.x, g), y = rn(c.y, g);
+            check_same(mul_sum_to(x, y, c.to), sum_to(mul(x, y), c.to), 1e-12);
+            // f32 against the f64 result
+            Tensor x32 = to_dtype(detach(x), DType::f32), y32 = to_dtype(detach(y), DType::f32);
+            check_same(to_dtype(raw::mul_sum_to(x32, y32, c.to), DType::f64), sum_to(mul(x, y), c.to), 1e-5);
+            if (numel_of(c.x) > 0)
+                check_grads("mul_sum_to", fn2([to = c.to](const Tensor& a, const Tensor& b) {
+                                return square(mul_sum_to(a, b, to));
+                            }), {x, y});
+        }
+    }
+    // strided inputs: a transposed x, an expanded y
+    Tensor base = rn({4, 3}, g), yb = rn({3, 1}, g);
+    Tensor xt = transpose(base, 0, 1), ye = expand(yb, {3, 4});
+    check_same(mul_sum_to(xt, ye, {3, 1}), sum_to(mul(xt, ye), {3, 1}), 1e-12);
+    // mul's backward uses it when an operand is broadcast
+    Tensor a = rn({2, 3, 4}, g), s = rn({2, 1, 1}, g);
+    Tensor gs = grad({sum(mul(a, s))}, {s}, {}, /*create_graph=*/true)[0];
+    BOOST_TEST(grad_fn(gs)->name == "mul_sum_to");
+    check_same(gs, sum(a, {1, 2}, true), 1e-12);
+    // errors name the shapes
+    BOOST_CHECK_EXCEPTION(mul_sum_to(rn({2, 3}, g), rn({3}, g), {4}), std::invalid_argument,
+                          [](const std::invalid_argument& e) { return std::string(e.what()).find("(4,)") != std::string::npos; });
+}
+
 BOOST_AUTO_TEST_SUITE_END()

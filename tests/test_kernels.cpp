@@ -151,6 +151,20 @@ BOOST_AUTO_TEST_CASE(sums_cover_every_tail_length) {
             std::vector<double> acc((size_t)n, 1.0);
             K::accumulate<float>(*L, acc.data(), vf.data(), n);
             for (int64_t i = 0; i < n; ++i) BOOST_TEST(acc[(size_t)i] == 1.0 + (double)vf[(size_t)i]);
+            // mul_acc: a dot product (so = 0), contiguous and strided, and an axpy
+            double dot = 0, dot_strided = 0;
+            for (int64_t i = 0; i < n; ++i) dot += v[(size_t)i] * v[(size_t)(n - 1 - i)];
+            for (int64_t i = 0; i < n / 2; ++i) dot_strided += v[(size_t)(2 * i)] * v[(size_t)i];
+            std::vector<double> rev(v.rbegin(), v.rend());
+            double d1 = 0.5, d2 = 0;
+            K::mul_acc<double>(*L, &d1, v.data(), rev.data(), n, 0, 1, 1);
+            K::mul_acc<double>(*L, &d2, v.data(), v.data(), n / 2, 0, 2, 1);
+            BOOST_TEST(std::abs(d1 - 0.5 - dot) < 1e-13, L->isa << " dot n = " << n);
+            BOOST_TEST(std::abs(d2 - dot_strided) < 1e-13, L->isa << " strided dot n = " << n);
+            std::vector<double> ax((size_t)n, 2.0);
+            K::mul_acc<float>(*L, ax.data(), vf.data(), vf.data(), n, 1, 1, 1);
+            for (int64_t i = 0; i < n; ++i)
+                BOOST_TEST(ax[(size_t)i] == 2.0 + (double)vf[(size_t)i] * (double)vf[(size_t)i]);
         }
     }
 }
