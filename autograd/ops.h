@@ -72,6 +72,8 @@ Tensor softmax(const Tensor& x, int64_t dim);
 Tensor log_softmax(const Tensor& x, int64_t dim);
 Tensor sum_to(const Tensor& x, const Shape& shape);  // undo broadcasting
 // sum_to(x ⊙ y, shape) in one pass, no product tensor (mul's backward uses it)
+// c + a ⊙ b in one pass (broadcast), no product tensor
+Tensor addcmul(const Tensor& c, const Tensor& a, const Tensor& b);
 Tensor mul_sum_to(const Tensor& x, const Tensor& y, const Shape& shape);
 
 // ---- linear algebra

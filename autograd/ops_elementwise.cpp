@@ -44,6 +44,18 @@ Tensor mul(const Tensor& a, const Tensor& b) {
     return out;
 }
 
+// out = c + a ⊙ b: dc = g, da = g ⊙ b, db = g ⊙ a (each summed back to its shape).
+Tensor addcmul(const Tensor& c, const Tensor& a, const Tensor& b) {
+    Tensor out = raw::addcmul(c, a, b);
+    if (!should_record(c, a, b)) return out;
+    record("addcmul", {c, a, b}, {out}, [sc = c.shape(), a, b](Node& n, const TensorList& g) -> TensorList {
+        return {n.needs_input_grad(0) ? sum_to(g[0], sc) : Tensor(),
+                n.needs_input_grad(1) ? mul_sum_to(g[0], b, a.shape()) : Tensor(),
+                n.needs_input_grad(2) ? mul_sum_to(g[0], a, b.shape()) : Tensor()};
+    });
+    return out;
+}
+
 // out = sum_to(x ⊙ y, shape). Its gradients are the same op on the expanded
 // incoming gradient: d/dx = sum_to(expand(g) ⊙ y, x.shape), and alike for y.
 Tensor mul_sum_to(const Tensor& x, const Tensor& y, const Shape& shape) {

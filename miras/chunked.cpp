@@ -231,18 +231,21 @@ Tensor segment(const ScanSetup& s, const MemoryConfig& cfg, const MemoryInputs& 
         y = s.arch->forward(q, [&](int l, const Tensor& x) {  // x (B, H, n, in) -> (B, H, n, out)
             uses.use(l, kOp);
             const size_t i = (size_t)l;
-            Tensor out = mul(unsqueeze(P, -1), apply_weight(A[i], x));                  // P_i A x_i
-            if (s.momentum) out = add(out, mul(unsqueeze(Q, -1), apply_weight(S[i], x)));  // Q_i S x_i
             Tensor scores = mul(C, matmul(x, transpose(Hs[i], -1, -2)));                // C_ij (h_jᵀ x_i)
-            return add(out, matmul(scores, Gs[i]));                                     // Σ_j … g_j
+            Tensor out = matmul(scores, Gs[i]);                                          // Σ_j … g_j
+            out = addcmul(out, unsqueeze(P, -1), apply_weight(A[i], x));                 // + P_i A x_i
+            if (s.momentum) out = addcmul(out, unsqueeze(Q, -1), apply_weight(S[i], x));  // + Q_i S x_i
+            return out;
         });
         uses.check(kOp);
         Tensor c_last = select(C, -2, n - 1);  // (B, H, n): row of the last token
         for (size_t l = 0; l < L; ++l) {
-            Tensor a = mul(per_matrix(select(P, -1, n - 1)), A[l]);
-            if (s.momentum) a = add(a, mul(per_matrix(select(Q, -1, n - 1)), S[l]));
-            // Σ_j c_j g_j h_jᵀ = (G ⊙ c)ᵀ H: (B, H, out, n) @ (B, H, n, in)
-            A_end[l] = add(a, matmul(transpose(mul(Gs[l], unsqueeze(c_last, -1)), -1, -2), Hs[l]));
+            // Σ_j c_j g_j h_jᵀ = (G ⊙ c)ᵀ H: (B, H, out, n) @ (B, H, n, in); then + P A (+ Q S),
+            // each one fused multiply-add over the weight matrix
+            Tensor a = matmul(transpose(mul(Gs[l], unsqueeze(c_last, -1)), -1, -2), Hs[l]);
+            a = addcmul(a, per_matrix(select(P, -1, n - 1)), A[l]);
+            if (s.momentum) a = addcmul(a, per_matrix(select(Q, -1, n - 1)), S[l]);
+            A_end[l] = a;
         }
     } else {
         // Per-token pre-weights A_i = P_i A + Q_i S + Σ_j C_ij g_j h_jᵀ, one matmul
@@ -266,8 +269,8 @@ Tensor segment(const ScanSetup& s, const MemoryConfig& cfg, const MemoryInputs& 
     }
     if (s.momentum) {
         for (size_t l = 0; l < L; ++l)
-            S[l] = add(mul(per_matrix(co.eta_P), S[l]),
-                       matmul(transpose(mul(Gs[l], unsqueeze(co.e_last, -1)), -1, -2), Hs[l]));
+            S[l] = addcmul(matmul(transpose(mul(Gs[l], unsqueeze(co.e_last, -1)), -1, -2), Hs[l]),
+                           per_matrix(co.eta_P), S[l]);
     }
     A = std::move(A_end);
     return y;

@@ -107,6 +107,25 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
     return out;
 }
 
+Tensor addcmul(const Tensor& c, const Tensor& a, const Tensor& b) {
+    check_same_dtype(c, a, "addcmul");
+    check_same_dtype(a, b, "addcmul");
+    Shape os = broadcast_shapes(broadcast_shapes(c.shape(), a.shape(), "addcmul"), b.shape(), "addcmul");
+    Tensor out = Tensor::empty(os, c.dtype());
+    dispatch(c.dtype(), [&]<class T>() {
+        const kernels::Loops& K = kernels::loops();
+        T* o = out.data<T>();
+        const T *pc = c.data<T>(), *pa = a.data<T>(), *pb = b.data<T>();
+        StridedLoop<4> L(os, {contiguous_strides(os), broadcast_strides(c.shape(), c.strides(), os),
+                              broadcast_strides(a.shape(), a.strides(), os),
+                              broadcast_strides(b.shape(), b.strides(), os)});
+        L.run({0, 0, 0, 0}, [&](std::array<int64_t, 4> off, int64_t m, std::array<int64_t, 4> st) {
+            kernels::addcmul<T>(K, o + off[0], pc + off[1], pa + off[2], pb + off[3], m, st[0], st[1], st[2], st[3]);
+        });
+    });
+    return out;
+}
+
 Tensor axpby(const Tensor& a, double alpha, const Tensor& b, double beta) {
     check_same_dtype(a, b, "axpby");
     Shape os = broadcast_shapes(a.shape(), b.shape(), "axpby");

@@ -181,6 +181,7 @@ template <class Op, class T> void unary_loop(T* o, const T* x, int64_t n, int64_
 
 template <class Op, class T>
 void binary_loop(T* o, const T* a, const T* b, int64_t n, int64_t so, int64_t sa, int64_t sb) {
+    if (n <= 0) return;  // the scalar paths read a[0] or b[0]
     T* __restrict oo = o;
     if (so == 1 && sa == 1 && sb == 1) {
         for (int64_t i = 0; i < n; ++i) oo[i] = Op::f(a[i], b[i]);
@@ -234,6 +235,7 @@ template <class T> void accumulate_loop(double* __restrict acc, const T* x, int6
 // (eight lanes, as in sum_loop).
 template <class T>
 void mul_acc_loop(double* acc, const T* a, const T* b, int64_t n, int64_t so, int64_t sa, int64_t sb) {
+    if (n <= 0) return;
     if (so == 0) {
         double l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
         int64_t i = 0;
@@ -260,6 +262,25 @@ void mul_acc_loop(double* acc, const T* a, const T* b, int64_t n, int64_t so, in
     }
 }
 
+// out = c + a ⊙ b in one pass; a or b is often one scalar per run (a
+// per-matrix coefficient times a weight matrix, in the chunked scan).
+template <class T>
+void addcmul_loop(T* o, const T* c, const T* a, const T* b, int64_t n, int64_t so, int64_t sc, int64_t sa, int64_t sb) {
+    if (n <= 0) return;  // the scalar paths read a[0] or b[0]
+    T* __restrict oo = o;
+    if (so == 1 && sc == 1 && sa == 1 && sb == 1) {
+        for (int64_t i = 0; i < n; ++i) oo[i] = c[i] + a[i] * b[i];
+    } else if (so == 1 && sc == 1 && sa == 0 && sb == 1) {
+        const T s = a[0];
+        for (int64_t i = 0; i < n; ++i) oo[i] = c[i] + s * b[i];
+    } else if (so == 1 && sc == 1 && sa == 1 && sb == 0) {
+        const T s = b[0];
+        for (int64_t i = 0; i < n; ++i) oo[i] = c[i] + a[i] * s;
+    } else {
+        for (int64_t i = 0; i < n; ++i) o[i * so] = c[i * sc] + a[i * sa] * b[i * sb];
+    }
+}
+
 #undef KINLINE
 }  // namespace
 
@@ -269,7 +290,7 @@ Loops make_loops() {
     return Loops{MIRAS_STR(MIRAS_KERNEL_ISA),
                  &unary_any<float>,     &unary_any<double>,     &binary_any<float>,      &binary_any<double>,
                  &sum_loop<float>,      &sum_loop<double>,      &accumulate_loop<float>, &accumulate_loop<double>,
-                 &mul_acc_loop<float>,  &mul_acc_loop<double>};
+                 &mul_acc_loop<float>,  &mul_acc_loop<double>,  &addcmul_loop<float>,    &addcmul_loop<double>};
 #undef MIRAS_STR
 #undef MIRAS_STR2
 }

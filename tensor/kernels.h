@@ -41,6 +41,11 @@ struct Loops {
     // acc[i·so] += a[i·sa] · b[i·sb], in double; so = 0 is a dot product
     void (*mul_acc_f32)(double* acc, const float* a, const float* b, int64_t n, int64_t so, int64_t sa, int64_t sb);
     void (*mul_acc_f64)(double* acc, const double* a, const double* b, int64_t n, int64_t so, int64_t sa, int64_t sb);
+    // out[i·so] = c[i·sc] + a[i·sa] · b[i·sb]
+    void (*addcmul_f32)(float* out, const float* c, const float* a, const float* b, int64_t n, int64_t so, int64_t sc,
+                        int64_t sa, int64_t sb);
+    void (*addcmul_f64)(double* out, const double* c, const double* a, const double* b, int64_t n, int64_t so,
+                        int64_t sc, int64_t sa, int64_t sb);
 };
 
 // The loops this process uses (AVX2 + FMA when the CPU has both).
@@ -72,6 +77,13 @@ template <class T>
 void mul_acc(const Loops& L, double* acc, const T* a, const T* b, int64_t n, int64_t so, int64_t sa, int64_t sb) {
     if constexpr (sizeof(T) == 4) L.mul_acc_f32(acc, a, b, n, so, sa, sb);
     else L.mul_acc_f64(acc, a, b, n, so, sa, sb);
+}
+
+template <class T>
+void addcmul(const Loops& L, T* o, const T* c, const T* a, const T* b, int64_t n, int64_t so, int64_t sc, int64_t sa,
+             int64_t sb) {
+    if constexpr (sizeof(T) == 4) L.addcmul_f32(o, c, a, b, n, so, sc, sa, sb);
+    else L.addcmul_f64(o, c, a, b, n, so, sc, sa, sb);
 }
 
 }  // namespace miras::kernels

@@ -52,6 +52,7 @@ Tensor binary_scalar(Binary op, const Tensor& a, double s);  // a op s
 Tensor scalar_binary(Binary op, double s, const Tensor& b);  // s op b
 Tensor clamp(const Tensor& x, double lo, double hi);
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);  // cond != 0 ? a : b, broadcast
+Tensor addcmul(const Tensor& c, const Tensor& a, const Tensor& b);  // c + a ⊙ b in one pass, broadcast
 // out = a * alpha + b * beta, broadcasting b to a's shape (fast fused path for optimizers)
 Tensor axpby(const Tensor& a, double alpha, const Tensor& b, double beta);
 

@@ -166,4 +166,31 @@ BOOST_AUTO_TEST_CASE(mul_sum_to_values_and_gradients) {
                           [](const std::invalid_argument& e) { return std::string(e.what()).find("(4,)") != std::string::npos; });
 }
 
+// addcmul(c, a, b) = c + a ⊙ b in one pass, with broadcasting.
+BOOST_AUTO_TEST_CASE(addcmul_values_and_gradients) {
+    Generator g(12);
+    struct Case { Shape c, a, b; };
+    const std::vector<Case> cases = {
+        {{2, 3, 4}, {2, 3, 4}, {2, 3, 4}},
+        {{2, 3, 4}, {2, 1, 1}, {2, 3, 4}},  // a per-matrix scalar times a matrix
+        {{2, 3, 4}, {2, 3, 4}, {4}},
+        {{3, 1}, {1, 4}, {3, 4}},            // c broadcast too
+        {{}, {3}, {2, 1}},
+    };
+    for (const Case& cs : cases) {
+        BOOST_TEST_CONTEXT(shape_str(cs.c) << " + " << shape_str(cs.a) << " * " << shape_str(cs.b)) {
+            Tensor c = rn(cs.c, g), a = rn(cs.a, g), b = rn(cs.b, g);
+            check_same(addcmul(c, a, b), add(c, mul(a, b)), 1e-12);
+            Tensor c32 = to_dtype(detach(c), DType::f32), a32 = to_dtype(detach(a), DType::f32),
+                   b32 = to_dtype(detach(b), DType::f32);
+            check_same(to_dtype(raw::addcmul(c32, a32, b32), DType::f64), add(c, mul(a, b)), 1e-5);
+            check_grads("addcmul", [](const TensorList& in) { return TensorList{square(addcmul(in[0], in[1], in[2]))}; }, {c, a, b});
+        }
+    }
+    // a transposed operand
+    Tensor m = rn({4, 3}, g), c = rn({3, 4}, g), s = rn({3, 1}, g);
+    check_same(addcmul(c, s, transpose(m, 0, 1)), add(c, mul(s, transpose(m, 0, 1))), 1e-12);
+    BOOST_CHECK_THROW(addcmul(rn({2}, g), rn({3}, g), rn({2}, g)), std::invalid_argument);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -161,6 +161,16 @@ BOOST_AUTO_TEST_CASE(sums_cover_every_tail_length) {
             K::mul_acc<double>(*L, &d2, v.data(), v.data(), n / 2, 0, 2, 1);
             BOOST_TEST(std::abs(d1 - 0.5 - dot) < 1e-13, L->isa << " dot n = " << n);
             BOOST_TEST(std::abs(d2 - dot_strided) < 1e-13, L->isa << " strided dot n = " << n);
+            // addcmul: contiguous, a scalar a, a scalar b, strided
+            const int64_t lay[][4] = {{1, 1, 1, 1}, {1, 1, 0, 1}, {1, 1, 1, 0}, {1, 0, 1, 1}};
+            for (const auto& st : lay) {
+                std::vector<double> o((size_t)n, 0.0);
+                K::addcmul<double>(*L, o.data(), v.data(), rev.data(), v.data(), n, st[0], st[1], st[2], st[3]);
+                for (int64_t i = 0; i < n; ++i)
+                    BOOST_TEST(std::abs(o[(size_t)i] - (v[(size_t)(i * st[1])] + rev[(size_t)(i * st[2])] * v[(size_t)(i * st[3])])) <
+                                   1e-15,
+                               L->isa << " addcmul n = " << n);
+            }
             std::vector<double> ax((size_t)n, 2.0);
             K::mul_acc<float>(*L, ax.data(), vf.data(), vf.data(), n, 1, 1, 1);
             for (int64_t i = 0; i < n; ++i)
