@@ -14,7 +14,9 @@ const Loops& baseline_loops() {
 }
 
 const Loops* avx2_loops() {
-    static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    // cpu_init first: this may run during static initialisation, before
+    // libgcc's own constructor has filled in the CPU model.
+    static const bool ok = (__builtin_cpu_init(), __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"));
     static const Loops l = avx2::make_loops();
     return ok ? &l : nullptr;
 }
