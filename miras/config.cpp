@@ -56,6 +56,14 @@ void MemoryConfig::validate() const {
         if (g == "theta" && v < 0) fail("fixed_gates.theta", "must be >= 0, got " + num(v));
         if ((g == "eta" || g == "alpha") && (v < 0 || v > 1)) fail("fixed_gates." + g, "must be in [0, 1], got " + num(v));
         if (g == "delta" && !(v > 0)) fail("fixed_gates.delta", "must be > 0, got " + num(v));
+        // A constant for a gate this config never reads is a mistake (a
+        // typo, or a setting that silently does nothing): say so.
+        if (!gate_used(g)) {
+            const char* why = g == "eta"     ? "eta is used only with algorithm = \"momentum\""
+                              : g == "alpha" ? "alpha is used only by a retention with a forget gate (l2, lq, kl, elastic)"
+                                             : "delta is used only with bias = \"huber_mix\"";
+            fail("fixed_gates." + g, std::string("is set but this config does not use it: ") + why);
+        }
     }
 }
 

@@ -233,6 +233,13 @@ BOOST_AUTO_TEST_CASE(bad_configs_are_clear_errors) {
     check_error(with([](MemoryConfig& c) { c.bias = "huber"; c.huber_delta = 0; }), {"huber_delta must be > 0"});
     check_error(with([](MemoryConfig& c) { c.fixed_gates = {{"beta", 1.0}}; }), {"unknown gate 'beta'"});
     check_error(with([](MemoryConfig& c) { c.fixed_gates = {{"alpha", 1.5}}; }), {"fixed_gates.alpha", "[0, 1]"});
+    // A constant for a gate the config never reads.
+    check_error(with([](MemoryConfig& c) { c.algorithm = "gd"; c.fixed_gates = {{"eta", 0.9}}; }),
+                {"fixed_gates.eta", "does not use it", "momentum"});
+    check_error(with([](MemoryConfig& c) { c.bias = "l2"; c.fixed_gates = {{"delta", 1.0}}; }),
+                {"fixed_gates.delta", "huber_mix"});
+    check_error(with([](MemoryConfig& c) { c.retention = "none"; c.fixed_gates = {{"alpha", 0.1}}; }),
+                {"fixed_gates.alpha", "forget gate"});
     // The layer constructor validates too.
     MemoryConfig bad = base();
     bad.bias = "nope";
