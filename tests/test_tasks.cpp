@@ -210,6 +210,36 @@ BOOST_AUTO_TEST_CASE(passkey_needle_sits_at_the_requested_depth) {
     BOOST_TEST(minimal.inputs[6] == kPasskeyQuery);
 }
 
+// depth_max: every row its own needle position, spread over the range, the
+// rest of the row as with one depth; depth_max = depth is that one depth.
+BOOST_AUTO_TEST_CASE(passkey_per_row_depths_cover_the_range) {
+    const PasskeySpec s{40, 100, 5, 0.25, 0.75};
+    const int64_t lo = passkey_needle_position(s, 0.25), hi = passkey_needle_position(s, 0.75), query = 100 - 5 - 1;
+    const int64_t rows = 200;
+    const TokenBatch b = make_passkey(s, rows, 9);
+    std::set<int64_t> seen;
+    for (int64_t r = 0; r < rows; ++r) {
+        const auto in = row(b.inputs, r, 100);
+        int64_t pos = -1;
+        for (int64_t t = 0; t < query; ++t)
+            if (in[t] == kPasskeyMarker) pos = t;
+        BOOST_REQUIRE(pos >= 0);
+        BOOST_TEST((pos >= lo && pos <= hi), "row " << r << " needle at " << pos);
+        for (int64_t i = 1; i <= 5; ++i) BOOST_TEST(in[query + i] == in[pos + i]);
+        seen.insert(pos);
+    }
+    BOOST_TEST(seen.size() > (size_t)(hi - lo) / 2, seen.size() << " distinct positions of " << hi - lo + 1);
+    BOOST_TEST(make_passkey(s, 4, 1).inputs == make_passkey(s, 4, 1).inputs);
+    // depth_max = depth: every row at that depth
+    const TokenBatch fixed = make_passkey({40, 100, 5, 0.5, 0.5}, 8, 2);
+    const int64_t mid = passkey_needle_position({40, 100, 5, 0.5});
+    for (int64_t r = 0; r < 8; ++r) BOOST_TEST(row(fixed.inputs, r, 100)[mid] == kPasskeyMarker);
+    BOOST_TEST(describe(s).find("depth uniform in [0.250000, 0.750000] per row") != std::string::npos);
+    auto err = [](PasskeySpec p) { return error_of<std::invalid_argument>([&] { make_passkey(p, 1, 0); }); };
+    BOOST_TEST(err({40, 100, 5, 0.5, 0.4}).find("depth_max must be in [depth = 0.500000, 1]") != std::string::npos);
+    BOOST_TEST(err({40, 100, 5, 0.5, 1.5}).find("depth_max") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(byte_corpus_windows_come_from_their_split) {
     std::vector<uint8_t> bytes(1000);
     uint64_t st = 99;

@@ -97,6 +97,9 @@ void read_data(ConfigReader& cfg, DataConfig& d) {
     d.passkey.vocab_size = cfg.get_int("data.passkey.vocab", d.passkey.vocab_size, kPasskeyFirstFiller + 1, 1 << 24);
     d.passkey.num_digits = cfg.get_int("data.passkey.num_digits", d.passkey.num_digits, 1, 1 << 20);
     d.passkey.depth = cfg.get_double("data.passkey.depth", d.passkey.depth, 0, 1);
+    // Only when set (and then dumped): per-row depths uniform in [depth, depth_max].
+    d.passkey.depth_max = -1;
+    if (cfg.has("data.passkey.depth_max")) d.passkey.depth_max = cfg.get_double("data.passkey.depth_max", 1, 0, 1);
     d.passkey.seq_len = d.seq_len;
     d.bytes_path = cfg.get_string("data.bytes.path", d.bytes_path);
     d.heldout_fraction = cfg.get_double("data.bytes.heldout_fraction", d.heldout_fraction, 0.001, 0.9);

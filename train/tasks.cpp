@@ -156,6 +156,9 @@ void check(const PasskeySpec& s, int64_t batch) {
                 " (digits, two markers, filler), got " + std::to_string(s.vocab_size));
     require(s.num_digits >= 1, "passkey: num_digits must be >= 1, got " + std::to_string(s.num_digits));
     require(s.depth >= 0 && s.depth <= 1, "passkey: depth must be in [0, 1], got " + std::to_string(s.depth));
+    require(s.depth_max < 0 || (s.depth_max >= s.depth && s.depth_max <= 1),
+            "passkey: depth_max must be in [depth = " + std::to_string(s.depth) + ", 1] (or unset), got " +
+                std::to_string(s.depth_max));
     const int64_t need = 2 * (s.num_digits + 1);
     require(s.seq_len >= need, "passkey: seq_len " + std::to_string(s.seq_len) +
                                    " cannot hold the needle and the query of " + std::to_string(s.num_digits) +
@@ -164,20 +167,27 @@ void check(const PasskeySpec& s, int64_t batch) {
 
 }  // namespace
 
-int64_t passkey_needle_position(const PasskeySpec& s) {
+int64_t passkey_needle_position(const PasskeySpec& s, double depth) {
     check(s, 1);
+    require(depth >= 0 && depth <= 1, "passkey: depth must be in [0, 1], got " + std::to_string(depth));
     // Positions where the needle can start so that it ends before the query.
     const int64_t last_start = s.seq_len - 2 * (s.num_digits + 1);
-    return std::llround(s.depth * static_cast<double>(last_start));
+    return std::llround(depth * static_cast<double>(last_start));
 }
+
+int64_t passkey_needle_position(const PasskeySpec& s) { return passkey_needle_position(s, s.depth); }
 
 TokenBatch make_passkey(const PasskeySpec& s, int64_t batch, uint64_t seed) {
     check(s, batch);
-    const int64_t T = s.seq_len, n = s.num_digits, needle = passkey_needle_position(s), query = T - n - 1;
+    const int64_t T = s.seq_len, n = s.num_digits, query = T - n - 1;
     const uint64_t fillers = static_cast<uint64_t>(s.vocab_size - kPasskeyFirstFiller);
+    const bool per_row = s.depth_max >= 0;
     TokenBatch out = empty_batch(batch, T, 0);
     for (int64_t b = 0; b < batch; ++b) {
         Rng rng = Rng::stream(seed, static_cast<uint64_t>(b));
+        // This row's depth, the first draw of its stream (fixed-depth rows draw nothing here).
+        const double depth = per_row ? s.depth + (s.depth_max - s.depth) * rng.uniform() : s.depth;
+        const int64_t needle = passkey_needle_position(s, depth);
         int64_t* in = &out.inputs[static_cast<size_t>(b * T)];
         int64_t* tg = &out.targets[static_cast<size_t>(b * T)];
         for (int64_t t = 0; t < query; ++t) in[t] = kPasskeyFirstFiller + static_cast<int64_t>(rng.below(fillers));
@@ -196,8 +206,12 @@ TokenBatch make_passkey(const PasskeySpec& s, int64_t batch, uint64_t seed) {
 std::string describe(const PasskeySpec& s) {
     return "passkey: vocab " + std::to_string(s.vocab_size) + ", seq_len " + std::to_string(s.seq_len) + ", " +
            std::to_string(s.num_digits) + " digits (tokens 0-9), needle marker " + std::to_string(kPasskeyMarker) +
-           " at position " + std::to_string(passkey_needle_position(s)) + " (depth " + std::to_string(s.depth) +
-           "), query marker " + std::to_string(kPasskeyQuery) + " at position " +
+           (s.depth_max >= 0 ? " at positions " + std::to_string(passkey_needle_position(s)) + "-" +
+                                   std::to_string(passkey_needle_position(s, s.depth_max)) + " (depth uniform in [" +
+                                   std::to_string(s.depth) + ", " + std::to_string(s.depth_max) + "] per row)"
+                             : " at position " + std::to_string(passkey_needle_position(s)) + " (depth " +
+                                   std::to_string(s.depth) + ")") +
+           ", query marker " + std::to_string(kPasskeyQuery) + " at position " +
            std::to_string(s.seq_len - s.num_digits - 1) + ", filler [" + std::to_string(kPasskeyFirstFiller) + ", " +
            std::to_string(s.vocab_size) + ")";
 }

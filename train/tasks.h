@@ -67,18 +67,23 @@ std::string describe(const MqarSpec& spec);
 // Digit tokens are 0..9, M = 10 marks the needle, Q = 11 asks for it, the
 // filler f is drawn from [12, V). The needle (M and n digits) starts at
 // passkey_needle_position(): depth 0 puts it first, depth 1 right before Q.
-// The targets are the digits after Q: target[Q] = d_1, target[d_i] = d_{i+1}.
+// With depth_max set (> depth) every row draws its own depth, uniformly in
+// [depth, depth_max], so a model cannot learn one position instead of the
+// retrieval. The targets are the digits after Q: target[Q] = d_1,
+// target[d_i] = d_{i+1}.
 struct PasskeySpec {
     int64_t vocab_size = 64;
     int64_t seq_len = 256;
     int64_t num_digits = 5;
-    double depth = 0.5;  // in [0, 1]
+    double depth = 0.5;       // in [0, 1]
+    double depth_max = -1;    // in [depth, 1]: per-row depths; < 0: every row at `depth`
 };
 constexpr int64_t kPasskeyMarker = 10;
 constexpr int64_t kPasskeyQuery = 11;
 constexpr int64_t kPasskeyFirstFiller = 12;
 TokenBatch make_passkey(const PasskeySpec& spec, int64_t batch, uint64_t seed);
-int64_t passkey_needle_position(const PasskeySpec& spec);
+int64_t passkey_needle_position(const PasskeySpec& spec);               // at `depth`
+int64_t passkey_needle_position(const PasskeySpec& spec, double depth);  // at any depth in [0, 1]
 std::string describe(const PasskeySpec& spec);
 
 // A byte-level language-modelling corpus (vocab 256): any file, split into a
