@@ -88,42 +88,38 @@ Tensor clamp(const Tensor& x, double lo, double hi) {
     return binary_scalar(Binary::minimum, binary_scalar(Binary::maximum, x, lo), hi);
 }
 
-Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
-    check_same_dtype(a, b, "where");
-    check_same_dtype(cond, a, "where");
-    Shape os = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");
-    Tensor out = Tensor::empty(os, a.dtype());
-    dispatch(a.dtype(), [&]<class T>() {
+// Three operands broadcast together into a fresh contiguous result; `run`
+// gets each run of the strided walk as (out, x, y, z pointers, n, strides).
+template <class F>
+Tensor ternary(const Tensor& x, const Tensor& y, const Tensor& z, const char* name, F&& run) {
+    check_same_dtype(x, y, name);
+    check_same_dtype(y, z, name);
+    Shape os = broadcast_shapes(broadcast_shapes(x.shape(), y.shape(), name), z.shape(), name);
+    Tensor out = Tensor::empty(os, x.dtype());
+    dispatch(x.dtype(), [&]<class T>() {
         T* o = out.data<T>();
-        const T *pc = cond.data<T>(), *pa = a.data<T>(), *pb = b.data<T>();
-        StridedLoop<4> L(os, {contiguous_strides(os), broadcast_strides(cond.shape(), cond.strides(), os),
-                              broadcast_strides(a.shape(), a.strides(), os),
-                              broadcast_strides(b.shape(), b.strides(), os)});
+        const T *px = x.data<T>(), *py = y.data<T>(), *pz = z.data<T>();
+        StridedLoop<4> L(os, {contiguous_strides(os), broadcast_strides(x.shape(), x.strides(), os),
+                              broadcast_strides(y.shape(), y.strides(), os),
+                              broadcast_strides(z.shape(), z.strides(), os)});
         L.run({0, 0, 0, 0}, [&](std::array<int64_t, 4> off, int64_t m, std::array<int64_t, 4> st) {
-            for (int64_t i = 0; i < m; ++i)
-                o[off[0] + i * st[0]] = pc[off[1] + i * st[1]] != T(0) ? pa[off[2] + i * st[2]] : pb[off[3] + i * st[3]];
+            run(o + off[0], px + off[1], py + off[2], pz + off[3], m, st);
         });
     });
     return out;
 }
 
-Tensor addcmul(const Tensor& c, const Tensor& a, const Tensor& b) {
-    check_same_dtype(c, a, "addcmul");
-    check_same_dtype(a, b, "addcmul");
-    Shape os = broadcast_shapes(broadcast_shapes(c.shape(), a.shape(), "addcmul"), b.shape(), "addcmul");
-    Tensor out = Tensor::empty(os, c.dtype());
-    dispatch(c.dtype(), [&]<class T>() {
-        const kernels::Loops& K = kernels::loops();
-        T* o = out.data<T>();
-        const T *pc = c.data<T>(), *pa = a.data<T>(), *pb = b.data<T>();
-        StridedLoop<4> L(os, {contiguous_strides(os), broadcast_strides(c.shape(), c.strides(), os),
-                              broadcast_strides(a.shape(), a.strides(), os),
-                              broadcast_strides(b.shape(), b.strides(), os)});
-        L.run({0, 0, 0, 0}, [&](std::array<int64_t, 4> off, int64_t m, std::array<int64_t, 4> st) {
-            kernels::addcmul<T>(K, o + off[0], pc + off[1], pa + off[2], pb + off[3], m, st[0], st[1], st[2], st[3]);
-        });
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+    return ternary(cond, a, b, "where", []<class T>(T* o, const T* c, const T* x, const T* y, int64_t m, std::array<int64_t, 4> st) {
+        for (int64_t i = 0; i < m; ++i) o[i * st[0]] = c[i * st[1]] != T(0) ? x[i * st[2]] : y[i * st[3]];
     });
-    return out;
+}
+
+Tensor addcmul(const Tensor& c, const Tensor& a, const Tensor& b) {
+    const kernels::Loops& K = kernels::loops();
+    return ternary(c, a, b, "addcmul", [&K]<class T>(T* o, const T* pc, const T* pa, const T* pb, int64_t m, std::array<int64_t, 4> st) {
+        kernels::addcmul<T>(K, o, pc, pa, pb, m, st[0], st[1], st[2], st[3]);
+    });
 }
 
 Tensor axpby(const Tensor& a, double alpha, const Tensor& b, double beta) {
