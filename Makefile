@@ -9,6 +9,7 @@ CXX      ?= g++
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 BLAS_INC := /usr/include/x86_64-linux-gnu/openblas-pthread
 CPPFLAGS := -I. -I$(BLAS_INC) -MMD -MP -DBOOST_TEST_DYN_LINK
+
 CXXFLAGS := -std=c++20 -O2 -g -Wall -Wextra -Wno-unused-parameter
 LDLIBS   := -lopenblas -lpthread
 
@@ -72,6 +73,9 @@ $(BUILD)/obj/tensor/kernels_baseline.o: CXXFLAGS += $(KERNEL_FLAGS)
 $(BUILD)/obj/tensor/kernels_avx2.o: CXXFLAGS += $(KERNEL_FLAGS) -mavx2 -mfma
 # The convolution's channel loops (tensor/conv.cpp), likewise scalar at -O2.
 $(BUILD)/obj/tensor/conv.o: CXXFLAGS += -O3
+
+# Where the presets are found when the program runs outside the repository.
+$(BUILD)/obj/train/model_config.o: CPPFLAGS += -DMIRAS_SOURCE_DIR='"$(CURDIR)"'
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)

@@ -174,6 +174,30 @@ BOOST_AUTO_TEST_CASE(cli_preset_errors) {
     BOOST_CHECK(r.out.find("presets/memora.toml") != std::string::npos);
 }
 
+// Outside the repository the presets come from the source tree the program
+// was built from.
+BOOST_AUTO_TEST_CASE(presets_are_found_from_any_folder) {
+    namespace fs = std::filesystem;
+    TempDir tmp;
+    const fs::path here = fs::current_path();
+    fs::current_path(tmp.dir);
+    std::string path, dir;
+    std::vector<std::string> names;
+    try {
+        dir = preset_dir();
+        names = preset_names();
+        path = preset_path("titans-lmm");
+    } catch (...) {
+        fs::current_path(here);
+        throw;
+    }
+    fs::current_path(here);
+    BOOST_TEST(!dir.empty());
+    BOOST_TEST(fs::path(dir).is_absolute());
+    BOOST_TEST(names.size() >= 10u);
+    BOOST_TEST(fs::is_regular_file(path));
+}
+
 // `miras grad --layer`: the file holds what probe_layer computes in-process,
 // --params round-trips --dump-params, and grad.x agrees with a central
 // difference of the loss along a random direction.

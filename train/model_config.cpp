@@ -235,25 +235,37 @@ RunConfig default_run_config(const std::vector<std::string>& overrides) {
     return run_config_from_string("", kBuiltinConfigName, overrides);
 }
 
+std::string preset_dir() {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (fs::is_directory(kPresetDir, ec)) return kPresetDir;
+#ifdef MIRAS_SOURCE_DIR
+    const std::string built = std::string(MIRAS_SOURCE_DIR) + "/" + kPresetDir;
+    if (fs::is_directory(built, ec)) return built;
+#endif
+    return "";
+}
+
 std::vector<std::string> preset_names() {
     namespace fs = std::filesystem;
     std::vector<std::string> names;
     std::error_code ec;
-    if (!fs::is_directory(kPresetDir, ec)) return names;
-    for (const auto& e : fs::directory_iterator(kPresetDir, ec))
+    const std::string dir = preset_dir();
+    if (dir.empty()) return names;
+    for (const auto& e : fs::directory_iterator(dir, ec))
         if (e.is_regular_file() && e.path().extension() == ".toml") names.push_back(e.path().stem().string());
     std::sort(names.begin(), names.end());
     return names;
 }
 
 std::string preset_path(const std::string& name) {
-    const std::string path = std::string(kPresetDir) + "/" + name + ".toml";
     const std::vector<std::string> known = preset_names();
-    if (std::find(known.begin(), known.end(), name) != known.end()) return path;
+    if (std::find(known.begin(), known.end(), name) != known.end()) return preset_dir() + "/" + name + ".toml";
     std::string list;
     for (const std::string& n : known) list += (list.empty() ? "" : ", ") + n;
     throw std::runtime_error("unknown preset '" + name + "' (" +
-                             (known.empty() ? std::string("no folder ") + kPresetDir + " here: run from the repository root"
+                             (known.empty() ? std::string("no folder ") + kPresetDir +
+                                                  " here nor in the source tree: run from the repository root"
                                             : "known: " + list) +
                              ")");
 }

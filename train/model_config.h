@@ -102,11 +102,15 @@ RunConfig run_config_from_string(const std::string& toml_text, const std::string
 inline const char* kBuiltinConfigName = "<built-in default>";
 RunConfig default_run_config(const std::vector<std::string>& overrides = {});
 
-// Named presets: train/configs/presets/<name>.toml (relative to the working
-// folder), one per model of SPEC §3 (titans-lmm, moneta, yaad, memora,
-// linear-attention, retnet, deltanet, gated-deltanet, ttt-linear, ttt-mlp).
+// Named presets: train/configs/presets/<name>.toml, one per model of SPEC §3
+// (titans-lmm, moneta, yaad, memora, linear-attention, retnet, deltanet,
+// gated-deltanet, ttt-linear, ttt-mlp). The folder is looked for relative to
+// the working folder first, then in the source tree the program was built
+// from (so `miras train --preset …` works from anywhere).
 inline constexpr const char* kPresetDir = "train/configs/presets";
-// The names found in kPresetDir, sorted (empty if the folder is missing).
+// The preset folder in use (see above); empty if there is none.
+std::string preset_dir();
+// The names found in preset_dir(), sorted (empty if there is no folder).
 std::vector<std::string> preset_names();
 // The file of preset `name`; throws std::runtime_error listing the known
 // presets when there is none.
