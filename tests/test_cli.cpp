@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/cli_run.h"
 #include "tests/temp_dir.h"
 #include "train/cli.h"
 
@@ -19,17 +20,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Run {
-    int code;
-    std::string out, err;
-};
-
-Run run_miras(std::vector<std::string> args) {
-    args.insert(args.begin(), "miras");
-    std::ostringstream out, err;
-    int code = run_cli(args, out, err);
-    return {code, out.str(), err.str()};
-}
+using Run = miras::testing::CliRun;
+using miras::testing::run_miras;
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 

@@ -4,6 +4,8 @@
 // error messages.
 #include <boost/test/unit_test.hpp>
 
+#include "op_test_util.h"
+
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -56,18 +58,7 @@ IndexTensor random_index(const Shape& s, int64_t n, Generator& g) {
     return IndexTensor(s, d);
 }
 
-// Predicate for BOOST_CHECK_EXCEPTION: what() contains every piece.
-auto has(std::vector<std::string> pieces) {
-    return [pieces](const std::exception& e) {
-        std::string m = e.what();
-        for (const auto& p : pieces)
-            if (m.find(p) == std::string::npos) {
-                BOOST_TEST_MESSAGE("message '" << m << "' lacks '" << p << "'");
-                return false;
-            }
-        return true;
-    };
-}
+using miras::test::has;  // what() contains every piece (tests/op_test_util.h)
 
 // Two strided (2, 3, 4) views of a fresh tensor: a transposed one and a narrowed one.
 std::vector<Tensor> strided_views(DType dt, Generator& g) {

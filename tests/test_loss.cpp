@@ -3,6 +3,8 @@
 // gradcheck + gradgradcheck in f64 of both losses, accuracy by hand, errors.
 #include <boost/test/unit_test.hpp>
 
+#include "op_test_util.h"
+
 #include <cmath>
 #include <string>
 #include <vector>
@@ -39,17 +41,7 @@ double naive_ce(const std::vector<double>& logits, const std::vector<int64_t>& t
     return total / (double)n;
 }
 
-auto has(std::vector<std::string> pieces) {
-    return [pieces](const std::exception& e) {
-        std::string m = e.what();
-        for (const auto& p : pieces)
-            if (m.find(p) == std::string::npos) {
-                BOOST_TEST_MESSAGE("message '" << m << "' lacks '" << p << "'");
-                return false;
-            }
-        return true;
-    };
-}
+using miras::test::has;  // what() contains every piece (tests/op_test_util.h)
 
 }  // namespace
 

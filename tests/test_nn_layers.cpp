@@ -5,6 +5,8 @@
 // module naming and load_parameters errors.
 #include <boost/test/unit_test.hpp>
 
+#include "op_test_util.h"
+
 #include <cmath>
 #include <memory>
 #include <string>
@@ -61,18 +63,7 @@ std::vector<double> naive_conv(const Tensor& x, const Tensor& w, const Tensor& b
     return out;
 }
 
-// Predicate for BOOST_CHECK_EXCEPTION: what() contains every piece.
-auto has(std::vector<std::string> pieces) {
-    return [pieces](const std::exception& e) {
-        std::string m = e.what();
-        for (const auto& p : pieces)
-            if (m.find(p) == std::string::npos) {
-                BOOST_TEST_MESSAGE("message '" << m << "' lacks '" << p << "'");
-                return false;
-            }
-        return true;
-    };
-}
+using miras::test::has;  // what() contains every piece (tests/op_test_util.h)
 
 // A pre-norm MLP block and a two-block stack, for parameter naming.
 struct Block : Module {

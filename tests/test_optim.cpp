@@ -4,6 +4,8 @@
 // next steps; strict errors), and a tiny end-to-end fit with AdamW.
 #include <boost/test/unit_test.hpp>
 
+#include "op_test_util.h"
+
 #include <cmath>
 #include <memory>
 #include <numbers>
@@ -30,17 +32,7 @@ void check_close(const Tensor& got, const std::vector<double>& want, double tol)
         BOOST_TEST(std::abs(v[i] - want[i]) <= tol, "element " << i << ": " << v[i] << " != " << want[i]);
 }
 
-auto has(std::vector<std::string> pieces) {
-    return [pieces](const std::exception& e) {
-        std::string m = e.what();
-        for (const auto& p : pieces)
-            if (m.find(p) == std::string::npos) {
-                BOOST_TEST_MESSAGE("message '" << m << "' lacks '" << p << "'");
-                return false;
-            }
-        return true;
-    };
-}
+using miras::test::has;  // what() contains every piece (tests/op_test_util.h)
 
 }  // namespace
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/cli_run.h"
 #include "tests/temp_dir.h"
 #include "autograd/engine.h"
 #include "autograd/ops.h"
@@ -62,17 +63,8 @@ std::vector<std::string> tiny() {
             "data.seq_len=12",   "data.mqar.vocab=13", "data.mqar.num_pairs=3", "train.batch=2"};
 }
 
-struct Run {
-    int code;
-    std::string out, err;
-};
-
-Run run_miras(std::vector<std::string> args) {
-    args.insert(args.begin(), "miras");
-    std::ostringstream out, err;
-    int code = run_cli(args, out, err);
-    return {code, out.str(), err.str()};
-}
+using Run = miras::testing::CliRun;
+using miras::testing::run_miras;
 
 std::vector<std::string> with_sets(std::vector<std::string> args, const std::vector<std::string>& sets) {
     for (const auto& s : sets) {
