@@ -108,4 +108,4 @@ bench: deps
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/obj/train/main.d
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/obj/train/main.d $(BENCH_SRC:%.cpp=$(BUILD)/obj/%.d)
