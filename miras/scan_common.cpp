@@ -91,6 +91,17 @@ std::vector<MemoryInputs> split_time(const MemoryInputs& in, const std::vector<i
     return out;
 }
 
+Tensor finish_scan(const ScanSetup& s, MemoryState& st, std::vector<Tensor> A, std::vector<Tensor> S,
+                   const std::vector<Tensor>& anchor, int64_t offset, const TensorList& ys, DType dt) {
+    st.A = std::move(A);
+    st.S = std::move(S);
+    st.offset = offset;
+    st.anchor = offset > 0 ? anchor : std::vector<Tensor>{};
+    st.position += s.T;
+    if (ys.empty()) return zeros({s.B, s.H, 0, s.dh}, dt);
+    return ys.size() == 1 ? ys[0] : cat(ys, 2);  // (B, H, T, d_h)
+}
+
 std::vector<Tensor> phi_all(const ScanSetup& s, const std::vector<Tensor>& A, const MemoryConfig& cfg) {
     std::vector<Tensor> W;
     for (const Tensor& a : A) W.push_back(s.ret->phi(a, cfg));

@@ -36,6 +36,12 @@ ScanSetup setup_scan(const MemoryConfig& cfg, const MemoryInputs& in, const Memo
 std::vector<MemoryInputs> split_time(const MemoryInputs& in, const std::vector<int64_t>& sizes);
 
 // W = φ(A) for every weight matrix.
+// Ends a scan of s.T tokens: writes the state it reached into `st`
+// (A, S, the anchor while a chunk is in progress, offset, position) and
+// returns the outputs joined along time, (B, H, T, d_h).
+Tensor finish_scan(const ScanSetup& s, MemoryState& st, std::vector<Tensor> A, std::vector<Tensor> S,
+                   const std::vector<Tensor>& anchor, int64_t offset, const TensorList& ys, DType dt);
+
 std::vector<Tensor> phi_all(const ScanSetup& s, const std::vector<Tensor>& A, const MemoryConfig& cfg);
 
 // z = W h for a batch of tokens: h (B, H, n, in), W (B, H, out, in) -> (B, H, n, out).

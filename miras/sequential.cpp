@@ -88,13 +88,7 @@ Tensor memory_scan_sequential(const MemoryConfig& cfg, const MemoryInputs& in, M
 
         offset = (offset + 1) % cfg.chunk;
     }
-    st.A = A;
-    st.S = S;
-    st.offset = offset;
-    st.anchor = offset > 0 ? anchor : std::vector<Tensor>{};
-    st.position += s.T;
-    if (ys.empty()) return zeros({s.B, s.H, 0, s.dh}, in.q.dtype());
-    return cat(ys, 2);  // (B, H, T, d_h)
+    return finish_scan(s, st, std::move(A), std::move(S), anchor, offset, ys, in.q.dtype());
 }
 
 }  // namespace miras

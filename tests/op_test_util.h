@@ -4,8 +4,10 @@
 // naive broadcasting index arithmetic and error-message predicates.
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -91,6 +93,25 @@ inline int64_t bcast_pos(const std::vector<int64_t>& out_idx, const Shape& in) {
     for (size_t d = 0; d < in.size(); ++d) p = p * in[d] + (in[d] == 1 ? 0 : out_idx[lead + d]);
     return p;
 }
+
+// what() of the E that f throws, or "<no error>" (anything else propagates).
+template <class E = std::exception> std::string error_of(const std::function<void()>& f) {
+    try {
+        f();
+    } catch (const E& e) {
+        return e.what();
+    }
+    return "<no error>";
+}
+
+// Largest |a_i − b_i| (same number of elements required).
+inline double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {
+    BOOST_REQUIRE_EQUAL(a.size(), b.size());
+    double m = 0;
+    for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
+    return m;
+}
+inline double max_abs_diff(const Tensor& a, const Tensor& b) { return max_abs_diff(a.to_vector(), b.to_vector()); }
 
 // Predicate for BOOST_CHECK_EXCEPTION: what() contains every piece.
 inline auto has(std::vector<std::string> pieces) {

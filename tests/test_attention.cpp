@@ -5,6 +5,8 @@
 // gradgradcheck in f64 of RoPE, attention (both paths) and the module.
 #include <boost/test/unit_test.hpp>
 
+#include "op_test_util.h"
+
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -16,6 +18,9 @@
 #include "nn/rope.h"
 
 using namespace miras;
+
+using miras::test::error_of;
+using miras::test::max_abs_diff;
 
 namespace {
 
@@ -33,22 +38,6 @@ void check_grads(const std::string& what, const TensorFn& f, const TensorList& i
     BOOST_TEST(r1.ok, what << ": " << r1.message);
     GradcheckResult r2 = gradgradcheck(fg, inputs);
     BOOST_TEST(r2.ok, what << ": " << r2.message);
-}
-
-double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {
-    BOOST_REQUIRE_EQUAL(a.size(), b.size());
-    double m = 0;
-    for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
-    return m;
-}
-
-template <class E> std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const E& e) {
-        return e.what();
-    }
-    return "<no error>";
 }
 
 // The whole (Tq, Tk) score matrix per (batch, head), masked by the rule of

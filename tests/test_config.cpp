@@ -1,5 +1,7 @@
 #include <boost/test/unit_test.hpp>
 
+#include "op_test_util.h"
+
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -9,6 +11,8 @@
 
 using namespace miras;
 namespace fs = std::filesystem;
+
+using miras::test::error_of;
 
 namespace {
 
@@ -37,15 +41,6 @@ struct TempConfig {
     }
     ~TempConfig() { fs::remove(path); }
 };
-
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const std::runtime_error& e) {
-        return e.what();
-    }
-    return "<no error>";
-}
 
 // The same schema reads the sample and anything dumped from it.
 void read_sample_schema(ConfigReader& c) {
@@ -84,12 +79,12 @@ BOOST_AUTO_TEST_CASE(reads_typed_values_and_defaults) {
 }
 
 BOOST_AUTO_TEST_CASE(file_errors) {
-    BOOST_TEST(error_of([] { ConfigReader c("no/such/x.toml"); }) == "config file 'no/such/x.toml' not found");
+    BOOST_TEST(error_of<std::runtime_error>([] { ConfigReader c("no/such/x.toml"); }) == "config file 'no/such/x.toml' not found");
     TempConfig bad("[optim]\nlr = = 3\n");
-    const std::string msg = error_of([&] { ConfigReader c(bad.path); });
+    const std::string msg = error_of<std::runtime_error>([&] { ConfigReader c(bad.path); });
     BOOST_TEST(msg.find(bad.path + ": invalid TOML: ") == 0u);
     BOOST_TEST(
-        error_of([] { ConfigReader::from_string("a = 1\na = 2\n", "dup.toml"); }).find("dup.toml: invalid TOML") == 0u);
+        error_of<std::runtime_error>([] { ConfigReader::from_string("a = 1\na = 2\n", "dup.toml"); }).find("dup.toml: invalid TOML") == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(every_value_error_names_file_key_expectation_and_value) {
@@ -97,30 +92,30 @@ BOOST_AUTO_TEST_CASE(every_value_error_names_file_key_expectation_and_value) {
         "[optim]\nlr = \"abc\"\nbig = 11.5\nsteps = 2.5\nn = 0\nflag = 1\nmixer = \"lmn\"\nlist = [1, \"x\"]\n"
         "notlist = 3\nfloats = [0.5, 2]\n[model]\nd = 4\n",
         "x.toml");
-    BOOST_TEST(error_of([&] { c.get_double("optim.lr", 1, 0, 10); }) ==
+    BOOST_TEST(error_of<std::runtime_error>([&] { c.get_double("optim.lr", 1, 0, 10); }) ==
                "x.toml: key 'optim.lr' (line 2) must be a number in [0, 10], got string \"abc\"");
-    BOOST_TEST(error_of([&] { c.get_double("optim.big", 1, 0, 10); }) ==
+    BOOST_TEST(error_of<std::runtime_error>([&] { c.get_double("optim.big", 1, 0, 10); }) ==
                "x.toml: key 'optim.big' (line 3) must be a number in [0, 10], got float 11.5");
-    BOOST_TEST(error_of([&] { c.get_int("optim.steps", 1, 1, 100); }) ==
+    BOOST_TEST(error_of<std::runtime_error>([&] { c.get_int("optim.steps", 1, 1, 100); }) ==
                "x.toml: key 'optim.steps' (line 4) must be an integer in [1, 100], got float 2.5");
-    BOOST_TEST(error_of([&] { c.get_int("optim.n", 1, 1, 100); }) ==
+    BOOST_TEST(error_of<std::runtime_error>([&] { c.get_int("optim.n", 1, 1, 100); }) ==
                "x.toml: key 'optim.n' (line 5) must be an integer in [1, 100], got integer 0");
-    BOOST_TEST(error_of([&] { c.get_bool("optim.flag", false); }) ==
+    BOOST_TEST(error_of<std::runtime_error>([&] { c.get_bool("optim.flag", false); }) ==
                "x.toml: key 'optim.flag' (line 6) must be a boolean (true or false), got integer 1");
-    BOOST_TEST(error_of([&] {
+    BOOST_TEST(error_of<std::runtime_error>([&] {
                    c.get_string("optim.mixer", "lmm", {"attn", "lmm"});
                }) == "x.toml: key 'optim.mixer' (line 7) must be one of \"attn\", \"lmm\", got string \"lmn\"");
-    BOOST_TEST(error_of([&] { c.get_string("optim.n", ""); }) ==
+    BOOST_TEST(error_of<std::runtime_error>([&] { c.get_string("optim.n", ""); }) ==
                "x.toml: key 'optim.n' (line 5) must be a string, got integer 0");
-    BOOST_TEST(error_of([&] { c.get_int_list("optim.list", {}, 0, 9); }) ==
+    BOOST_TEST(error_of<std::runtime_error>([&] { c.get_int_list("optim.list", {}, 0, 9); }) ==
                "x.toml: key 'optim.list' (line 8) must be an array of integers in [0, 9], got array [1, \"x\"]");
-    BOOST_TEST(error_of([&] { c.get_int_list("optim.notlist", {}, 0, 9); }) ==
+    BOOST_TEST(error_of<std::runtime_error>([&] { c.get_int_list("optim.notlist", {}, 0, 9); }) ==
                "x.toml: key 'optim.notlist' (line 9) must be an array of integers in [0, 9], got integer 3");
-    BOOST_TEST(error_of([&] { c.get_double_list("optim.floats", {}, 0, 1); }) ==
+    BOOST_TEST(error_of<std::runtime_error>([&] { c.get_double_list("optim.floats", {}, 0, 1); }) ==
                "x.toml: key 'optim.floats' (line 10) must be an array of numbers in [0, 1], got array [0.5, 2]");
-    BOOST_TEST(error_of([&] { c.get_int("model", 1, 0, 9); }).find("must be an integer in [0, 9], got table") !=
+    BOOST_TEST(error_of<std::runtime_error>([&] { c.get_int("model", 1, 0, 9); }).find("must be an integer in [0, 9], got table") !=
                std::string::npos);
-    BOOST_TEST(error_of([&] { c.get_int("model.d.x", 1, 0, 9); }) ==
+    BOOST_TEST(error_of<std::runtime_error>([&] { c.get_int("model.d.x", 1, 0, 9); }) ==
                "x.toml: key 'model.d.x' needs 'model.d' to be a table, but it is integer 4");
 
     // Defaults that break their own range are bugs in the schema, not the file.
@@ -145,11 +140,11 @@ BOOST_AUTO_TEST_CASE(overrides_are_parsed_as_toml_values) {
     BOOST_TEST(c.get_string("run.tag", "") == "hello world");
 
     ConfigReader d(f.path, {"optim.lr=abc"});
-    BOOST_TEST(error_of([&] { d.get_double("optim.lr", 1, 0, 10); }) ==
+    BOOST_TEST(error_of<std::runtime_error>([&] { d.get_double("optim.lr", 1, 0, 10); }) ==
                f.path +
                    ": key 'optim.lr' (from override 'optim.lr=abc') must be a number in [0, 10], got string \"abc\"");
 
-    auto override_error = [&](const std::string& o) { return error_of([&] { ConfigReader e(f.path, {o}); }); };
+    auto override_error = [&](const std::string& o) { return error_of<std::runtime_error>([&] { ConfigReader e(f.path, {o}); }); };
     BOOST_TEST(override_error("optim.lr") == f.path + ": override 'optim.lr' must look like section.key=value");
     BOOST_TEST(override_error("optim..lr=1").find("is not a dotted key") != std::string::npos);
     BOOST_TEST(override_error("=1").find("is not a dotted key") != std::string::npos);
@@ -166,7 +161,7 @@ BOOST_AUTO_TEST_CASE(unknown_keys_are_all_reported) {
     TempConfig f(std::string(kSample) + "[extra]\n\n[optim2]\nlrr = 1\n");
     ConfigReader c(f.path, {"model.dd=3"});
     read_sample_schema(c);
-    BOOST_TEST(error_of([&] { c.check_no_unknown_keys(); }) ==
+    BOOST_TEST(error_of<std::runtime_error>([&] { c.check_no_unknown_keys(); }) ==
                f.path +
                    ": unknown keys (not part of the schema): 'extra' (line 15), 'model.dd' (from override "
                    "'model.dd=3'), 'optim2.lrr' (line 18)");
@@ -174,13 +169,13 @@ BOOST_AUTO_TEST_CASE(unknown_keys_are_all_reported) {
     ConfigReader ok(f.path);
     read_sample_schema(ok);
     ok.get_int("optim2.lrr", 0, 0, 9);
-    BOOST_TEST(error_of([&] { ok.check_no_unknown_keys(); }).find("'extra' (line 15)") != std::string::npos);
+    BOOST_TEST(error_of<std::runtime_error>([&] { ok.check_no_unknown_keys(); }).find("'extra' (line 15)") != std::string::npos);
     ok.get_int("extra.x", 0, 0, 9);  // an empty section of the schema is fine
     BOOST_CHECK_NO_THROW(ok.check_no_unknown_keys());
 
     ConfigReader one = ConfigReader::from_string("a = 1\nb = 2\n", "one.toml");
     one.get_int("a", 0, 0, 9);
-    BOOST_TEST(error_of([&] { one.check_no_unknown_keys(); }) ==
+    BOOST_TEST(error_of<std::runtime_error>([&] { one.check_no_unknown_keys(); }) ==
                "one.toml: unknown key (not part of the schema): 'b' (line 2)");
     one.get_int("b", 0, 0, 9);
     BOOST_CHECK_NO_THROW(one.check_no_unknown_keys());

@@ -2,6 +2,8 @@
 // tests/torch_ref/miras_ref.py), initialisation, streaming, errors.
 #include <boost/test/unit_test.hpp>
 
+#include "op_test_util.h"
+
 #include <cmath>
 #include <functional>
 #include <string>
@@ -12,28 +14,14 @@
 
 using namespace miras;
 
-namespace {
+using miras::test::error_of;
+using miras::test::max_abs_diff;
 
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const std::exception& e) {
-        return e.what();
-    }
-    return "<no error>";
-}
+namespace {
 
 void check_error(const std::function<void()>& f, const std::vector<std::string>& parts) {
     std::string msg = error_of(f);
     for (const auto& p : parts) BOOST_CHECK_MESSAGE(msg.find(p) != std::string::npos, "'" << p << "' not in: " << msg);
-}
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-    std::vector<double> va = a.to_vector(), vb = b.to_vector();
-    BOOST_REQUIRE_EQUAL(va.size(), vb.size());
-    double m = 0;
-    for (size_t i = 0; i < va.size(); ++i) m = std::max(m, std::abs(va[i] - vb[i]));
-    return m;
 }
 
 MemoryConfig base(const std::string& memory = "linear") {

@@ -2,6 +2,8 @@
 // `miras forward` / `miras grad` checking interface (train/probe.h).
 #include <boost/test/unit_test.hpp>
 
+#include "op_test_util.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,6 +26,8 @@
 
 using namespace miras;
 namespace fs = std::filesystem;
+
+using miras::test::max_abs_diff;
 
 namespace {
 
@@ -77,14 +81,6 @@ std::vector<std::string> with_sets(std::vector<std::string> args, const std::vec
 struct TempDir : miras::testing::TempDir {
     TempDir() : miras::testing::TempDir("presets") {}
 };
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-    std::vector<double> va = a.to_vector(), vb = b.to_vector();
-    BOOST_REQUIRE_EQUAL(va.size(), vb.size());
-    double m = 0;
-    for (size_t i = 0; i < va.size(); ++i) m = std::max(m, std::abs(va[i] - vb[i]));
-    return m;
-}
 
 }  // namespace
 

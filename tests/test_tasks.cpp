@@ -1,5 +1,7 @@
 #include <boost/test/unit_test.hpp>
 
+#include "op_test_util.h"
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -13,17 +15,9 @@
 
 using namespace miras;
 
-namespace {
+using miras::test::error_of;
 
-template <typename E>
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const E& e) {
-        return e.what();
-    }
-    return "<no error>";
-}
+namespace {
 
 // FNV-1a over the token ids: pins generated data across machines and versions.
 uint64_t fingerprint(const TokenBatch& b) {

@@ -5,6 +5,8 @@
 // AdamW run that learns to copy a sequence.
 #include <boost/test/unit_test.hpp>
 
+#include "op_test_util.h"
+
 #include <cmath>
 #include <functional>
 #include <map>
@@ -17,16 +19,9 @@
 
 using namespace miras;
 
-namespace {
+using miras::test::error_of;
 
-template <class E> std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const E& e) {
-        return e.what();
-    }
-    return "<no error>";
-}
+namespace {
 
 IndexTensor random_tokens(int64_t B, int64_t T, int64_t V, Generator& g) {
     std::vector<int64_t> ids((size_t)(B * T));

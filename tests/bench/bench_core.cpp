@@ -101,14 +101,9 @@ int main(int argc, char** argv) {
     // PyTorch figure is the median over its runs.
     const int torch_runs = opt.torch ? (opt.quick ? 1 : 3) : 0;
     std::map<std::string, std::vector<double>> torch_runs_by_key;
-    int done = 0;
-    for (int k = 0; k <= torch_runs; ++k) {
-        int block = (rounds - done) / (torch_runs + 1 - k);
-        bm::interleaved(all, block, done);
-        done += block;
-        if (k < torch_runs)
-            for (auto& [key, v] : torch_figures(opt)) torch_runs_by_key[key].push_back(v);
-    }
+    bm::interleaved_around(all, rounds, torch_runs, [&] {
+        for (auto& [key, v] : torch_figures(opt)) torch_runs_by_key[key].push_back(v);
+    });
     std::map<std::string, double> torch;
     for (auto& [key, v] : torch_runs_by_key) torch[key] = bm::median(v);
 

@@ -178,14 +178,9 @@ int main(int argc, char** argv) {
     const int torch_runs = opt.torch ? (opt.quick ? 1 : 2) : 0;
     const bool torch_seq = opt.quick || opt.has("--torch-sequential");  // cheap at T = 64
     std::map<std::string, double> torch;
-    int done = 0;
-    for (int k = 0; k <= torch_runs; ++k) {
-        int block = (rounds - done) / (torch_runs + 1 - k);
-        bm::interleaved(all, block, done);
-        done += block;
-        if (k < torch_runs)
-            for (auto& [key, v] : torch_layer(opt, T, torch_seq)) torch[key] = std::max(torch[key], v);
-    }
+    bm::interleaved_around(all, rounds, torch_runs, [&] {
+        for (auto& [key, v] : torch_layer(opt, T, torch_seq)) torch[key] = std::max(torch[key], v);
+    });
     double elapsed = bm::now_seconds() - t0;
 
     std::printf("\nwhole layer (medians; PyTorch: tests/torch_ref/bench_torch.py, same layer and loss%s)\n",

@@ -85,6 +85,20 @@ inline void interleaved(std::vector<Case*> cases, int rounds, int first_round = 
     }
 }
 
+// `rounds` interleaved rounds in runs + 1 equal blocks, with between_blocks()
+// (a reference measured in another process, e.g. PyTorch) called between
+// consecutive blocks, runs times in all: both then sample the same stretch
+// of the machine's load.
+template <class F> void interleaved_around(std::vector<Case*> cases, int rounds, int runs, F&& between_blocks) {
+    int done = 0;
+    for (int k = 0; k <= runs; ++k) {
+        int block = (rounds - done) / (runs + 1 - k);
+        interleaved(cases, block, done);
+        done += block;
+        if (k < runs) between_blocks();
+    }
+}
+
 // "name: round:seconds ..." for --samples.
 inline void print_samples(const char* name, const Case& c) {
     std::printf("  samples %-28s", name);
