@@ -1,6 +1,8 @@
 // A size-class cache in front of aligned_alloc (see tensor/allocator.h).
 #include "tensor/allocator.h"
 
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <new>
@@ -19,14 +21,14 @@ constexpr bool kCacheBuilt = false;
 constexpr bool kCacheBuilt = true;
 #endif
 
+constexpr size_t kDefaultLimit = size_t(1024) << 20;
+
 size_t default_limit() {
     if (!kCacheBuilt) return 0;
-    const char* env = std::getenv("MIRAS_ALLOC_CACHE_MB");
-    if (!env || !*env) return size_t(1024) << 20;
-    char* end = nullptr;
-    unsigned long long mb = std::strtoull(env, &end, 10);
-    if (*end != '\0') return size_t(1024) << 20;  // not a number: the default
-    return (size_t)mb << 20;
+    std::string problem;
+    const size_t limit = cache_limit_from(std::getenv("MIRAS_ALLOC_CACHE_MB"), &problem);
+    if (!problem.empty()) std::fprintf(stderr, "warning: %s\n", problem.c_str());
+    return limit;
 }
 
 struct Cache {
@@ -53,6 +55,20 @@ Cache& cache() {
 }
 
 }  // namespace
+
+size_t cache_limit_from(const char* env, std::string* problem) {
+    if (!env || !*env) return kDefaultLimit;
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long mb = std::strtoull(env, &end, 10);
+    if (*end != '\0' || env[0] == '-' || errno == ERANGE || mb > (1ull << 30)) {
+        if (problem)
+            *problem = std::string("MIRAS_ALLOC_CACHE_MB='") + env +
+                       "' is not a whole number of MiB (0 to 2^30); the block cache keeps its default of 1024 MiB";
+        return kDefaultLimit;
+    }
+    return (size_t)mb << 20;
+}
 
 size_t size_class(size_t n) {
     if (n < kSmall) return n;

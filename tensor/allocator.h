@@ -13,6 +13,7 @@
 // disables the cache, so that AddressSanitizer sees every use after free.
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace miras::alloc {
 
@@ -28,5 +29,9 @@ CacheStats cache_stats();
 void empty_cache();                         // gives every cached block back to the system
 void set_cache_limit(size_t bytes);         // and trims the cache to it
 size_t size_class(size_t nbytes);           // the rounded size a block of nbytes occupies
+// The limit a value of MIRAS_ALLOC_CACHE_MB asks for (null or empty: the
+// default). Not a whole number: the default, and `problem` says why (the
+// process prints it once to stderr).
+size_t cache_limit_from(const char* env, std::string* problem);
 
 }  // namespace miras::alloc

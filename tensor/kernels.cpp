@@ -1,6 +1,7 @@
 // Picks the kernel build once per process (see tensor/kernels.h).
 #include "tensor/kernels.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -21,12 +22,25 @@ const Loops* avx2_loops() {
     return ok ? &l : nullptr;
 }
 
+const Loops& choose_loops(const char* env, std::string* problem) {
+    const Loops* best = avx2_loops() ? avx2_loops() : &baseline_loops();
+    if (!env || !*env || std::strcmp(env, "auto") == 0) return *best;
+    if (std::strcmp(env, "baseline") == 0) return baseline_loops();
+    if (std::strcmp(env, "avx2") == 0 && avx2_loops()) return *avx2_loops();
+    if (problem)
+        *problem = std::string("MIRAS_KERNELS='") + env + "' " +
+                   (std::strcmp(env, "avx2") == 0 ? "asks for AVX2, which this CPU lacks"
+                                                  : "is not one of auto, baseline, avx2") +
+                   "; using the " + best->isa + " kernels";
+    return *best;
+}
+
 const Loops& loops() {
     static const Loops* chosen = [] {
-        const char* env = std::getenv("MIRAS_KERNELS");
-        if (env && std::strcmp(env, "baseline") == 0) return &baseline_loops();
-        const Loops* v = avx2_loops();
-        return v ? v : &baseline_loops();
+        std::string problem;
+        const Loops* l = &choose_loops(std::getenv("MIRAS_KERNELS"), &problem);
+        if (!problem.empty()) std::fprintf(stderr, "warning: %s\n", problem.c_str());
+        return l;
     }();
     return *chosen;
 }

@@ -5,7 +5,8 @@
 //   tensor/kernels_avx2.cpp       -O3 -mavx2 -mfma (8 floats per instruction)
 //
 // and picked once, at the first call, from what the CPU supports (set
-// MIRAS_KERNELS=baseline to force the baseline build, e.g. to compare).
+// MIRAS_KERNELS=baseline to force the baseline build, e.g. to compare;
+// see choose_loops).
 // The ops in tensor/elementwise.cpp and tensor/reduce.cpp do the shape work
 // (broadcasting, the strided walk) and hand every contiguous or evenly
 // strided run of n elements to one of these loops.
@@ -17,6 +18,7 @@
 // (tensor/kernel_loops.h), all in a namespace of their own, so no inline
 // function compiled for AVX2 can be picked by the linker for the baseline.
 #include <cstdint>
+#include <string>
 
 #include "tensor/op_kinds.h"
 
@@ -53,6 +55,10 @@ const Loops& loops();
 // Both builds, for tests that hold them to each other.
 const Loops& baseline_loops();
 const Loops* avx2_loops();  // nullptr if the CPU lacks AVX2 or FMA
+// The build a value of MIRAS_KERNELS asks for: null, empty or "auto" the best
+// the CPU runs, "baseline" or "avx2" that one. An unknown value, or "avx2" on
+// a CPU without it: the best available, and `problem` says why (printed once).
+const Loops& choose_loops(const char* env, std::string* problem);
 
 // Typed access: unary<T>(L, ...) calls L.unary_f32 or L.unary_f64.
 template <class T> void unary(const Loops& L, raw::Unary op, T* o, const T* x, int64_t n, int64_t so, int64_t sx) {

@@ -98,4 +98,18 @@ BOOST_AUTO_TEST_CASE(tensors_on_reused_memory_hold_their_own_values) {
     BOOST_TEST(c.data<double>()[2] == 1.5);
 }
 
+BOOST_AUTO_TEST_CASE(cache_limit_from_the_environment) {
+    std::string problem;
+    BOOST_TEST(alloc::cache_limit_from(nullptr, &problem) == size_t(1024) << 20);
+    BOOST_TEST(alloc::cache_limit_from("", &problem) == size_t(1024) << 20);
+    BOOST_TEST(alloc::cache_limit_from("0", &problem) == 0u);
+    BOOST_TEST(alloc::cache_limit_from("256", &problem) == size_t(256) << 20);
+    BOOST_TEST(problem.empty());
+    for (const char* bad : {"12MB", "-1", "lots", "99999999999999999999999"}) {
+        problem.clear();
+        BOOST_TEST(alloc::cache_limit_from(bad, &problem) == size_t(1024) << 20, bad);
+        BOOST_TEST(problem.find(std::string("MIRAS_ALLOC_CACHE_MB='") + bad + "'") != std::string::npos, problem);
+    }
+}
+
 BOOST_AUTO_TEST_SUITE_END()

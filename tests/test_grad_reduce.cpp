@@ -162,6 +162,8 @@ BOOST_AUTO_TEST_CASE(mul_sum_to_values_and_gradients) {
     BOOST_TEST(grad_fn(gs)->name == "mul_sum_to");
     check_same(gs, sum(a, {1, 2}, true), 1e-12);
     // errors name the shapes
+    BOOST_CHECK_EXCEPTION(mul_sum_to(rn({2, 3}, g), to_dtype(rn({3}, g), DType::f32), {3}), std::invalid_argument,
+                          has({"mul_sum_to", "dtype mismatch"}));
     BOOST_CHECK_EXCEPTION(mul_sum_to(rn({2, 3}, g), rn({3}, g), {4}), std::invalid_argument,
                           [](const std::invalid_argument& e) { return std::string(e.what()).find("(4,)") != std::string::npos; });
 }
@@ -191,6 +193,8 @@ BOOST_AUTO_TEST_CASE(addcmul_values_and_gradients) {
     Tensor m = rn({4, 3}, g), c = rn({3, 4}, g), s = rn({3, 1}, g);
     check_same(addcmul(c, s, transpose(m, 0, 1)), add(c, mul(s, transpose(m, 0, 1))), 1e-12);
     BOOST_CHECK_THROW(addcmul(rn({2}, g), rn({3}, g), rn({2}, g)), std::invalid_argument);
+    BOOST_CHECK_EXCEPTION(addcmul(rn({2}, g), to_dtype(rn({2}, g), DType::f32), rn({2}, g)), std::invalid_argument,
+                          has({"addcmul", "dtype mismatch"}));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -179,4 +179,18 @@ BOOST_AUTO_TEST_CASE(sums_cover_every_tail_length) {
     }
 }
 
+BOOST_AUTO_TEST_CASE(kernel_build_from_the_environment) {
+    const K::Loops& best = K::avx2_loops() ? *K::avx2_loops() : K::baseline_loops();
+    std::string problem;
+    BOOST_TEST(&K::choose_loops(nullptr, &problem) == &best);
+    BOOST_TEST(&K::choose_loops("auto", &problem) == &best);
+    BOOST_TEST(&K::choose_loops("baseline", &problem) == &K::baseline_loops());
+    BOOST_TEST(problem.empty());
+    BOOST_TEST(&K::choose_loops("sse9", &problem) == &best);
+    BOOST_TEST(problem.find("MIRAS_KERNELS='sse9' is not one of auto, baseline, avx2") != std::string::npos, problem);
+    problem.clear();
+    BOOST_TEST(&K::choose_loops("avx2", &problem) == &best);
+    BOOST_TEST(problem.empty() == (K::avx2_loops() != nullptr), problem);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

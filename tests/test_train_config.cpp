@@ -119,6 +119,10 @@ BOOST_AUTO_TEST_CASE(inconsistent_combinations_name_the_keys) {
     BOOST_TEST(contains(load_error("[model]\nmixer = \"lmm\"\nwindow = 8\n"), "model.window"));
     // A byte corpus needs a path.
     BOOST_TEST(contains(load_error("[data]\ntask = \"bytes\"\n"), "'data.bytes.path'"));
+    // Per-row passkey depths: the range must not be empty.
+    const std::string range = load_error("[data]\ntask = \"passkey\"\n[data.passkey]\ndepth = 0.5\ndepth_max = 0.2\n");
+    BOOST_TEST((contains(range, "exp.toml") && contains(range, "depth_max")), range);
+    BOOST_TEST(contains(load_error("[data.passkey]\ndepth_max = 1.5\n"), "'data.passkey.depth_max'"));
 }
 
 BOOST_AUTO_TEST_CASE(overrides_apply_and_are_validated) {
@@ -136,6 +140,12 @@ BOOST_AUTO_TEST_CASE(effective_config_round_trips) {
     BOOST_TEST(b.model.d == 32);
     BOOST_TEST(b.data.passkey.seq_len == 40);
     BOOST_TEST(b.optim.name == "sgd");
+    // depth_max is dumped only when set, and survives the round trip
+    BOOST_TEST(!contains(a.toml, "depth_max"));
+    RunConfig c = run_config_from_string("[data]\ntask = \"passkey\"\n[data.passkey]\ndepth = 0.1\ndepth_max = 0.9\n", "p.toml");
+    RunConfig d = run_config_from_string(c.toml, "dump.toml");
+    BOOST_TEST(d.data.passkey.depth_max == 0.9);
+    BOOST_TEST(d.data.passkey.depth == 0.1);
 }
 
 BOOST_AUTO_TEST_CASE(shipped_configs_are_valid) {
