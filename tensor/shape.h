@@ -89,7 +89,7 @@ public:
     }
     void clear() { n_ = 0; }
     void push_back(int64_t v) {
-        if (n_ == cap_) reserve(cap_ * 2);
+        grow_for(1);
         p_[n_++] = v;
     }
     int64_t& emplace_back(int64_t v) {
@@ -115,7 +115,7 @@ public:
     iterator insert(const_iterator pos, int64_t v) { return insert(pos, (size_t)1, v); }
     iterator insert(const_iterator pos, size_t count, int64_t v) {
         const size_t i = (size_t)(pos - p_);
-        reserve(std::max(n_ + count, cap_ * 2));
+        grow_for(count);
         std::copy_backward(p_ + i, p_ + n_, p_ + n_ + count);
         std::fill(p_ + i, p_ + i + count, v);
         n_ += count;
@@ -125,7 +125,7 @@ public:
     iterator insert(const_iterator pos, It first, It last) {
         const std::vector<int64_t> tmp(first, last);  // the range may alias *this
         const size_t i = (size_t)(pos - p_), count = tmp.size();
-        reserve(std::max(n_ + count, cap_ * 2));
+        grow_for(count);
         std::copy_backward(p_ + i, p_ + n_, p_ + n_ + count);
         std::copy(tmp.begin(), tmp.end(), p_ + i);
         n_ += count;
@@ -147,6 +147,11 @@ public:
     }
 
 private:
+    // Room for `more` elements: doubles the capacity when it runs out, so a
+    // shape of up to kInline dims never leaves the object.
+    void grow_for(size_t more) {
+        if (n_ + more > cap_) reserve(std::max(n_ + more, cap_ * 2));
+    }
     void release() {
         if (p_ != buf_) delete[] p_;
         p_ = buf_;

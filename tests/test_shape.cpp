@@ -67,6 +67,22 @@ BOOST_AUTO_TEST_CASE(behaves_like_a_vector_inline_and_on_the_heap) {
     }
 }
 
+// Up to kInline dims the elements stay inside the object, whatever the edits.
+BOOST_AUTO_TEST_CASE(small_shapes_stay_inline) {
+    Shape s{1, 2, 3};
+    const int64_t* inside = s.data();
+    s.insert(s.begin() + 1, 9);
+    s.insert(s.end(), {7, 8});
+    s.erase(s.begin());
+    s.push_back(5);
+    s.resize(Shape::kInline);
+    BOOST_TEST(s.data() == inside);
+    BOOST_TEST(s.size() == Shape::kInline);
+    s.push_back(6);  // one more: now on the heap
+    BOOST_TEST(s.data() != inside);
+    BOOST_TEST((s == Shape{9, 2, 3, 7, 8, 5, 6}));
+}
+
 BOOST_AUTO_TEST_CASE(converts_compares_and_reverses) {
     std::vector<int64_t> v = {2, 3, 4};
     Shape s = v;
