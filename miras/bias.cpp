@@ -4,9 +4,9 @@
 // second-order gradient).
 #include "miras/bias.h"
 
-#include <map>
-#include <mutex>
 #include <stdexcept>
+
+#include "miras/registry.h"
 
 namespace miras {
 namespace {
@@ -51,45 +51,21 @@ Tensor bias_huber(const Tensor& pred, const Tensor& v, const Tensor&, const Memo
     return sum(per, {-1});
 }
 
-std::map<std::string, BiasFn>& registry() {
-    static std::map<std::string, BiasFn> r = {
-        {"dot", bias_dot}, {"l2", bias_l2}, {"lp", bias_lp}, {"huber_mix", bias_huber_mix}, {"huber", bias_huber}};
+Registry<BiasFn>& registry() {
+    static Registry<BiasFn> r("attentional bias", {
+        {"dot", bias_dot}, {"l2", bias_l2}, {"lp", bias_lp}, {"huber_mix", bias_huber_mix}, {"huber", bias_huber}});
     return r;
-}
-std::mutex& registry_mutex() {
-    static std::mutex m;
-    return m;
 }
 
 }  // namespace
 
 void register_bias(const std::string& name, BiasFn fn) {
-    if (name.empty() || !fn) throw std::invalid_argument("register_bias: empty name or function");
-    std::lock_guard<std::mutex> lock(registry_mutex());
-    registry()[name] = std::move(fn);
+    if (!fn) throw std::invalid_argument("register_bias: empty function for '" + name + "'");
+    registry().add(name, std::move(fn));
 }
 
-bool has_bias(const std::string& name) {
-    std::lock_guard<std::mutex> lock(registry_mutex());
-    return registry().count(name) != 0;
-}
-
-std::vector<std::string> bias_names() {
-    std::lock_guard<std::mutex> lock(registry_mutex());
-    std::vector<std::string> out;
-    for (auto& [n, f] : registry()) out.push_back(n);
-    return out;
-}
-
-const BiasFn& bias_fn(const std::string& name) {
-    std::lock_guard<std::mutex> lock(registry_mutex());
-    auto it = registry().find(name);
-    if (it == registry().end()) {
-        std::string known;
-        for (auto& [n, f] : registry()) known += (known.empty() ? "" : ", ") + n;
-        throw std::invalid_argument("memory config: unknown bias '" + name + "' (known: " + known + ")");
-    }
-    return it->second;
-}
+bool has_bias(const std::string& name) { return registry().has(name); }
+std::vector<std::string> bias_names() { return registry().names(); }
+const BiasFn& bias_fn(const std::string& name) { return registry().find(name); }
 
 }  // namespace miras

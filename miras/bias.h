@@ -34,7 +34,8 @@ namespace miras {
 // Returns the per-token loss (...).
 using BiasFn = std::function<Tensor(const Tensor& pred, const Tensor& v, const Tensor& delta, const MemoryConfig& cfg)>;
 
-// Adds or replaces a bias under `name`.
+// Adds a bias under a new name (a taken one throws std::invalid_argument:
+// scans hold on to the function while they run).
 void register_bias(const std::string& name, BiasFn fn);
 bool has_bias(const std::string& name);
 std::vector<std::string> bias_names();

@@ -1,10 +1,9 @@
 // The two built-in memory architectures (SPEC §1.3) and the registry.
 #include "miras/memory_arch.h"
 
-#include <map>
-#include <mutex>
 #include <stdexcept>
 
+#include "miras/registry.h"
 #include "nn/functional.h"
 
 namespace miras {
@@ -34,8 +33,8 @@ Tensor MlpMemory::forward(const Tensor& k, const LinearFn& lin) const {
 
 namespace {
 
-std::map<std::string, MemoryArchFactory>& registry() {
-    static std::map<std::string, MemoryArchFactory> r = {
+Registry<MemoryArchFactory>& registry() {
+    static Registry<MemoryArchFactory> r("memory architecture", {
         {"linear", [](const MemoryConfig&) -> std::shared_ptr<const MemoryArch> { return std::make_shared<LinearMemory>(); }},
         {"mlp",
          [](const MemoryConfig& c) -> std::shared_ptr<const MemoryArch> {
@@ -44,47 +43,22 @@ std::map<std::string, MemoryArchFactory>& registry() {
                  throw std::invalid_argument("memory config: mlp memory needs expansion >= 1, got " + std::to_string(c.expansion));
              return std::make_shared<MlpMemory>(c.depth, c.expansion, c.residual, c.layernorm);
          }},
-    };
+    });
     return r;
-}
-std::mutex& registry_mutex() {
-    static std::mutex m;
-    return m;
 }
 
 }  // namespace
 
 void register_memory_arch(const std::string& name, MemoryArchFactory factory) {
-    if (name.empty() || !factory) throw std::invalid_argument("register_memory_arch: empty name or factory");
-    std::lock_guard<std::mutex> lock(registry_mutex());
-    registry()[name] = std::move(factory);
+    if (!factory) throw std::invalid_argument("register_memory_arch: empty factory for '" + name + "'");
+    registry().add(name, std::move(factory));
 }
 
-bool has_memory_arch(const std::string& name) {
-    std::lock_guard<std::mutex> lock(registry_mutex());
-    return registry().count(name) != 0;
-}
+bool has_memory_arch(const std::string& name) { return registry().has(name); }
+std::vector<std::string> memory_arch_names() { return registry().names(); }
 
-std::vector<std::string> memory_arch_names() {
-    std::lock_guard<std::mutex> lock(registry_mutex());
-    std::vector<std::string> out;
-    for (auto& [n, f] : registry()) out.push_back(n);
-    return out;
-}
-
-std::shared_ptr<const MemoryArch> make_memory_arch(const MemoryConfig& cfg) {
-    MemoryArchFactory f;
-    {
-        std::lock_guard<std::mutex> lock(registry_mutex());
-        auto it = registry().find(cfg.memory);
-        if (it == registry().end()) {
-            std::string known;
-            for (auto& [n, r] : registry()) known += (known.empty() ? "" : ", ") + n;
-            throw std::invalid_argument("memory config: unknown memory '" + cfg.memory + "' (known: " + known + ")");
-        }
-        f = it->second;
-    }
-    return f(cfg);
-}
+// The factory runs outside the registry's lock (find's reference stays
+// valid), so building an architecture may itself look names up.
+std::shared_ptr<const MemoryArch> make_memory_arch(const MemoryConfig& cfg) { return registry().find(cfg.memory)(cfg); }
 
 }  // namespace miras

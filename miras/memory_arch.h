@@ -74,6 +74,7 @@ private:
 
 using MemoryArchFactory = std::function<std::shared_ptr<const MemoryArch>(const MemoryConfig&)>;
 
+// Adds a factory under a new name (a taken one throws std::invalid_argument).
 void register_memory_arch(const std::string& name, MemoryArchFactory factory);
 bool has_memory_arch(const std::string& name);
 std::vector<std::string> memory_arch_names();

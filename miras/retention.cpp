@@ -2,9 +2,9 @@
 #include "miras/retention.h"
 
 #include <cmath>
-#include <map>
-#include <mutex>
 #include <stdexcept>
+
+#include "miras/registry.h"
 
 namespace miras {
 namespace {
@@ -58,51 +58,27 @@ Tensor elastic_init(const Shape& shape, Generator& gen, const MemoryConfig& cfg)
     return normal_init(shape, gen, cfg, std::max(1.0 / std::sqrt((double)shape.back()), 3.0 * cfg.gamma));
 }
 
-std::map<std::string, Retention>& registry() {
-    static std::map<std::string, Retention> r = {
+Registry<Retention>& registry() {
+    static Registry<Retention> r("retention", {
         {"none", Retention{true, false, phi_identity, fan_in_init}},
         {"l2", Retention{true, true, phi_identity, fan_in_init}},
         {"lq", Retention{false, true, phi_lq, lq_init}},
         {"kl", Retention{false, true, phi_kl, kl_init}},
         {"elastic", Retention{false, true, phi_elastic, elastic_init}},
-    };
+    });
     return r;
-}
-std::mutex& registry_mutex() {
-    static std::mutex m;
-    return m;
 }
 
 }  // namespace
 
 void register_retention(const std::string& name, Retention r) {
-    if (name.empty() || !r.phi) throw std::invalid_argument("register_retention: empty name or phi");
+    if (!r.phi) throw std::invalid_argument("register_retention: empty phi for '" + name + "'");
     if (!r.init) r.init = fan_in_init;
-    std::lock_guard<std::mutex> lock(registry_mutex());
-    registry()[name] = std::move(r);
+    registry().add(name, std::move(r));
 }
 
-bool has_retention(const std::string& name) {
-    std::lock_guard<std::mutex> lock(registry_mutex());
-    return registry().count(name) != 0;
-}
-
-std::vector<std::string> retention_names() {
-    std::lock_guard<std::mutex> lock(registry_mutex());
-    std::vector<std::string> out;
-    for (auto& [n, r] : registry()) out.push_back(n);
-    return out;
-}
-
-const Retention& retention(const std::string& name) {
-    std::lock_guard<std::mutex> lock(registry_mutex());
-    auto it = registry().find(name);
-    if (it == registry().end()) {
-        std::string known;
-        for (auto& [n, r] : registry()) known += (known.empty() ? "" : ", ") + n;
-        throw std::invalid_argument("memory config: unknown retention '" + name + "' (known: " + known + ")");
-    }
-    return it->second;
-}
+bool has_retention(const std::string& name) { return registry().has(name); }
+std::vector<std::string> retention_names() { return registry().names(); }
+const Retention& retention(const std::string& name) { return registry().find(name); }
 
 }  // namespace miras

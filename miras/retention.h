@@ -35,6 +35,8 @@ struct Retention {
     std::function<Tensor(const Shape& shape, Generator& gen, const MemoryConfig& cfg)> init;
 };
 
+// Adds a retention under a new name (a taken one throws
+// std::invalid_argument); an empty init defaults to N(0, 1/in).
 void register_retention(const std::string& name, Retention r);
 bool has_retention(const std::string& name);
 std::vector<std::string> retention_names();

@@ -206,9 +206,9 @@ BOOST_AUTO_TEST_CASE(bad_configs_are_clear_errors) {
         edit(c);
         return [c] { c.validate(); };
     };
-    check_error(with([](MemoryConfig& c) { c.bias = "l3"; }), {"unknown bias 'l3'", "huber_mix"});
+    check_error(with([](MemoryConfig& c) { c.bias = "l3"; }), {"unknown attentional bias 'l3'", "huber_mix"});
     check_error(with([](MemoryConfig& c) { c.retention = "l1"; }), {"unknown retention 'l1'", "elastic"});
-    check_error(with([](MemoryConfig& c) { c.memory = "transformer"; }), {"unknown memory 'transformer'", "mlp"});
+    check_error(with([](MemoryConfig& c) { c.memory = "transformer"; }), {"unknown memory architecture 'transformer'", "mlp"});
     check_error(with([](MemoryConfig& c) { c.algorithm = "adam"; }), {"algorithm", "'adam'"});
     check_error(with([](MemoryConfig& c) { c.retention = "lq"; c.q = 1.5; }), {"q must be >= 2", "1.5"});
     check_error(with([](MemoryConfig& c) { c.bias = "lp"; c.p = 1; }), {"p must be > 1"});
@@ -231,7 +231,7 @@ BOOST_AUTO_TEST_CASE(bad_configs_are_clear_errors) {
     // The layer constructor validates too.
     MemoryConfig bad = base();
     bad.bias = "nope";
-    check_error([&] { MirasLayer l(bad); }, {"unknown bias 'nope'"});
+    check_error([&] { MirasLayer l(bad); }, {"unknown attentional bias 'nope'"});
 }
 
 BOOST_AUTO_TEST_CASE(bad_inputs_are_clear_errors) {
