@@ -3,12 +3,17 @@
 // broadcast row) are copied first.
 #include <cblas.h>
 
+#include <atomic>
 #include <stdexcept>
 
 #include "tensor/ops.h"
 
 namespace miras::raw {
 namespace {
+
+// Floating-point operations handed to BLAS so far (2·M·N·K per GEMM); read by
+// the benchmarks to set measured time against the work a step must do.
+std::atomic<uint64_t> g_matmul_flops{0};
 
 // How a 2-D view (rows r, cols c, strides s0, s1) can be passed to BLAS.
 struct BlasView {
@@ -27,6 +32,7 @@ BlasView blas_view(int64_t r, int64_t c, int64_t s0, int64_t s1) {
 template <class T>
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
           int64_t ldc) {
+    g_matmul_flops.fetch_add(2 * (uint64_t)M * (uint64_t)N * (uint64_t)K, std::memory_order_relaxed);
     auto TA = ta ? CblasTrans : CblasNoTrans;
     auto TB = tb ? CblasTrans : CblasNoTrans;
     if constexpr (std::is_same_v<T, float>)
@@ -43,6 +49,8 @@ Tensor select_first_batch(const Tensor& b, int64_t nb) {
 }
 
 }  // namespace
+
+uint64_t matmul_flops() { return g_matmul_flops.load(std::memory_order_relaxed); }
 
 Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
     if (a_in.dim() == 0 || b_in.dim() == 0)

@@ -81,6 +81,10 @@ Tensor mul_sum_to(const Tensor& x, const Tensor& y, const Shape& shape);
 // (..., n, k) @ (..., k, m) -> (..., n, m), batch dims broadcast. 1-D operands
 // follow NumPy: a vector is a row on the left, a column on the right.
 Tensor matmul(const Tensor& a, const Tensor& b);
+// Floating-point operations of every matmul so far, in this process (2·n·k·m
+// per (n, k) @ (k, m) product; f32 and f64 alike; a running total, so take
+// differences). For benchmarks: the work of a step, apart from its time.
+uint64_t matmul_flops();
 
 // ---- depthwise convolution over time (tensor/conv.cpp)
 // x (..., T, C), w (C, K) -> (..., T, C), zero outside [0, T):

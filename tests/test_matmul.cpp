@@ -3,6 +3,8 @@
 // (gradcheck + gradgradcheck) for every case; shape errors.
 #include <boost/test/unit_test.hpp>
 
+#include <functional>
+
 #include "op_test_util.h"
 
 using namespace miras;
@@ -95,6 +97,28 @@ BOOST_AUTO_TEST_CASE(empty_dims) {
     check_values(matmul(zeros({2, 0}), zeros({0, 3})), {2, 3}, {0, 0, 0, 0, 0, 0});
     check_values(matmul(zeros({0, 4}), zeros({4, 3})), {0, 3}, {});
     check_values(matmul(zeros({2, 0, 3, 4}), zeros({4, 5})), {2, 0, 3, 5}, {});
+}
+
+// The flop counter sees 2·n·k·m per product on every path: one GEMM with the
+// batch folded into the rows, one GEMM per batch element, 1-D operands, f64,
+// a copied operand, and nothing for an empty product.
+BOOST_AUTO_TEST_CASE(flop_count_is_two_n_k_m_per_product) {
+    Generator g(5);
+    auto flops_of = [](const std::function<void()>& f) {
+        uint64_t before = raw::matmul_flops();
+        f();
+        return raw::matmul_flops() - before;
+    };
+    BOOST_TEST(flops_of([&] { raw::matmul(randn({3, 4}, g), randn({4, 5}, g)); }) == 2u * 3 * 4 * 5);
+    BOOST_TEST(flops_of([&] { raw::matmul(randn({2, 3, 4}, g), randn({4, 5}, g)); }) == 2u * 2 * 3 * 4 * 5);
+    BOOST_TEST(flops_of([&] { raw::matmul(randn({2, 1, 3, 4}, g), randn({3, 4, 5}, g)); }) == 2u * 6 * 3 * 4 * 5);
+    BOOST_TEST(flops_of([&] { raw::matmul(randn({4}, g, DType::f64), randn({4, 5}, g, DType::f64)); }) == 2u * 4 * 5);
+    BOOST_TEST(flops_of([&] { raw::matmul(raw::expand(randn({1, 4}, g), {3, 4}), randn({4, 2}, g)); }) ==
+               2u * 3 * 4 * 2);
+    BOOST_TEST(flops_of([&] { raw::matmul(zeros({2, 0}), zeros({0, 3})); }) == 0u);
+    // Differentiable matmul: forward, then backward's two products.
+    Tensor a = set_requires_grad(randn({3, 4}, g)), b = set_requires_grad(randn({4, 5}, g));
+    BOOST_TEST(flops_of([&] { grad({sum(matmul(a, b))}, {a, b}); }) == 3u * 2 * 3 * 4 * 5);
 }
 
 BOOST_AUTO_TEST_CASE(gradients) {

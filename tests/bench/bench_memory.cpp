@@ -17,7 +17,11 @@
 //
 // Targets: chunk-parallel >= 10x the sequential reference; >= 2x PyTorch.
 // Prints medians of tokens/s (batch * T / seconds per step) and the ratios;
-// see docs/performance.md.
+// see docs/performance.md. Also the matmul work of each step (GFLOP, counted
+// by raw::matmul_flops) against OpenBLAS's own rate in the same rounds: the
+// time a step would take if every product ran at that rate and nothing else
+// cost anything, and so the best chunked / sequential ratio any
+// implementation of the chunked step could reach against this reference.
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -122,6 +126,21 @@ std::map<std::string, double> torch_layer(const bm::Options& o, int64_t T, bool 
 
 const char* verdict(double v, double target) { return v >= target ? "meets" : "MISSES"; }
 
+// OpenBLAS's own rate, the ceiling for the products of a step: n × n @ n × n
+// sgemm into reused buffers, n = 512 (the rate is flat from 256 up, see
+// bench_core), a few products per call so one call lasts ~10 ms.
+struct BlasPeak {
+    static constexpr int n = 512, reps = 4;
+    std::vector<float> a, b, c;
+    BlasPeak() : a(n * n, 0.5f), b(n * n, 0.25f), c(n * n) {}
+    void run() {
+        for (int r = 0; r < reps; ++r)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f,
+                        c.data(), n);
+    }
+    double flops_per_run() const { return 2.0 * n * n * n * reps; }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -167,10 +186,22 @@ int main(int argc, char** argv) {
         // untimed step restores.
         cases[4 * i + 1].warm = cases[4 * i + 3].warm = 1;
     }
+    BlasPeak blas;
+    bm::Case peak;
+    peak.f = [&blas] { blas.run(); };
+    peak.inner = 2;
     double t0 = bm::now_seconds();
-    for (auto& c : cases) c.f();  // warm-up: allocator and page faults
+    // Warm-up (allocator and page faults), which also counts each step's
+    // matmul work: the same every step, since the shapes are.
+    std::vector<double> gflop(cases.size());
+    for (size_t i = 0; i < cases.size(); ++i) {
+        uint64_t before = raw::matmul_flops();
+        cases[i].f();
+        gflop[i] = (double)(raw::matmul_flops() - before) * 1e-9;
+    }
     std::vector<bm::Case*> all;
     for (auto& c : cases) all.push_back(&c);
+    all.push_back(&peak);
 
     // PyTorch runs (separate processes) between blocks of our rounds, so
     // both sample the load of the same stretch of time. Each run times only
@@ -214,11 +245,35 @@ int main(int argc, char** argv) {
                         kBatch * T / c.median(), c.median(), c.samples.size());
         }
 
+    // The ceiling: t_sequential / (chunked GFLOP / peak rate), the ratio the
+    // chunked form would reach if its step were only its products, run at
+    // OpenBLAS's n = 512 rate (its real products are far smaller).
+    const double peak_rate = blas.flops_per_run() * 1e-9 / peak.median();  // GFLOP/s
+    std::printf("\nmatmul work per step (2nk per n x k @ k x m product, forward and backward) against OpenBLAS "
+                "sgemm n = %d in the same rounds: %.1f GFLOP/s\n",
+                BlasPeak::n, peak_rate);
+    std::printf("%-7s %-22s %10s %10s %14s %17s\n", "memory", "case", "GFLOP", "GFLOP/s", "share of step",
+                "step at peak (s)");
+    const char* case_names[4] = {"layer chunked", "layer sequential", "recurrence chunked", "recurrence sequential"};
+    for (size_t i = 0; i < cases.size(); ++i) {
+        double t = cases[i].median(), at_peak = gflop[i] / peak_rate;
+        std::printf("%-7s %-22s %10.3f %10.1f %13.0f%% %17.4f\n", setups[i / 4]->memory.c_str(), case_names[i % 4],
+                    gflop[i], gflop[i] / t, 100.0 * at_peak / t, at_peak);
+    }
+    for (int i = 0; i < 2; ++i) {
+        const std::string& mem = setups[i]->memory;
+        std::printf("%-7s ceiling of chunked / sequential (products at peak, nothing else): whole layer %6.2fx, "
+                    "recurrence %6.2fx\n",
+                    mem.c_str(), cases[4 * i + 1].median() / (gflop[4 * i] / peak_rate),
+                    cases[4 * i + 3].median() / (gflop[4 * i + 2] / peak_rate));
+    }
+
     if (opt.samples) {
         std::printf("\n");
         const char* names[4] = {"layer chunked", "layer sequential", "scan chunked", "scan sequential"};
         for (int i = 0; i < 8; ++i)
             bm::print_samples((setups[i / 4]->memory + " " + names[i % 4]).c_str(), cases[i]);
+        bm::print_samples("OpenBLAS sgemm 512", peak);
     }
 
     std::printf("\ntargets\n");
