@@ -64,15 +64,14 @@ $(BUILD)/obj/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
 
-# The kernel loops (tensor/kernels.h): -O3 (GCC's -O2 leaves them scalar), and
-# one copy for AVX2 + FMA, used only on CPUs that have both. errno is never
-# read, so sqrt and friends need not set it, and FP exception flags are never
-# tested, so comparisons may be if-converted (both let the loops vectorise).
+# The kernel loops (tensor/kernels.h: elementwise, sums, the depthwise
+# convolution): -O3 (GCC's -O2 leaves them scalar), and one copy for AVX2 +
+# FMA, used only on CPUs that have both. errno is never read, so sqrt and
+# friends need not set it, and FP exception flags are never tested, so
+# comparisons may be if-converted (both let the loops vectorise).
 KERNEL_FLAGS := -O3 -fno-math-errno -fno-trapping-math
 $(BUILD)/obj/tensor/kernels_baseline.o: CXXFLAGS += $(KERNEL_FLAGS)
 $(BUILD)/obj/tensor/kernels_avx2.o: CXXFLAGS += $(KERNEL_FLAGS) -mavx2 -mfma
-# The convolution's channel loops (tensor/conv.cpp), likewise scalar at -O2.
-$(BUILD)/obj/tensor/conv.o: CXXFLAGS += -O3
 
 # Where the presets are found when the program runs outside the repository.
 $(BUILD)/obj/train/model_config.o: CPPFLAGS += -DMIRAS_SOURCE_DIR='"$(CURDIR)"'

@@ -1,6 +1,7 @@
 // The bodies of the kernel loops (tensor/kernels.h), included by exactly two
 // files, each defining MIRAS_KERNEL_ISA (baseline, avx2) and built with its
-// own flags. Everything here lives in miras::kernels::MIRAS_KERNEL_ISA, and
+// own flags; the convolution's loops are in tensor/conv_loops.h, included
+// below. Everything here lives in miras::kernels::MIRAS_KERNEL_ISA, and
 // only compiler builtins are called (no library inline functions), so the
 // two builds share no symbol.
 //
@@ -16,6 +17,8 @@
 #ifndef MIRAS_KERNEL_ISA
 #error "define MIRAS_KERNEL_ISA before including tensor/kernel_loops.h"
 #endif
+
+#include "tensor/conv_loops.h"  // the depthwise convolution's loops, same namespace
 
 namespace miras::kernels::MIRAS_KERNEL_ISA {
 namespace {
@@ -290,7 +293,8 @@ Loops make_loops() {
     return Loops{MIRAS_STR(MIRAS_KERNEL_ISA),
                  &unary_any<float>,     &unary_any<double>,     &binary_any<float>,      &binary_any<double>,
                  &sum_loop<float>,      &sum_loop<double>,      &accumulate_loop<float>, &accumulate_loop<double>,
-                 &mul_acc_loop<float>,  &mul_acc_loop<double>,  &addcmul_loop<float>,    &addcmul_loop<double>};
+                 &mul_acc_loop<float>,  &mul_acc_loop<double>,  &addcmul_loop<float>,    &addcmul_loop<double>,
+                 &conv_loop<float>,     &conv_loop<double>,     &conv_weight_loop<float>, &conv_weight_loop<double>};
 #undef MIRAS_STR
 #undef MIRAS_STR2
 }

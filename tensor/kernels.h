@@ -1,5 +1,6 @@
 #pragma once
-// The innermost loops of the elementwise ops and of sum, compiled twice:
+// The innermost loops of the elementwise ops, of sum and of the depthwise
+// convolution, compiled twice:
 //
 //   tensor/kernels_baseline.cpp   -O3 for the baseline x86-64 (SSE2)
 //   tensor/kernels_avx2.cpp       -O3 -mavx2 -mfma (8 floats per instruction)
@@ -9,14 +10,16 @@
 // see choose_loops).
 // The ops in tensor/elementwise.cpp and tensor/reduce.cpp do the shape work
 // (broadcasting, the strided walk) and hand every contiguous or evenly
-// strided run of n elements to one of these loops.
+// strided run of n elements to one of these loops; tensor/conv.cpp checks
+// shapes and hands over contiguous (T, C) slabs.
 //
 // Why two builds instead of one: the library is built for generic x86-64, and
 // at -O2 GCC 12 leaves most of these loops scalar. Why not -march=native for
 // everything: a build must run on any x86-64 machine it is copied to.
 // The two kernel files include only tensor/op_kinds.h and the loop bodies
-// (tensor/kernel_loops.h), all in a namespace of their own, so no inline
-// function compiled for AVX2 can be picked by the linker for the baseline.
+// (tensor/kernel_loops.h, tensor/conv_loops.h), all in a namespace of their
+// own, so no inline function compiled for AVX2 can be picked by the linker
+// for the baseline.
 #include <cstdint>
 #include <string>
 
@@ -48,6 +51,20 @@ struct Loops {
                         int64_t sa, int64_t sb);
     void (*addcmul_f64)(double* out, const double* c, const double* a, const double* b, int64_t n, int64_t so,
                         int64_t sc, int64_t sa, int64_t sb);
+    // Depthwise convolution over time (tensor/conv.cpp) of n contiguous slabs
+    // x (T, C) with taps wt (K, C): out[t, c] = Σ_j wt[j, c] · x[t + d_j, c],
+    // zero outside [0, T); d_j = j − (K − 1), or (K − 1) − j if anticausal.
+    // f32 sums in f32.
+    void (*conv_f32)(float* out, const float* x, const float* wt, int64_t n, int64_t T, int64_t C, int64_t K,
+                     bool anticausal);
+    void (*conv_f64)(double* out, const double* x, const double* wt, int64_t n, int64_t T, int64_t C, int64_t K,
+                     bool anticausal);
+    // Its weight gradient: acc (K, C) += Σ_{slab, t} g[t, c] · x[t + d_j, c],
+    // summed in double for both dtypes.
+    void (*conv_weight_f32)(double* acc, const float* g, const float* x, int64_t n, int64_t T, int64_t C, int64_t K,
+                            bool anticausal);
+    void (*conv_weight_f64)(double* acc, const double* g, const double* x, int64_t n, int64_t T, int64_t C, int64_t K,
+                            bool anticausal);
 };
 
 // The loops this process uses (AVX2 + FMA when the CPU has both).
@@ -90,6 +107,20 @@ void addcmul(const Loops& L, T* o, const T* c, const T* a, const T* b, int64_t n
              int64_t sb) {
     if constexpr (sizeof(T) == 4) L.addcmul_f32(o, c, a, b, n, so, sc, sa, sb);
     else L.addcmul_f64(o, c, a, b, n, so, sc, sa, sb);
+}
+
+template <class T>
+void conv(const Loops& L, T* out, const T* x, const T* wt, int64_t n, int64_t t, int64_t c, int64_t k,
+          bool anticausal) {
+    if constexpr (sizeof(T) == 4) L.conv_f32(out, x, wt, n, t, c, k, anticausal);
+    else L.conv_f64(out, x, wt, n, t, c, k, anticausal);
+}
+
+template <class T>
+void conv_weight(const Loops& L, double* acc, const T* g, const T* x, int64_t n, int64_t t, int64_t c, int64_t k,
+                 bool anticausal) {
+    if constexpr (sizeof(T) == 4) L.conv_weight_f32(acc, g, x, n, t, c, k, anticausal);
+    else L.conv_weight_f64(acc, g, x, n, t, c, k, anticausal);
 }
 
 }  // namespace miras::kernels

@@ -1,8 +1,9 @@
-// The depthwise convolution kernels (tensor/conv.cpp) and their autograd ops
-// (autograd/ops_conv.cpp): values of both kernels in both directions against
-// a plain loop and against the old shifted-narrow formula, strided inputs,
-// f32 against f64, the adjoint identities the backward formulas rest on,
-// gradcheck and gradgradcheck, and the error messages.
+// The depthwise convolution kernels (tensor/conv.cpp, their loops in
+// tensor/conv_loops.h) and their autograd ops (autograd/ops_conv.cpp): values
+// of both kernels in both directions against a plain loop and against the
+// old shifted-narrow formula, strided inputs, f32 against f64, the adjoint
+// identities the backward formulas rest on, gradcheck and gradgradcheck, and
+// the error messages.
 #include <boost/test/unit_test.hpp>
 
 #include <vector>

@@ -2,7 +2,8 @@
 // accurate to a few units in the last place, with the right limits; the
 // baseline and AVX2 builds give the same results for every op, contiguous,
 // with a broadcast scalar on either side, and strided; the sums handle every
-// tail length.
+// tail length; the depthwise convolution's loops match a plain loop in both
+// builds, and each other.
 #include <boost/test/unit_test.hpp>
 
 #include <cmath>
@@ -177,6 +178,88 @@ BOOST_AUTO_TEST_CASE(sums_cover_every_tail_length) {
                 BOOST_TEST(ax[(size_t)i] == 2.0 + (double)vf[(size_t)i] * (double)vf[(size_t)i]);
         }
     }
+}
+
+// The depthwise convolution's loops (tensor/conv_loops.h), called directly:
+// each build against a plain loop in double, within the rounding bound of
+// its sums, and the two builds against each other. Channel counts that are
+// not multiples of 4, 8 or 16 (the vector and block widths), K = 5, 6, 7, 9
+// (taps go four at a time, then 1-3), T < K (every row reads padding), T = 1.
+BOOST_AUTO_TEST_CASE(conv_loops_match_a_plain_loop_in_every_build) {
+    std::vector<const K::Loops*> builds = {&K::baseline_loops()};
+    if (K::avx2_loops()) builds.push_back(K::avx2_loops());
+    struct Geo { int64_t n, T, C, K; };
+    const Geo geos[] = {{1, 1, 1, 1},  {2, 5, 3, 3},  {1, 2, 7, 4},  {2, 13, 17, 5}, {1, 9, 37, 6},
+                        {3, 8, 16, 7}, {1, 11, 33, 9}, {2, 6, 23, 1}, {1, 1, 19, 4}};
+    auto run = [&]<class S>(const char* dt) {
+        const double u = sizeof(S) == 4 ? 0x1p-24 : 0x1p-53;  // unit roundoff of S
+        for (const Geo& q : geos)
+            for (bool anti : {false, true}) {
+                const int64_t N = q.n * q.T * q.C;
+                const uint64_t seed = (uint64_t)(q.T * 1000 + q.C * 10 + q.K);
+                std::vector<double> xd = values(N, seed, -1, 1), gd = values(N, seed + 1, -1, 1),
+                                    wd = values(q.K * q.C, seed + 2, -1, 1);
+                std::vector<S> x(xd.begin(), xd.end()), g(gd.begin(), gd.end()), wt(wd.begin(), wd.end());
+                // The plain loop, in double from the S values; `mag` is Σ |term|
+                // per output, what the rounding error of a sum scales with.
+                const size_t nw = (size_t)(q.K * q.C);
+                std::vector<double> want((size_t)N, 0.0), mag((size_t)N, 0.0), want_w(nw, 0.25), mag_w(nw, 0.0);
+                for (int64_t b = 0; b < q.n; ++b)
+                    for (int64_t t = 0; t < q.T; ++t)
+                        for (int64_t c = 0; c < q.C; ++c)
+                            for (int64_t j = 0; j < q.K; ++j) {
+                                const int64_t s = anti ? t + q.K - 1 - j : t - (q.K - 1) + j;
+                                if (s < 0 || s >= q.T) continue;
+                                const size_t o = (size_t)((b * q.T + t) * q.C + c),
+                                             i = (size_t)((b * q.T + s) * q.C + c), k = (size_t)(j * q.C + c);
+                                const double tw = (double)wt[k] * (double)x[i], tg = (double)g[o] * (double)x[i];
+                                want[o] += tw, mag[o] += std::abs(tw);
+                                want_w[k] += tg, mag_w[k] += std::abs(tg);
+                            }
+                std::vector<std::vector<S>> outs;
+                std::vector<std::vector<double>> accs;
+                for (const K::Loops* L : builds) {
+                    BOOST_TEST_CONTEXT(dt << " " << L->isa << " n " << q.n << " T " << q.T << " C " << q.C << " K "
+                                          << q.K << " anticausal " << anti) {
+                        // NaN, so an output the loop forgets to write shows
+                        std::vector<S> out((size_t)N, std::numeric_limits<S>::quiet_NaN());
+                        K::conv<S>(*L, out.data(), x.data(), wt.data(), q.n, q.T, q.C, q.K, anti);
+                        for (int64_t i = 0; i < N; ++i)
+                            BOOST_TEST(std::abs(out[(size_t)i] - want[(size_t)i]) <= (q.K + 1) * u * mag[(size_t)i],
+                                       "out " << i << ": " << out[(size_t)i] << " vs " << want[(size_t)i]);
+                        // the gradient adds to what acc holds; its sums are in double
+                        std::vector<double> acc(nw, 0.25);
+                        K::conv_weight<S>(*L, acc.data(), g.data(), x.data(), q.n, q.T, q.C, q.K, anti);
+                        for (int64_t k = 0; k < q.K * q.C; ++k)
+                            BOOST_TEST(std::abs(acc[(size_t)k] - want_w[(size_t)k]) <=
+                                           (q.n * q.T + 1) * 0x1p-53 * (mag_w[(size_t)k] + 0.25),
+                                       "acc " << k << ": " << acc[(size_t)k] << " vs " << want_w[(size_t)k]);
+                        outs.push_back(out);
+                        accs.push_back(acc);
+                    }
+                }
+                if (builds.size() < 2) continue;
+                // Baseline against AVX2. They differ only where FMA contracts
+                // a multiply-add; an f32 weight gradient's products are exact
+                // in double, so there the two are bit for bit the same.
+                BOOST_TEST_CONTEXT(dt << " baseline vs avx2, n " << q.n << " T " << q.T << " C " << q.C << " K " << q.K
+                                      << " anticausal " << anti) {
+                    for (int64_t i = 0; i < N; ++i)
+                        BOOST_TEST(std::abs(outs[1][(size_t)i] - outs[0][(size_t)i]) <=
+                                       2 * (q.K + 1) * u * mag[(size_t)i],
+                                   "out " << i << ": " << outs[1][(size_t)i] << " vs " << outs[0][(size_t)i]);
+                    for (int64_t k = 0; k < q.K * q.C; ++k) {
+                        const double d = std::abs(accs[1][(size_t)k] - accs[0][(size_t)k]);
+                        if constexpr (sizeof(S) == 4)
+                            BOOST_TEST(d == 0.0, "acc " << k << " differs by " << d);
+                        else
+                            BOOST_TEST(d <= 2 * (q.n * q.T + 1) * u * mag_w[(size_t)k], "acc " << k << " differs by " << d);
+                    }
+                }
+            }
+    };
+    run.operator()<float>("f32");
+    run.operator()<double>("f64");
 }
 
 BOOST_AUTO_TEST_CASE(kernel_build_from_the_environment) {
