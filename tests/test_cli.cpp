@@ -83,6 +83,9 @@ BOOST_AUTO_TEST_CASE(bad_set_key_fails_with_a_message) {
     Run t = run_miras({"info", "--set", "model.d=-4"});
     BOOST_TEST(t.code == 1);
     BOOST_TEST(contains(t.err, "'model.d'"), t.err);
+    Run th = run_miras({"train", "--set", "train.threads=0"});
+    BOOST_TEST(th.code == 1);
+    BOOST_TEST((contains(th.err, "'train.threads'") && contains(th.err, "train.threads=0")), th.err);
     Run m = run_miras({"train", (fs::temp_directory_path() / "miras_cli_missing.toml").string()});
     BOOST_TEST(m.code == 1);
     BOOST_TEST((contains(m.err, "miras_cli_missing.toml") && contains(m.err, "not found")), m.err);
@@ -101,6 +104,7 @@ BOOST_AUTO_TEST_CASE(train_eval_and_generate) {
     Run t = run_miras(concat({"train", "--out", run_dir}, tiny_sets()));
     BOOST_TEST(t.code == 0, t.err);
     BOOST_TEST(contains(t.out, "final: recall accuracy"), t.out);
+    BOOST_TEST(contains(t.out, ", 1 BLAS thread;"), t.out);  // train.threads defaults to 1
     BOOST_TEST(contains(t.out, run_dir + "/checkpoint.safetensors"), t.out);
     BOOST_TEST(contains(t.out, run_dir + "/metrics.jsonl"), t.out);
     BOOST_TEST(fs::exists(run_dir + "/checkpoint.safetensors"));

@@ -171,6 +171,32 @@ BOOST_AUTO_TEST_CASE(shipped_configs_are_valid) {
     BOOST_TEST(sw.optim.lr == 3e-4);
 }
 
+BOOST_AUTO_TEST_CASE(train_threads_key) {
+    // Default 1, whatever OPENBLAS_NUM_THREADS says (train() applies it).
+    RunConfig def = run_config_from_string("", "empty.toml");
+    BOOST_TEST(def.train.threads == 1);
+    BOOST_TEST(contains(def.toml, "threads = 1\n"), def.toml);
+    // From the file and from an override (the override wins), and through the
+    // effective config of a run.
+    RunConfig a = run_config_from_string("[train]\nthreads = 2\n", "x.toml");
+    BOOST_TEST(a.train.threads == 2);
+    RunConfig b = run_config_from_string(a.toml, "dump.toml");
+    BOOST_TEST(b.train.threads == 2);
+    BOOST_TEST(a.toml == b.toml);
+    BOOST_TEST(run_config_from_string("[train]\nthreads = 2\n", "x.toml", {"train.threads=3"}).train.threads == 3);
+    // 0, negative, a float and a string: each names the file, the key and the range.
+    for (const char* bad : {"0", "-1", "1.5", "\"two\""}) {
+        const std::string msg = load_error(std::string("[train]\nthreads = ") + bad + "\n");
+        BOOST_TEST(contains(msg, "exp.toml"), msg);
+        BOOST_TEST(contains(msg, "'train.threads'"), msg);
+        BOOST_TEST(contains(msg, "must be an integer in [1, "), msg);
+        BOOST_TEST(contains(msg, "line 2"), msg);
+    }
+    const std::string over = load_error("", {"train.threads=0"});
+    BOOST_TEST((contains(over, "'train.threads'") && contains(over, "override 'train.threads=0'")), over);
+    BOOST_TEST(contains(load_error("", {"train.threads=many"}), "got string \"many\""));
+}
+
 BOOST_AUTO_TEST_CASE(memory_table_maps_to_the_memory_config) {
     RunConfig rc = run_config_from_string(
         "[model]\nmixer = \"lmm\"\nd = 16\nheads = 2\n[memory]\nmemory = \"mlp\"\nchunk = 4\n"

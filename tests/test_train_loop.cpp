@@ -3,13 +3,16 @@
 // (SIGINT) stops after saving a checkpoint, and resuming from it repeats the
 // uninterrupted run's losses and final parameters bit for bit; the metrics
 // file holds parseable JSON lines without duplicates after a resume; a byte
-// corpus reports bits per byte; sampling is deterministic in its seed.
+// corpus reports bits per byte; sampling is deterministic in its seed;
+// train.threads sets the BLAS threads of a run (and only of the run), and a
+// run with one thread repeats its losses bit for bit.
 #include <boost/test/unit_test.hpp>
 
 #include <unistd.h>
 
 #include <cmath>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -19,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "tensor/threads.h"
 #include "tests/temp_dir.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
@@ -230,6 +234,47 @@ BOOST_AUTO_TEST_CASE(byte_corpus_reports_bits_per_byte_and_samples_deterministic
     BOOST_TEST(a.size() == 20u);
     // top_k = 1 is greedy, whatever the temperature and seed.
     BOOST_TEST((sample_tokens(*model, prompt, 10, 2.0, 1, 1, 16) == sample_tokens(*model, prompt, 10, 0.0, 0, 2, 16)));
+}
+
+BOOST_AUTO_TEST_CASE(threads_key_sets_the_blas_threads_of_the_run) {
+    // The caller's count (2, as OpenBLAS picks on a 2-core machine) must not
+    // leak into the run, and is back after it.
+    const BlasThreadsScope caller(2);
+    TempDir tmp;
+    TrainOptions opt;
+    opt.out_dir = tmp.dir.string();
+    opt.handle_sigint = false;
+    std::vector<int> seen;
+    opt.on_step = [&](const StepInfo&) { seen.push_back(blas_threads()); };
+    const RunConfig one = tiny_mqar(6, {"train.threads=1", "model.dtype=f64"});
+    const std::vector<double> a = run_losses(one, opt);
+    BOOST_TEST(blas_threads() == 2);
+    BOOST_TEST((seen == std::vector<int>(6, 1)));
+    // The same run again: the same losses, bit for bit.
+    const std::vector<double> b = run_losses(one, opt);
+    BOOST_REQUIRE(a.size() == 6u);
+    BOOST_TEST(std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0);
+    // Another count is applied as well (and reported in the header).
+    seen.clear();
+    std::ostringstream log;
+    opt.out = &log;
+    train(tiny_mqar(2, {"train.threads=3"}), opt);
+    BOOST_TEST((seen == std::vector<int>{3, 3}));
+    BOOST_TEST(log.str().find("3 BLAS threads") != std::string::npos, log.str());
+    BOOST_TEST(blas_threads() == 2);
+    // OPENBLAS_NUM_THREADS does not win over the key, and the run says so.
+    const char* env = std::getenv("OPENBLAS_NUM_THREADS");
+    const std::string saved = env ? env : "";
+    ::setenv("OPENBLAS_NUM_THREADS", "4", 1);
+    seen.clear();
+    log.str("");
+    train(tiny_mqar(1, {"train.threads=1"}), opt);
+    if (env)
+        ::setenv("OPENBLAS_NUM_THREADS", saved.c_str(), 1);
+    else
+        ::unsetenv("OPENBLAS_NUM_THREADS");
+    BOOST_TEST((seen == std::vector<int>{1}));
+    BOOST_TEST(log.str().find("OPENBLAS_NUM_THREADS=4 is not used: train.threads = 1") != std::string::npos, log.str());
 }
 
 BOOST_AUTO_TEST_CASE(parameter_counts_group_by_top_level_module) {

@@ -9,6 +9,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "tensor/threads.h"
 #include "train/checkpoint.h"
 #include "train/model_config.h"
 #include "train/probe.h"
@@ -119,6 +120,8 @@ int cmd_eval(const std::string& ckpt_arg, const std::vector<std::string>& sets, 
     std::vector<std::string> all = sets;
     if (batches > 0) all.push_back("train.eval_batches=" + std::to_string(batches));
     RunConfig cfg = checkpoint_config(path, ck, all);
+    // The run's BLAS threads, so the result is the one its training printed.
+    const BlasThreadsScope threads((int)cfg.train.threads);
     auto model = build_model(cfg.model);
     load_model_state(ck, *model, path);
     TaskData data(cfg.data);
@@ -146,6 +149,7 @@ int cmd_generate(const GenArgs& a, std::ostream& out) {
                                         "this checkpoint was trained on data.task = \"" +
                                  cfg.data.task + "\"");
     if (a.prompt.empty()) throw std::runtime_error("--prompt must hold at least one byte");
+    const BlasThreadsScope threads((int)cfg.train.threads);
     auto model = build_model(cfg.model);
     load_model_state(ck, *model, path);
     std::vector<int64_t> prompt;
@@ -229,6 +233,7 @@ void params_in_out(const ProbeArgs& a, Module& m, std::ostream& out) {
 int cmd_probe(const ProbeArgs& a, bool grads, std::ostream& out) {
     RunConfig rc = resolve_config(a.config, a.preset, a.sets);
     if (a.out.empty() && a.dump_params.empty()) throw std::runtime_error("--out is required (or only --dump-params)");
+    const BlasThreadsScope threads((int)rc.train.threads);
     std::map<std::string, std::string> meta{{"config", rc.toml}, {"mode", a.layer ? "layer" : "model"}};
     TensorMap result;
     if (a.layer) {

@@ -16,6 +16,8 @@ namespace {
 
 constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
 constexpr double kHuge = 1e300;
+// train.threads: far above any core count; OpenBLAS caps it at its own maximum.
+constexpr int64_t kMaxThreads = 1024;
 
 [[noreturn]] void fail(const ConfigReader& cfg, const std::string& what) {
     throw std::runtime_error(cfg.source() + ": " + what);
@@ -134,6 +136,7 @@ void read_loop(ConfigReader& cfg, LoopConfig& l) {
     l.eval_every = cfg.get_int("train.eval_every", l.eval_every, 0, kMaxInt);
     l.eval_batches = cfg.get_int("train.eval_batches", l.eval_batches, 1, 1 << 20);
     l.log_every = cfg.get_int("train.log_every", l.log_every, 1, kMaxInt);
+    l.threads = cfg.get_int("train.threads", l.threads, 1, kMaxThreads);
 }
 
 void read_output(ConfigReader& cfg, OutputConfig& o) {

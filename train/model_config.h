@@ -4,7 +4,7 @@
 //   [memory]  the Miras memory layer (miras/config.h), only with mixer = "lmm"
 //   [data]    the task: mqar | passkey | bytes, sequence length, data seed
 //   [optim]   adamw | sgd, learning-rate schedule, gradient clipping
-//   [train]   steps, batch size, evaluation and logging cadence
+//   [train]   steps, batch size, evaluation and logging cadence, BLAS threads
 //   [output]  the run folder and checkpoint cadence
 //
 // Every key has a default (an empty file is the default experiment), a type
@@ -69,11 +69,15 @@ struct OptimConfig {
 };
 
 struct LoopConfig {
-    int64_t steps = 500;
+    int64_t steps = 700;
     int64_t batch = 32;
     int64_t eval_every = 100;  // 0: only at the end
     int64_t eval_batches = 4;
     int64_t log_every = 10;    // plain-text progress lines when not on a terminal
+    // BLAS (OpenBLAS) threads of the run's matmuls; applied by train() over
+    // OPENBLAS_NUM_THREADS. 1: the matrices are small, and the result must
+    // not depend on the machine's core count (tensor/threads.h).
+    int64_t threads = 1;
 };
 
 struct OutputConfig {

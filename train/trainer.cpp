@@ -7,6 +7,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -16,6 +17,7 @@
 #include <stdexcept>
 
 #include "nn/loss.h"
+#include "tensor/threads.h"
 #include "train/checkpoint.h"
 
 namespace miras {
@@ -241,6 +243,10 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& options) {
     const bool live = options.live_progress == 1 ||
                       (options.live_progress == -1 && &out == &std::cout && ::isatty(STDOUT_FILENO));
 
+    // train.threads applies over OPENBLAS_NUM_THREADS (said below when they
+    // differ), for this run only: the caller's count is back afterwards.
+    const BlasThreadsScope blas_threads_of_run((int)cfg.train.threads);
+
     TaskData data(cfg.data);
     std::shared_ptr<Transformer> model = build_model(cfg.model);
     std::unique_ptr<Optimizer> opt = make_optimizer(cfg.optim, *model);
@@ -281,7 +287,12 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& options) {
         << dtype_name(cfg.model.dtype) << ")\n"
         << "data:  " << data.describe() << "\n"
         << "train: " << total << " steps of " << B << " x " << T << " tokens, " << cfg.optim.name << " lr "
-        << cfg.optim.lr << "; run folder " << dir << "\n";
+        << cfg.optim.lr << ", " << blas_threads() << " BLAS thread" << (blas_threads() == 1 ? "" : "s")
+        << "; run folder " << dir << "\n";
+    const char* env_threads = std::getenv("OPENBLAS_NUM_THREADS");
+    if (env_threads && *env_threads && std::string(env_threads) != std::to_string(cfg.train.threads))
+        out << "note: OPENBLAS_NUM_THREADS=" << env_threads << " is not used: train.threads = " << cfg.train.threads
+            << " sets the BLAS threads of a run\n";
     if (step > 0) out << "resuming from " << options.resume_from << " at step " << step << "\n";
     out.flush();
 

@@ -95,8 +95,10 @@ struct TrainResult {
 };
 
 // Trains as configured (or continues options.resume_from, whose model and
-// optimizer must fit `cfg`). Throws std::runtime_error on any problem
-// (unwritable folder, corrupt checkpoint, non-finite loss).
+// optimizer must fit `cfg`), with the BLAS thread count set to train.threads
+// for the run and the caller's count restored after it (tensor/threads.h).
+// Throws std::runtime_error on any problem (unwritable folder, corrupt
+// checkpoint, non-finite loss).
 TrainResult train(const RunConfig& cfg, const TrainOptions& options = {});
 
 // Autoregressive sampling: extends `prompt` (ids in [0, V)) by `length`
