@@ -37,8 +37,10 @@ TESTS     := $(BUILD)/run_tests
 BENCHES   := $(BENCH_SRC:tests/bench/%.cpp=$(BUILD)/bench/%)
 
 .PHONY: all deps test run bench clean help build-tests
-# Keep object files that are only intermediates of a link (the benchmarks').
-.SECONDARY:
+# Keep the benchmarks' object files, which are only intermediates of a link.
+# Only those: a bare .SECONDARY: makes every target secondary, and then a new
+# library source older than the archive (e.g. from a patch) is never compiled.
+.SECONDARY: $(BENCH_SRC:%.cpp=$(BUILD)/obj/%.o)
 .DEFAULT_GOAL := all
 
 all: $(LIB) $(CLI)

@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "tensor/threads.h"
+
 namespace miras::bench {
 
 inline double now_seconds() {
@@ -156,7 +158,7 @@ inline std::vector<nlohmann::json> json_lines(const std::string& out) {
 // PyTorch's OpenMP pool: Debian's torch does its matmuls in the same
 // libopenblas, whose pool follows OPENBLAS_NUM_THREADS, so the child process
 // gets both variables.
-inline void set_threads(int n) { openblas_set_num_threads(n); }
+inline void set_threads(int n) { set_blas_threads(n); }
 inline std::string torch_env(int n) {
     return "OPENBLAS_NUM_THREADS=" + std::to_string(n) + " OMP_NUM_THREADS=" + std::to_string(n) + " ";
 }
@@ -228,7 +230,16 @@ inline Options parse_options(int argc, char** argv, const std::string& usage,
         else if (a == "--no-torch") o.torch = false;
         else if (a == "--default-malloc") o.default_malloc = true;
         else if (a == "--samples") o.samples = true;
-        else if (a == "--threads" && i + 1 < argc) o.threads = std::max(1, std::atoi(argv[++i]));
+        else if (a == "--threads") {
+            // A whole number >= 1; anything else is an error, not silently 1.
+            std::string v = i + 1 < argc ? argv[++i] : "";
+            size_t used = 0;
+            int n = 0;
+            try { n = std::stoi(v, &used); } catch (const std::exception&) { used = 0; }
+            if (v.empty() || used != v.size() || n < 1)
+                throw std::invalid_argument("--threads needs a whole number >= 1, got '" + v + "'; usage: " + usage);
+            o.threads = n;
+        }
         else if (std::find(extra.begin(), extra.end(), a) != extra.end()) o.flags.push_back(a);
         else throw std::invalid_argument("unknown argument '" + a + "'; usage: " + usage);
     }
