@@ -178,17 +178,29 @@ Tensor self_attention(const Tensor& x, const Tensor& W_Q, const Tensor& W_K, con
         if (W->shape() != Shape{d, d})
             throw std::invalid_argument("self_attention: projections must be (" + std::to_string(d) + ", " +
                                         std::to_string(d) + "), got " + shape_str(W->shape()));
-    if (Np > 0 ? (!persistent.defined() || persistent.shape() != Shape{Np, d}) : persistent.defined())
-        throw std::invalid_argument("self_attention: persistent tokens must be (" + std::to_string(Np) + ", " +
-                                    std::to_string(d) + ")" + (Np > 0 ? "" : " (undefined)") + ", got " +
-                                    (persistent.defined() ? shape_str(persistent.shape()) : "undefined"));
     const int64_t B = x.size(0);
+    const bool per_sequence = persistent.defined() && persistent.dim() == 3;  // (B, N_p, d)
+    const bool shape_ok = Np > 0 ? persistent.defined() && (persistent.shape() == Shape{Np, d} ||
+                                                            persistent.shape() == Shape{B, Np, d})
+                                 : !persistent.defined();
+    if (!shape_ok)
+        throw std::invalid_argument("self_attention: persistent tokens must be (" + std::to_string(Np) + ", " +
+                                    std::to_string(d) + ") or (" + std::to_string(B) + ", " + std::to_string(Np) +
+                                    ", " + std::to_string(d) + ")" + (Np > 0 ? "" : " (undefined)") + ", got " +
+                                    (persistent.defined() ? shape_str(persistent.shape()) : "undefined"));
     Tensor k = matmul(x, W_K);  // (B, T, d)
     Tensor v = matmul(x, W_V);  // (B, T, d)
     if (Np > 0) {
-        // [P ; x] W = [P W ; x W]: P is projected once and shared by the batch.
-        k = cat({expand(unsqueeze(matmul(persistent, W_K), 0), {B, Np, d}), k}, 1);  // (B, N_p + T, d)
-        v = cat({expand(unsqueeze(matmul(persistent, W_V), 0), {B, Np, d}), v}, 1);  // (B, N_p + T, d)
+        // [P ; x] W = [P W ; x W]. Learned P is projected once and shared by
+        // the batch; a per-sequence prefix (MAL: the memory's outputs at the
+        // persistent positions) is projected per sequence.
+        Tensor pk = matmul(persistent, W_K), pv = matmul(persistent, W_V);  // (N_p, d) or (B, N_p, d)
+        if (!per_sequence) {
+            pk = expand(unsqueeze(pk, 0), {B, Np, d});
+            pv = expand(unsqueeze(pv, 0), {B, Np, d});
+        }
+        k = cat({pk, k}, 1);  // (B, N_p + T, d)
+        v = cat({pv, v}, 1);  // (B, N_p + T, d)
     }
     Tensor qh = split_heads(matmul(x, W_Q), H);  // (B, H, T, d_h)
     Tensor kh = split_heads(k, H);               // (B, H, N_p + T, d_h)

@@ -77,7 +77,8 @@ struct AttentionConfig {
 //   out = concat_heads(·) W_O; the outputs of the persistent rows are never computed.
 // RoPE positions [choice]: [P ; x] is one sequence, P at positions 0..N_p−1
 // and x_t at N_p + t, so a window's relative offsets are those of x itself.
-// x (B, T, d); W_* (d, d); persistent (N_p, d), or undefined when
+// x (B, T, d); W_* (d, d); persistent (N_p, d), or (B, N_p, d) for a
+// prefix of its own per sequence (MAL, miras/hybrid.h), or undefined when
 // cfg.n_persistent = 0 -> (B, T, d).
 Tensor self_attention(const Tensor& x, const Tensor& W_Q, const Tensor& W_K, const Tensor& W_V, const Tensor& W_O,
                       const Tensor& persistent, const AttentionConfig& cfg);

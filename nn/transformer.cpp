@@ -16,7 +16,7 @@ uint64_t mix_seed(uint64_t seed, uint64_t salt) {
 
 }  // namespace
 
-MixerFactory attention_mixers(const TransformerConfig& cfg) {
+AttentionConfig attention_config(const TransformerConfig& cfg) {
     AttentionConfig ac;
     ac.d_model = cfg.d_model;
     ac.n_heads = cfg.n_heads;
@@ -25,9 +25,16 @@ MixerFactory attention_mixers(const TransformerConfig& cfg) {
     ac.block_size = cfg.attn_block;
     ac.rope_base = cfg.rope_base;
     ac.dtype = cfg.dtype;
+    return ac;
+}
+
+uint64_t attention_seed(uint64_t model_seed, int layer) { return mix_seed(model_seed, 1000 + (uint64_t)layer); }
+
+MixerFactory attention_mixers(const TransformerConfig& cfg) {
+    const AttentionConfig ac = attention_config(cfg);
     const uint64_t seed = cfg.seed;
     return [ac, seed](int layer) -> std::shared_ptr<Mixer> {
-        Generator gen(mix_seed(seed, 1000 + (uint64_t)layer));
+        Generator gen(attention_seed(seed, layer));
         return std::make_shared<Attention>(ac, gen);
     };
 }

@@ -41,6 +41,11 @@ using MixerFactory = std::function<std::shared_ptr<Mixer>(int layer)>;
 // from cfg, layer l initialised from Generator(seed, l), independent of the
 // order in which layers are built.
 MixerFactory attention_mixers(const TransformerConfig& cfg);
+// What those mixers are built from: the attention settings of cfg, and the
+// seed of layer l's attention weights (also used by the hybrids that hold an
+// attention, miras/hybrid.h).
+AttentionConfig attention_config(const TransformerConfig& cfg);
+uint64_t attention_seed(uint64_t model_seed, int layer);
 
 // Llama-style pre-norm block (SPEC §2):
 //   h = x + Mixer(RMSNorm_1(x));  out = h + SwiGLU(RMSNorm_2(h)).

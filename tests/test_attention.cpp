@@ -296,6 +296,28 @@ BOOST_AUTO_TEST_CASE(module_matches_its_definition) {
     BOOST_TEST(max_abs_diff(plain.to_vector(), want) > 1e-6);
 }
 
+BOOST_AUTO_TEST_CASE(per_sequence_prefix_equals_a_learned_prefix_per_row) {
+    // persistent (B, N_p, d): sequence b attends over [P_b ; x_b], as if P_b
+    // were the learned (N_p, d) prefix of a batch of one; wrong shapes name both forms.
+    const int64_t B = 3, T = 6, d = 8, H = 2, w = 2, Np = 2;
+    Generator g(27);
+    Attention a(small_cfg(d, H, w, Np, 4), g);
+    Tensor x = randn({B, T, d}, g, DType::f64), P = randn({B, Np, d}, g, DType::f64);
+    const std::vector<double> all =
+        self_attention(x, a.W_Q(), a.W_K(), a.W_V(), a.W_O(), P, a.config()).to_vector();
+    for (int64_t b = 0; b < B; ++b) {
+        Tensor one = self_attention(narrow(x, 0, b, 1), a.W_Q(), a.W_K(), a.W_V(), a.W_O(), select(P, 0, b),
+                                    a.config());
+        const std::vector<double> want = one.to_vector();
+        std::vector<double> got(all.begin() + (long)(b * T * d), all.begin() + (long)((b + 1) * T * d));
+        BOOST_TEST(max_abs_diff(got, want) < 1e-12);
+    }
+    const std::string err = error_of<std::invalid_argument>(
+        [&] { self_attention(x, a.W_Q(), a.W_K(), a.W_V(), a.W_O(), randn({2, Np, d}, g, DType::f64), a.config()); });
+    BOOST_TEST(err.find("(2, 8) or (3, 2, 8)") != std::string::npos, err);
+    BOOST_TEST(err.find("got (2, 2, 8)") != std::string::npos, err);
+}
+
 BOOST_AUTO_TEST_CASE(module_window_of_one_without_persistent_is_the_value_path) {
     // Each token sees only itself: softmax over one key is 1, so out = x W_V W_O
     // whatever the queries, keys and RoPE do.
