@@ -8,6 +8,7 @@
 #include "miras/bias.h"
 #include "miras/layer.h"
 #include "miras/memory_arch.h"
+#include "miras/mixers.h"
 #include "miras/retention.h"
 
 namespace miras {
@@ -24,7 +25,7 @@ constexpr int64_t kMaxThreads = 1024;
 }
 
 void read_model(ConfigReader& cfg, ModelConfig& m) {
-    m.mixer = cfg.get_string("model.mixer", m.mixer, {"attn", "lmm"});
+    m.mixer = cfg.get_string("model.mixer", m.mixer, {"attn", "lmm", "mag", "mal"});
     m.vocab = cfg.get_int("model.vocab", m.vocab, 0, 1 << 24);
     m.d = cfg.get_int("model.d", m.d, 1, 1 << 16);
     m.heads = cfg.get_int("model.heads", m.heads, 1, 1 << 12);
@@ -38,11 +39,12 @@ void read_model(ConfigReader& cfg, ModelConfig& m) {
     if (m.d % m.heads != 0)
         fail(cfg, "key 'model.heads' = " + std::to_string(m.heads) + " must divide model.d = " + std::to_string(m.d));
 
-    if (m.mixer != "attn" && (m.window != 0 || m.n_persistent != 0))
-        fail(cfg, "keys 'model.window' and 'model.n_persistent' are only used with model.mixer = \"attn\"");
+    if (m.mixer == "lmm" && (m.window != 0 || m.n_persistent != 0))
+        fail(cfg, "keys 'model.window' and 'model.n_persistent' are only used with model.mixer = \"attn\", "
+                  "\"mag\" or \"mal\" (the ones with attention)");
     // [memory]: the fields of MemoryConfig (miras/config.h), same names. Read
     // and validated whatever the mixer, so one file can switch mixers with
-    // --set model.mixer=...; only "lmm" uses them.
+    // --set model.mixer=...; "lmm", "mag" and "mal" use them.
     MemoryConfig& mc = m.memory;
     mc.memory = cfg.get_string("memory.memory", mc.memory, memory_arch_names());
     mc.depth = cfg.get_int("memory.depth", mc.depth, 2, 64);
@@ -77,7 +79,7 @@ void read_model(ConfigReader& cfg, ModelConfig& m) {
     mc.d = m.d;
     mc.heads = m.heads;
     mc.dtype = m.dtype;
-    if (m.mixer == "lmm") {
+    if (m.mixer != "attn") {
         try {
             mc.validate();
         } catch (const std::exception& e) {
@@ -151,33 +153,6 @@ uint64_t layer_seed(uint64_t seed, uint64_t layer) {
     s += layer;
     return splitmix64(s);
 }
-
-// The memory layer of SPEC §1 as a token mixer (mixer "lmm": Titans' LMM
-// alone; Moneta / Yaad / Memora by the [memory] table).
-// Parameters: "memory.<MirasLayer names>".
-class MemoryMixer : public Mixer {
-public:
-    MemoryMixer(const MemoryConfig& cfg, bool sequential)
-        : layer_(register_module("memory", std::make_shared<MirasLayer>(cfg))), sequential_(sequential) {}
-    Tensor forward(const Tensor& x) override {  // (B, T, d) -> (B, T, d)
-        return layer_->forward(x, nullptr, sequential_ ? ScanMode::sequential : ScanMode::chunked);
-    }
-    // Matmuls only, 2 per multiply-add, d_h = d / H, per token:
-    //   projections W_Q, W_K, W_V, W_G, W_O: 10 d²
-    //   per head and weight matrix (out × in): forward M_W(k) at the chunk
-    //   anchor, its backward for u_t (two more products) and the retrieval
-    //   M_W(q): about 4 · 2 · out · in.
-    double forward_flops_per_token(int64_t) const override {
-        const MemoryConfig& c = layer_->config();
-        double f = 10.0 * (double)c.d * (double)c.d;
-        for (auto [out, in] : c.weight_shapes()) f += (double)c.heads * 8.0 * (double)out * (double)in;
-        return f;
-    }
-
-private:
-    std::shared_ptr<MirasLayer> layer_;
-    bool sequential_;
-};
 
 }  // namespace
 
@@ -277,20 +252,33 @@ std::shared_ptr<Transformer> build_model(const ModelConfig& m) {
     if (m.vocab < 1) throw std::invalid_argument("build_model: vocab must be resolved (> 0), got " + std::to_string(m.vocab));
     const TransformerConfig tc = m.transformer();
     if (m.mixer == "attn") return make_transformer(tc);
-    if (m.mixer == "lmm") {
-        MemoryConfig base = m.memory;
-        base.d = m.d;
-        base.heads = m.heads;
-        base.dtype = m.dtype;
-        const uint64_t seed = m.seed;
-        const bool sequential = m.memory_sequential;
-        return make_transformer(tc, [base, seed, sequential](int layer) -> std::shared_ptr<Mixer> {
-            MemoryConfig c = base;
-            c.seed = layer_seed(seed, (uint64_t)layer);
-            return std::make_shared<MemoryMixer>(c, sequential);
+    MemoryConfig base = m.memory;
+    base.d = m.d;
+    base.heads = m.heads;
+    base.dtype = m.dtype;
+    const uint64_t seed = m.seed;
+    const ScanMode scan = m.memory_sequential ? ScanMode::sequential : ScanMode::chunked;
+    const AttentionConfig ac = attention_config(tc);
+    // Layer l's memory draws from layer_seed(seed, l), its attention (mag,
+    // mal) from the seed the attention baseline's layer l would use.
+    auto memory_of = [base, seed](int layer) {
+        MemoryConfig c = base;
+        c.seed = layer_seed(seed, (uint64_t)layer);
+        return c;
+    };
+    if (m.mixer == "lmm")
+        return make_transformer(tc, [memory_of, scan](int layer) -> std::shared_ptr<Mixer> {
+            return std::make_shared<MemoryMixer>(memory_of(layer), scan);
+        });
+    if (m.mixer == "mag" || m.mixer == "mal") {
+        const bool mag = m.mixer == "mag";
+        return make_transformer(tc, [memory_of, scan, ac, seed, mag](int layer) -> std::shared_ptr<Mixer> {
+            Generator gen(attention_seed(seed, layer));
+            if (mag) return std::make_shared<MagMixer>(ac, gen, memory_of(layer), scan);
+            return std::make_shared<MalMixer>(ac, gen, memory_of(layer), scan);
         });
     }
-    throw std::invalid_argument("build_model: unknown mixer '" + m.mixer + "' (known: attn, lmm)");
+    throw std::invalid_argument("build_model: unknown mixer '" + m.mixer + "' (known: attn, lmm, mag, mal)");
 }
 
 }  // namespace miras

@@ -1,0 +1,98 @@
+#pragma once
+// The token mixers of SPEC §2 built on the memory layer of SPEC §1: each maps
+// (B, T, d) -> (B, T, d), causal along T, and sits in a Transformer block
+// (nn/transformer.h) in place of attention.
+//
+//   lmm   o = Mem(x)                                   Titans' LMM alone (Moneta,
+//                                                      Yaad, Memora by MemoryConfig)
+//   mag   y = SWA(w)([P ; x]),  m = Mem([P ; x]),      memory as a gate (Titans MAG)
+//         o = RMSNorm_a(y) ⊙ σ(RMSNorm_b(m))
+//   mal   y = Mem([P ; x]),  o = SWA(w)(y)             memory as a layer (Titans MAL,
+//                                                      Miras "-H" hybrids)
+//
+// P (N_p, d) is persistent memory: learned, input-independent tokens put in
+// front of every sequence; the outputs at their positions are dropped. In
+// `mag` both branches read the same P (the attention's "persistent"
+// parameter). In `mal` the memory reads [P ; x] and the attention runs over
+// all N_p + T of its outputs, the first N_p always visible ([choice], SPEC §2:
+// "SWA sees the N_p persistent tokens"), with queries at the T positions of x.
+// MAC (segments, read-before-write) is not built yet.
+#include <memory>
+
+#include "miras/layer.h"
+#include "nn/attention.h"
+#include "nn/layers.h"
+
+namespace miras {
+
+// Forward FLOPs per token of the memory layer (matmuls only, 2 per
+// multiply-add, d_h = d / H):
+//   projections W_Q, W_K, W_V, W_G, W_O: 10 d²
+//   per head and weight matrix (out × in): forward M_W(k) at the chunk
+//   anchor, its backward for u_t (two more products) and the retrieval
+//   M_W(q): about 4 · 2 · out · in.
+double memory_flops_per_token(const MemoryConfig& cfg);
+
+// lmm. Parameters: "memory.<MirasLayer names>".
+class MemoryMixer : public Mixer {
+public:
+    MemoryMixer(const MemoryConfig& cfg, ScanMode scan = ScanMode::chunked);
+    Tensor forward(const Tensor& x) override;  // (B, T, d) -> (B, T, d)
+    double forward_flops_per_token(int64_t seq_len) const override;
+    MirasLayer& memory() const { return *memory_; }
+
+private:
+    std::shared_ptr<MirasLayer> memory_;
+    ScanMode scan_;
+};
+
+// mag. attn.n_persistent is N_p; memory.d and memory.heads must equal the
+// attention's d_model and n_heads, and the dtypes agree.
+// Parameters: "attn.W_Q", "attn.W_K", "attn.W_V", "attn.W_O" (d, d),
+// "attn.persistent" (N_p, d) if N_p > 0, "memory.*", "norm_a.weight",
+// "norm_b.weight" (d, ones).
+class MagMixer : public Mixer {
+public:
+    // The attention (and P) are drawn from attn_gen, the memory from memory.seed.
+    MagMixer(const AttentionConfig& attn, Generator& attn_gen, const MemoryConfig& memory,
+             ScanMode scan = ScanMode::chunked);
+    Tensor forward(const Tensor& x) override;  // (B, T, d) -> (B, T, d)
+    // Attention's own count, plus the memory over N_p + T tokens.
+    double forward_flops_per_token(int64_t seq_len) const override;
+    Attention& attention() const { return *attn_; }
+    MirasLayer& memory() const { return *memory_; }
+    const RMSNorm& norm_a() const { return *norm_a_; }
+    const RMSNorm& norm_b() const { return *norm_b_; }
+
+private:
+    std::shared_ptr<Attention> attn_;
+    std::shared_ptr<MirasLayer> memory_;
+    std::shared_ptr<RMSNorm> norm_a_, norm_b_;
+    ScanMode scan_;
+};
+
+// mal. attn.n_persistent is N_p (P belongs to the mixer, not the attention).
+// Parameters: "persistent" (N_p, d) if N_p > 0, "memory.*", "attn.W_Q",
+// "attn.W_K", "attn.W_V", "attn.W_O" (d, d).
+class MalMixer : public Mixer {
+public:
+    // P and the attention are drawn from attn_gen, the memory from memory.seed.
+    MalMixer(const AttentionConfig& attn, Generator& attn_gen, const MemoryConfig& memory,
+             ScanMode scan = ScanMode::chunked);
+    Tensor forward(const Tensor& x) override;  // (B, T, d) -> (B, T, d)
+    double forward_flops_per_token(int64_t seq_len) const override;
+    const Tensor& persistent() const { return persistent_; }  // undefined when N_p = 0
+    Attention& attention() const { return *attn_; }           // its n_persistent is 0
+    MirasLayer& memory() const { return *memory_; }
+    // The attention settings of the forward: attention().config() with N_p.
+    const AttentionConfig& attention_config() const { return cfg_; }
+
+private:
+    AttentionConfig cfg_;
+    Tensor persistent_;
+    std::shared_ptr<MirasLayer> memory_;
+    std::shared_ptr<Attention> attn_;
+    ScanMode scan_;
+};
+
+}  // namespace miras
