@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "miras/scan.h"
 #include "nn/init.h"
 
 namespace miras {
@@ -107,6 +108,84 @@ double MalMixer::forward_flops_per_token(int64_t seq_len) const {
     const double n = attended_keys_per_query(seq_len, cfg_.window, cfg_.n_persistent);
     const double attn = 8 * d * d + 4 * d * n + (seq_len > 0 ? 4 * Np * d * d / T : 0.0);
     return attn + memory_flops_per_token(memory_->config()) * (seq_len > 0 ? (T + Np) / T : 1.0);
+}
+
+// ---- mac
+
+namespace {
+
+// y = attention at S over Ŝ = [P ; h ; S] (N_p + 2n rows), RoPE positions
+// along Ŝ. Query i (token S_i) sees every P, h_0 … h_i and S_0 … S_i:
+// causal along the segment for h as for S, since h_j is the read of token
+// j's query ([choice]: a causal mask over Ŝ as written would show S_i every
+// h_j, i.e. later tokens of its segment).
+Tensor segment_attention(const Attention& attn, const Tensor& h, const Tensor& S) {
+    const AttentionConfig& ac = attn.config();
+    const int64_t B = S.size(0), n = S.size(1), d = ac.d_model, H = ac.n_heads, Np = ac.n_persistent;
+    Tensor hat = cat({h, S}, 1);  // (B, 2n, d)
+    if (Np > 0) hat = cat({expand(unsqueeze(attn.persistent(), 0), {B, Np, d}), hat}, 1);  // (B, N_p + 2n, d)
+    const int64_t Tk = Np + 2 * n;
+    Tensor q = split_heads(matmul(S, attn.W_Q()), H);    // (B, H, n, d_h)
+    Tensor k = split_heads(matmul(hat, attn.W_K()), H);  // (B, H, N_p + 2n, d_h)
+    Tensor v = split_heads(matmul(hat, attn.W_V()), H);
+    if (ac.use_rope) {
+        q = rope_from(q, Np + n, ac.rope_base);  // S_i at N_p + n + i
+        k = rope_from(k, 0, ac.rope_base);
+    }
+    std::vector<bool> visible((size_t)(n * Tk));
+    for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < Tk; ++j) {
+            const int64_t jj = j < Np ? -1 : (j - Np) % n;  // index within h or S; P: always
+            visible[(size_t)(i * Tk + j)] = jj <= i;
+        }
+    return matmul(merge_heads(attention_masked(q, k, v, visible)), attn.W_O());  // (B, n, d)
+}
+
+}  // namespace
+
+MacMixer::MacMixer(const AttentionConfig& attn, Generator& attn_gen, const MemoryConfig& memory, int64_t segment,
+                   ScanMode scan)
+    : segment_(segment), scan_(scan) {
+    check_pair("MacMixer", attn, memory);
+    if (segment < 1) throw std::invalid_argument("MacMixer: segment must be >= 1, got " + std::to_string(segment));
+    if (attn.window != 0)
+        throw std::invalid_argument("MacMixer: window must be 0 (attention is full within a segment), got " +
+                                    std::to_string(attn.window));
+    attn_ = register_module("attn", std::make_shared<Attention>(attn, attn_gen));
+    memory_ = register_module("memory", std::make_shared<MirasLayer>(memory));
+}
+
+Tensor MacMixer::forward(const Tensor& x) {
+    const AttentionConfig& ac = attn_->config();
+    check_input("MacMixer", x, ac.d_model);
+    const int64_t B = x.size(0), T = x.size(1);
+    // The read's queries q(x) for the whole sequence at once: the projection
+    // and its causal conv run over the stream of inputs x, apart from the
+    // stream of attention outputs y that the memory is written with.
+    MemoryState read_stream = memory_->initial_state(B);
+    const Tensor q = memory_->project(x, read_stream).q;  // (B, H, T, d_h)
+    MemoryState state = memory_->initial_state(B);       // the written memory: W(0) = φ(A_0)
+    TensorList outs;
+    for (int64_t t0 = 0; t0 < T; t0 += segment_) {
+        const int64_t n = std::min(segment_, T - t0);
+        Tensor S = narrow(x, 1, t0, n);  // (B, n, d)
+        // h = M_{W(s−1)}(q(S)): read only, through the layer's output stage.
+        Tensor h = memory_->output(S, memory_retrieve(memory_->config(), narrow(q, 2, t0, n), state));  // (B, n, d)
+        Tensor y = segment_attention(*attn_, h, S);  // (B, n, d)
+        // Write y, reading each token after its own write: m_t = Mem_{W_t}(q(y_t)).
+        Tensor m = memory_->forward(y, &state, scan_);  // (B, n, d); state ends at W(s)
+        outs.push_back(mul(y, sigmoid(m)));
+    }
+    return outs.size() == 1 ? outs[0] : cat(outs, 1);
+}
+
+double MacMixer::forward_flops_per_token(int64_t seq_len) const {
+    const AttentionConfig& ac = attn_->config();
+    const double d = (double)ac.d_model, Np = (double)ac.n_persistent;
+    const double C = (double)std::max<int64_t>(1, std::min(segment_, std::max<int64_t>(1, seq_len)));
+    const double keys = Np + C + (C + 1) / 2;
+    const double attn = 8 * d * d + 4 * d * keys + 4 * (Np + C) * d * d / C;
+    return attn + 2 * memory_flops_per_token(memory_->config());
 }
 
 }  // namespace miras

@@ -9,6 +9,11 @@
 //         o = RMSNorm_a(y) ⊙ σ(RMSNorm_b(m))
 //   mal   y = Mem([P ; x]),  o = SWA(w)(y)             memory as a layer (Titans MAL,
 //                                                      Miras "-H" hybrids)
+//   mac   per segment S of C tokens:                   memory as context (Titans MAC)
+//         h = Mem_read(S) at the weights W(s−1),
+//         y = attention over [P ; h ; S] at S (causal, full within the segment),
+//         m = Mem(y) written on from W(s−1) (its end state is W(s)),
+//         o = y ⊙ σ(m)
 //
 // P (N_p, d) is persistent memory: learned, input-independent tokens put in
 // front of every sequence; the outputs at their positions are dropped. In
@@ -16,7 +21,13 @@
 // parameter). In `mal` the memory reads [P ; x] and the attention runs over
 // all N_p + T of its outputs, the first N_p always visible ([choice], SPEC §2:
 // "SWA sees the N_p persistent tokens"), with queries at the T positions of x.
-// MAC (segments, read-before-write) is not built yet.
+// In `mac` the read h goes through the layer's own query projection and
+// output stage (q of SPEC §1.1 on the segment's tokens, then §1.7's RMSNorm,
+// gate and W_O), so h lives in the model's d-space next to S. The gate reads
+// each token after its own write, m_t = Mem_{W_t}(q(y_t)) ([choice]: SPEC
+// writes M_{W(s)}, the end-of-segment weights, for every token of the
+// segment, which would let a token see the later tokens of its segment; W_t
+// is W(s) at the segment's last token).
 #include <memory>
 
 #include "miras/layer.h"
@@ -92,6 +103,29 @@ private:
     Tensor persistent_;
     std::shared_ptr<MirasLayer> memory_;
     std::shared_ptr<Attention> attn_;
+    ScanMode scan_;
+};
+
+// mac. attn.n_persistent is N_p (the attention's "persistent"); attn.window
+// must be 0 (attention is full within a segment); segment C >= 1.
+// Parameters: "attn.W_Q", "attn.W_K", "attn.W_V", "attn.W_O" (d, d),
+// "attn.persistent" (N_p, d) if N_p > 0, "memory.*".
+class MacMixer : public Mixer {
+public:
+    MacMixer(const AttentionConfig& attn, Generator& attn_gen, const MemoryConfig& memory, int64_t segment,
+             ScanMode scan = ScanMode::chunked);
+    Tensor forward(const Tensor& x) override;  // (B, T, d) -> (B, T, d)
+    // Approximate: attention over N_p + C + (C + 1)/2 keys on average, the
+    // prefix's keys and values per segment, the memory read and write.
+    double forward_flops_per_token(int64_t seq_len) const override;
+    Attention& attention() const { return *attn_; }
+    MirasLayer& memory() const { return *memory_; }
+    int64_t segment() const { return segment_; }
+
+private:
+    std::shared_ptr<Attention> attn_;
+    std::shared_ptr<MirasLayer> memory_;
+    int64_t segment_;
     ScanMode scan_;
 };
 

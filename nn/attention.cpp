@@ -55,17 +55,47 @@ int64_t attention_score_count(int64_t Tq, int64_t Tk, bool causal, int64_t windo
     return plan_attention(Tq, Tk, causal, window, n_prefix, block_size).scores;
 }
 
+namespace {
+
+// Shapes (B, H, Tq, d_k), (B, H, Tk, d_k), (B, H, Tk, d_v) and one dtype.
+void check_qkv(const std::string& who, const Tensor& q, const Tensor& k, const Tensor& v) {
+    if (q.dim() != 4 || k.dim() != 4 || v.dim() != 4)
+        throw std::invalid_argument(who + ": q, k, v must be (B, H, T, d), got " + shapes3(q, k, v));
+    const int64_t B = q.size(0), H = q.size(1), dk = q.size(3), Tk = k.size(2);
+    if (k.size(0) != B || k.size(1) != H || k.size(3) != dk || v.size(0) != B || v.size(1) != H || v.size(2) != Tk)
+        throw std::invalid_argument(who + ": shapes do not fit: " + shapes3(q, k, v));
+    if (q.dtype() != k.dtype() || q.dtype() != v.dtype())
+        throw std::invalid_argument(who + ": dtypes differ (" + std::string(dtype_name(q.dtype())) + ", " +
+                                    dtype_name(k.dtype()) + ", " + dtype_name(v.dtype()) + ")");
+}
+
+}  // namespace
+
+Tensor attention_masked(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<bool>& visible) {
+    check_qkv("attention_masked", q, k, v);
+    const int64_t Tq = q.size(2), Tk = k.size(2), dk = q.size(3);
+    if ((int64_t)visible.size() != Tq * Tk)
+        throw std::invalid_argument("attention_masked: visible has " + std::to_string(visible.size()) +
+                                    " entries, need Tq · Tk = " + std::to_string(Tq) + " · " + std::to_string(Tk));
+    std::vector<double> mask((size_t)(Tq * Tk), 0.0);
+    for (int64_t i = 0; i < Tq; ++i) {
+        bool any = false;
+        for (int64_t j = 0; j < Tk; ++j) {
+            if (visible[(size_t)(i * Tk + j)]) any = true;
+            else mask[(size_t)(i * Tk + j)] = kMasked;
+        }
+        if (!any) throw std::invalid_argument("attention_masked: query " + std::to_string(i) + " sees no key");
+    }
+    Tensor scores = matmul(q * (1.0 / std::sqrt((double)dk)), transpose(k, -1, -2));  // (B, H, Tq, Tk)
+    scores = scores + from_vector(mask, {Tq, Tk}, q.dtype());
+    return matmul(softmax(scores, -1), v);  // (B, H, Tq, d_v)
+}
+
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, int64_t window,
                  int64_t n_prefix, int64_t block_size) {
-    if (q.dim() != 4 || k.dim() != 4 || v.dim() != 4)
-        throw std::invalid_argument("attention: q, k, v must be (B, H, T, d), got " + shapes3(q, k, v));
+    check_qkv("attention", q, k, v);
     const int64_t B = q.size(0), H = q.size(1), Tq = q.size(2), dk = q.size(3);
     const int64_t Tk = k.size(2), dv = v.size(3);
-    if (k.size(0) != B || k.size(1) != H || k.size(3) != dk || v.size(0) != B || v.size(1) != H || v.size(2) != Tk)
-        throw std::invalid_argument("attention: shapes do not fit: " + shapes3(q, k, v));
-    if (q.dtype() != k.dtype() || q.dtype() != v.dtype())
-        throw std::invalid_argument("attention: dtypes differ (" + std::string(dtype_name(q.dtype())) + ", " +
-                                    dtype_name(k.dtype()) + ", " + dtype_name(v.dtype()) + ")");
     if (Tq > Tk)
         throw std::invalid_argument("attention: more queries than keys (queries align with the last keys): " +
                                     shapes3(q, k, v));

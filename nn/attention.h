@@ -4,6 +4,7 @@
 // the causal self-attention mixer with RoPE, sliding window and persistent
 // tokens. Also the Mixer interface that every token mixer implements.
 #include <cstdint>
+#include <vector>
 
 #include "nn/module.h"
 #include "nn/rope.h"
@@ -45,6 +46,12 @@ inline constexpr int64_t kAttentionBlock = 64;
 // zero tensor per block: O(Tk) each).
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal = true, int64_t window = 0,
                  int64_t n_persistent_prefix = 0, int64_t block_size = kAttentionBlock);
+
+// softmax(q kᵀ / sqrt(d_k) + mask) v with the visibility given explicitly,
+// for layouts the rule above cannot express (MAC, miras/mixers.h):
+// visible[i·Tk + j] says whether query i sees key j; every query must see at
+// least one key. Shapes as for attention() (any Tq, Tk); dense, O(Tq · Tk).
+Tensor attention_masked(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<bool>& visible);
 
 // Score entries attention() computes per (batch, head) for these sizes (the
 // blocked path's gathered keys, or Tq · Tk for the dense path): its cost.

@@ -240,6 +240,54 @@ BOOST_AUTO_TEST_CASE(attention_errors) {
     BOOST_TEST(error_of<std::invalid_argument>([&] { attention(randn({2, 4}, g), k, v); }).find("(B, H, T, d)") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(attention_masked_explicit_visibility) {
+    // With the visibility of the causal / window / prefix rule it is
+    // attention() itself; with any other it is the naive masked softmax.
+    Generator g(14);
+    const int64_t Tq = 4, Tk = 7, w = 2, Np = 2, off = Tk - Tq;
+    Tensor q = randn({2, 2, Tq, 4}, g, DType::f64), k = randn({2, 2, Tk, 4}, g, DType::f64),
+           v = randn({2, 2, Tk, 3}, g, DType::f64);
+    std::vector<bool> rule, odd;
+    for (int64_t i = 0; i < Tq; ++i)
+        for (int64_t j = 0; j < Tk; ++j) {
+            rule.push_back(j <= off + i && (j < Np || off + i - j < w));
+            odd.push_back((i + j) % 2 == 0);  // a pattern no rule gives
+        }
+    BOOST_TEST(max_abs_diff(attention_masked(q, k, v, rule).to_vector(),
+                            attention(q, k, v, true, w, Np).to_vector()) < 1e-12);
+    // Naive: per row, softmax over the visible keys only.
+    const std::vector<double> got = attention_masked(q, k, v, odd).to_vector();
+    const std::vector<double> qv = q.to_vector(), kv = k.to_vector(), vv = v.to_vector();
+    double worst = 0;
+    for (int64_t bh = 0; bh < 4; ++bh)
+        for (int64_t i = 0; i < Tq; ++i) {
+            std::vector<double> e((size_t)Tk, 0.0);
+            double z = 0;
+            for (int64_t j = 0; j < Tk; ++j) {
+                if (!odd[(size_t)(i * Tk + j)]) continue;
+                double sdot = 0;
+                for (int64_t c = 0; c < 4; ++c) sdot += qv[(size_t)((bh * Tq + i) * 4 + c)] * kv[(size_t)((bh * Tk + j) * 4 + c)];
+                e[(size_t)j] = std::exp(sdot / 2.0);  // 1 / sqrt(d_k = 4)
+                z += e[(size_t)j];
+            }
+            for (int64_t c = 0; c < 3; ++c) {
+                double want = 0;
+                for (int64_t j = 0; j < Tk; ++j) want += e[(size_t)j] / z * vv[(size_t)((bh * Tk + j) * 3 + c)];
+                worst = std::max(worst, std::abs(got[(size_t)((bh * Tq + i) * 3 + c)] - want));
+            }
+        }
+    BOOST_TEST(worst < 1e-12);
+    check_grads("attention_masked", [odd](const TensorList& x) { return TensorList{attention_masked(x[0], x[1], x[2], odd)}; },
+                {var64({1, 2, Tq, 4}, g), var64({1, 2, Tk, 4}, g), var64({1, 2, Tk, 3}, g)});
+    // Errors: the mask's size, a query that sees nothing.
+    BOOST_TEST(error_of<std::invalid_argument>([&] { attention_masked(q, k, v, std::vector<bool>(5, true)); })
+                   .find("need Tq · Tk = 4 · 7") != std::string::npos);
+    std::vector<bool> blind = rule;
+    for (int64_t j = 0; j < Tk; ++j) blind[(size_t)(2 * Tk + j)] = false;
+    BOOST_TEST(error_of<std::invalid_argument>([&] { attention_masked(q, k, v, blind); }).find("query 2 sees no key") !=
+               std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(attended_keys_formula) {
     // T = 5, w = 2: keys 1, 2, 2, 2, 2 -> mean 1.8, plus 3 persistent.
     BOOST_TEST(std::abs(attended_keys_per_query(5, 2, 3) - 4.8) < 1e-12);

@@ -1,4 +1,4 @@
-// The SPEC §2 mixers on the memory layer (miras/mixers.h): mag and mal
+// The SPEC §2 mixers on the memory layer (miras/mixers.h): mag, mal and mac
 // against their definitions written out from their parts, causality, the
 // persistent tokens seen at every position whatever the window, the
 // gradient of x and of every parameter against central differences (f64,
@@ -9,6 +9,7 @@
 #include <map>
 
 #include "miras/mixers.h"
+#include "miras/scan.h"
 #include "op_test_util.h"
 #include "train/model_config.h"
 
@@ -45,10 +46,19 @@ MemoryConfig mem_cfg(const std::string& memory = "linear") {
     return m;
 }
 
+// mac has no window (full attention within a segment of kSegment tokens).
+constexpr int64_t kSegment = 3;
 std::shared_ptr<Mixer> make(const std::string& kind, int64_t window, int64_t Np, const std::string& memory = "linear") {
     Generator g(5);
     if (kind == "mag") return std::make_shared<MagMixer>(attn_cfg(window, Np), g, mem_cfg(memory));
+    if (kind == "mac") return std::make_shared<MacMixer>(attn_cfg(0, Np), g, mem_cfg(memory), kSegment);
     return std::make_shared<MalMixer>(attn_cfg(window, Np), g, mem_cfg(memory));
+}
+
+Tensor persistent_of(const std::string& kind, const std::shared_ptr<Mixer>& mix) {
+    if (kind == "mag") return std::static_pointer_cast<MagMixer>(mix)->attention().persistent();
+    if (kind == "mac") return std::static_pointer_cast<MacMixer>(mix)->attention().persistent();
+    return std::static_pointer_cast<MalMixer>(mix)->persistent();
 }
 
 // RMSNorm over the last dim, written out: x / sqrt(mean(x²) + eps) ⊙ w.
@@ -59,6 +69,28 @@ Tensor rms_by_hand(const Tensor& x, const Tensor& w) {
 // Rows [from, to) of (B, T, d) as a flat vector.
 std::vector<double> rows(const Tensor& x, int64_t from, int64_t to) {
     return narrow(x, 1, from, to - from).to_vector();
+}
+
+// MAC's attention written out: keys and values over Ŝ = [P ; h ; S] at RoPE
+// positions 0 … N_p + 2n − 1, queries S at N_p + n …; each key carries the
+// token it belongs to (P: none, h_j and S_j: j), and query i sees a key iff
+// that token is not after i.
+Tensor mac_attention_by_hand(const Attention& a, const Tensor& h, const Tensor& S) {
+    const int64_t B = S.size(0), n = S.size(1), Tk = kNp + 2 * n;
+    Tensor hat = cat({expand(unsqueeze(a.persistent(), 0), {B, kNp, kD}), h, S}, 1);
+    std::vector<int64_t> pos_q, pos_k, token;
+    for (int64_t i = 0; i < n; ++i) pos_q.push_back(kNp + n + i);
+    for (int64_t j = 0; j < Tk; ++j) pos_k.push_back(j);
+    for (int64_t j = 0; j < kNp; ++j) token.push_back(-1);
+    for (int64_t r = 0; r < 2; ++r)
+        for (int64_t j = 0; j < n; ++j) token.push_back(j);
+    std::vector<bool> visible;
+    for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < Tk; ++j) visible.push_back(token[(size_t)j] <= i);
+    Tensor q = rope(split_heads(matmul(S, a.W_Q()), kH), pos_q);
+    Tensor k = rope(split_heads(matmul(hat, a.W_K()), kH), pos_k);
+    Tensor v = split_heads(matmul(hat, a.W_V()), kH);
+    return matmul(merge_heads(attention_masked(q, k, v, visible)), a.W_O());
 }
 
 }  // namespace
@@ -130,8 +162,44 @@ BOOST_AUTO_TEST_CASE(mal_attends_over_the_memory_outputs_at_p_and_x) {
     BOOST_TEST(max_abs_diff(mix->forward(x).to_vector(), want.to_vector()) < 1e-12);
 }
 
+BOOST_AUTO_TEST_CASE(mac_is_its_definition) {
+    // Per segment S (3 tokens; T = 8: segments 3, 3, 2): h = the read of the
+    // memory at the weights left by the previous segments' writes, through
+    // the layer's output stage; y = attention at S over [P ; h ; S]; the
+    // memory then writes y, and o = y ⊙ σ(Mem(y)).
+    Generator g(8);
+    auto mix = std::make_shared<MacMixer>(attn_cfg(0, kNp), g, mem_cfg("mlp"), 3);
+    const int64_t B = 2, T = 8;
+    Tensor x = randn({B, T, kD}, g, DType::f64);
+    MirasLayer& mem = mix->memory();
+    const Attention& a = mix->attention();
+    MemoryState reads = mem.initial_state(B), writes = mem.initial_state(B);
+    Tensor q = mem.project(x, reads).q;  // (B, H, T, d_h): q of the inputs, one causal conv over x
+    TensorList outs;
+    for (int64_t t0 = 0; t0 < T; t0 += 3) {
+        const int64_t n = std::min<int64_t>(3, T - t0);
+        Tensor S = narrow(x, 1, t0, n);
+        Tensor h = mem.output(S, memory_retrieve(mem.config(), narrow(q, 2, t0, n), writes));
+        Tensor y = mac_attention_by_hand(a, h, S);
+        outs.push_back(mul(y, sigmoid(mem.forward(y, &writes))));
+    }
+    BOOST_TEST(max_abs_diff(mix->forward(x).to_vector(), cat(outs, 1).to_vector()) < 1e-12);
+    // One segment: the read is at W(0) = φ(A_0) for every token, and the write
+    // starts from A_0, i.e. the memory layer run on y alone.
+    Generator g2(8);
+    auto one = std::make_shared<MacMixer>(attn_cfg(0, kNp), g2, mem_cfg("mlp"), 64);
+    Tensor x1 = narrow(x, 1, 0, 5);
+    MemoryState fresh = one->memory().initial_state(B), reads1 = one->memory().initial_state(B);
+    Tensor h = one->memory().output(x1, memory_retrieve(one->memory().config(), one->memory().project(x1, reads1).q, fresh));
+    Tensor y = mac_attention_by_hand(one->attention(), h, x1);
+    Tensor want = mul(y, sigmoid(one->memory().forward(y)));
+    BOOST_TEST(max_abs_diff(one->forward(x1).to_vector(), want.to_vector()) < 1e-12);
+}
+
 BOOST_AUTO_TEST_CASE(causal_and_persistent_tokens_seen_everywhere) {
-    for (const std::string kind : {"mag", "mal"})
+    // mac: t0 = 5 is in the middle of its second segment (3 tokens), so a
+    // later token of the same segment must not leak into t < t0 either.
+    for (const std::string kind : {"mag", "mal", "mac"})
         for (const std::string memory : {"linear", "mlp"}) {
             BOOST_TEST_CONTEXT(kind << " / " << memory) {
                 auto mix = make(kind, 2, kNp, memory);
@@ -144,8 +212,7 @@ BOOST_AUTO_TEST_CASE(causal_and_persistent_tokens_seen_everywhere) {
                 BOOST_TEST(max_abs_diff(rows(o, 0, t0), rows(o2, 0, t0)) == 0.0);   // the past is untouched
                 BOOST_TEST(max_abs_diff(rows(o, t0, T), rows(o2, t0, T)) > 1e-9);  // the future sees it
                 // The last token, far outside a window of 2 from the start, still depends on P.
-                Tensor P = kind == "mag" ? std::static_pointer_cast<MagMixer>(mix)->attention().persistent()
-                                         : std::static_pointer_cast<MalMixer>(mix)->persistent();
+                Tensor P = persistent_of(kind, mix);
                 Tensor gP = grad({sum(narrow(mix->forward(x), 1, T - 1, 1))}, {P})[0];
                 BOOST_TEST(std::sqrt(sum(square(gP)).item()) > 1e-6);
             }
@@ -157,7 +224,7 @@ BOOST_AUTO_TEST_CASE(gradients_of_x_and_every_parameter_match_central_difference
     // direction u, so a wrong gradient in one parameter cannot hide behind
     // the others. The memory's parameters are reached through its inner
     // gradient steps (second order).
-    for (const std::string kind : {"mag", "mal"})
+    for (const std::string kind : {"mag", "mal", "mac"})
         for (const std::string memory : {"linear", "mlp"}) {
             auto mix = make(kind, 2, kNp, memory);
             Generator g(6);
@@ -202,14 +269,15 @@ BOOST_AUTO_TEST_CASE(gradients_of_x_and_every_parameter_match_central_difference
 }
 
 BOOST_AUTO_TEST_CASE(model_config_builds_each_mixer) {
-    for (const std::string mixer : {"mag", "mal"}) {
+    for (const std::string mixer : {"mag", "mal", "mac"}) {
         BOOST_TEST_CONTEXT(mixer) {
-            RunConfig rc = default_run_config({"model.mixer=" + mixer, "model.window=4", "model.n_persistent=2",
-                                               "model.d=16", "model.heads=2", "memory.memory=mlp"});
+            RunConfig rc = default_run_config({"model.mixer=" + mixer, mixer == "mac" ? "model.segment=8" : "model.window=4",
+                                               "model.n_persistent=2", "model.d=16", "model.heads=2",
+                                               "memory.memory=mlp"});
             auto model = build_model(rc.model);
             std::map<std::string, Shape> p;
             for (auto& [n, t] : model->named_parameters()) p[n] = t.shape();
-            const std::string P = mixer == "mag" ? "blocks.1.mixer.attn.persistent" : "blocks.1.mixer.persistent";
+            const std::string P = mixer == "mal" ? "blocks.1.mixer.persistent" : "blocks.1.mixer.attn.persistent";
             BOOST_TEST((p.at(P) == Shape{2, 16}));
             BOOST_TEST(p.count("blocks.1.mixer.memory.W_Q") == 1u);
             const double f = model->forward_flops_per_token(32);
@@ -223,6 +291,11 @@ BOOST_AUTO_TEST_CASE(model_config_builds_each_mixer) {
     const std::string err = error_of([] { default_run_config({"model.mixer=lmm", "model.n_persistent=2"}); });
     BOOST_TEST(err.find("model.n_persistent") != std::string::npos, err);
     BOOST_TEST(err.find("\"mag\"") != std::string::npos, err);
+    // mac's attention is full within a segment: a window is an error naming the key.
+    const std::string err3 = error_of([] { default_run_config({"model.mixer=mac", "model.window=4"}); });
+    BOOST_TEST(err3.find("'model.window' = 4") != std::string::npos, err3);
+    BOOST_TEST(err3.find("model.segment") != std::string::npos, err3);
+    BOOST_TEST(error_of([] { default_run_config({"model.segment=0"}); }).find("model.segment") != std::string::npos);
     // [memory] rules apply to the hybrids too.
     const std::string err2 = error_of([] { default_run_config({"model.mixer=mal", "memory.fixed_gates.eta=0.5"}); });
     BOOST_TEST(err2.find("eta") != std::string::npos, err2);
@@ -239,6 +312,10 @@ BOOST_AUTO_TEST_CASE(errors_name_what_disagrees) {
     other.dtype = DType::f32;
     err = error_of<std::invalid_argument>([&] { MalMixer(attn_cfg(0, 0), g, other); });
     BOOST_TEST(err.find("f32") != std::string::npos, err);
+    err = error_of<std::invalid_argument>([&] { MacMixer(attn_cfg(0, 0), g, mem_cfg(), 0); });
+    BOOST_TEST(err.find("segment must be >= 1, got 0") != std::string::npos, err);
+    err = error_of<std::invalid_argument>([&] { MacMixer(attn_cfg(2, 0), g, mem_cfg(), 4); });
+    BOOST_TEST(err.find("window must be 0") != std::string::npos, err);
     auto mix = make("mal", 0, kNp);
     err = error_of<std::invalid_argument>([&] { mix->forward(randn({1, 3, 5}, g, DType::f64)); });
     BOOST_TEST(err.find("(1, 3, 5)") != std::string::npos, err);

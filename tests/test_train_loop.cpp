@@ -125,10 +125,10 @@ BOOST_AUTO_TEST_CASE(baseline_transformer_learns_tiny_mqar) {
     BOOST_TEST(fs::exists(tmp.file("config.toml")));
 }
 
-// For the baseline, the memory mixer and the two hybrids (none may keep any
+// For the baseline, the memory mixer and the three hybrids (none may keep any
 // state outside its parameters).
 BOOST_AUTO_TEST_CASE(sigint_then_resume_reproduces_the_run) {
-  for (const std::string mixer : {"attn", "lmm", "mag", "mal"}) {
+  for (const std::string mixer : {"attn", "lmm", "mag", "mal", "mac"}) {
     BOOST_TEST_CONTEXT("model.mixer = " << mixer) {
     const int64_t steps = 12, stop_at = 5;
     const std::vector<std::string> sets = {"train.eval_every=4", "model.mixer=" + mixer};

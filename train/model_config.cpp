@@ -25,7 +25,7 @@ constexpr int64_t kMaxThreads = 1024;
 }
 
 void read_model(ConfigReader& cfg, ModelConfig& m) {
-    m.mixer = cfg.get_string("model.mixer", m.mixer, {"attn", "lmm", "mag", "mal"});
+    m.mixer = cfg.get_string("model.mixer", m.mixer, {"attn", "lmm", "mag", "mal", "mac"});
     m.vocab = cfg.get_int("model.vocab", m.vocab, 0, 1 << 24);
     m.d = cfg.get_int("model.d", m.d, 1, 1 << 16);
     m.heads = cfg.get_int("model.heads", m.heads, 1, 1 << 12);
@@ -33,6 +33,8 @@ void read_model(ConfigReader& cfg, ModelConfig& m) {
     m.mlp_hidden = cfg.get_int("model.mlp_hidden", m.mlp_hidden, 0, 1 << 20);
     m.window = cfg.get_int("model.window", m.window, 0, kMaxInt);
     m.n_persistent = cfg.get_int("model.n_persistent", m.n_persistent, 0, 1 << 20);
+    // Read whatever the mixer (like [memory]), so one file can switch to mac.
+    m.segment = cfg.get_int("model.segment", m.segment, 1, 1 << 20);
     m.tie_embeddings = cfg.get_bool("model.tie_embeddings", m.tie_embeddings);
     m.dtype = cfg.get_string("model.dtype", "f32", {"f32", "f64"}) == "f64" ? DType::f64 : DType::f32;
     m.seed = (uint64_t)cfg.get_int("model.seed", (int64_t)m.seed, 0, kMaxInt);
@@ -41,7 +43,11 @@ void read_model(ConfigReader& cfg, ModelConfig& m) {
 
     if (m.mixer == "lmm" && (m.window != 0 || m.n_persistent != 0))
         fail(cfg, "keys 'model.window' and 'model.n_persistent' are only used with model.mixer = \"attn\", "
-                  "\"mag\" or \"mal\" (the ones with attention)");
+                  "\"mag\", \"mal\" or \"mac\" (the ones with attention)");
+    if (m.mixer == "mac" && m.window != 0)
+        fail(cfg, "key 'model.window' = " + std::to_string(m.window) +
+                      " must be 0 with model.mixer = \"mac\": its attention is full within a segment "
+                      "(model.segment sets the span)");
     // [memory]: the fields of MemoryConfig (miras/config.h), same names. Read
     // and validated whatever the mixer, so one file can switch mixers with
     // --set model.mixer=...; "lmm", "mag" and "mal" use them.
@@ -270,15 +276,17 @@ std::shared_ptr<Transformer> build_model(const ModelConfig& m) {
         return make_transformer(tc, [memory_of, scan](int layer) -> std::shared_ptr<Mixer> {
             return std::make_shared<MemoryMixer>(memory_of(layer), scan);
         });
-    if (m.mixer == "mag" || m.mixer == "mal") {
-        const bool mag = m.mixer == "mag";
-        return make_transformer(tc, [memory_of, scan, ac, seed, mag](int layer) -> std::shared_ptr<Mixer> {
+    if (m.mixer == "mag" || m.mixer == "mal" || m.mixer == "mac") {
+        const std::string kind = m.mixer;
+        const int64_t segment = m.segment;
+        return make_transformer(tc, [memory_of, scan, ac, seed, kind, segment](int layer) -> std::shared_ptr<Mixer> {
             Generator gen(attention_seed(seed, layer));
-            if (mag) return std::make_shared<MagMixer>(ac, gen, memory_of(layer), scan);
-            return std::make_shared<MalMixer>(ac, gen, memory_of(layer), scan);
+            if (kind == "mag") return std::make_shared<MagMixer>(ac, gen, memory_of(layer), scan);
+            if (kind == "mal") return std::make_shared<MalMixer>(ac, gen, memory_of(layer), scan);
+            return std::make_shared<MacMixer>(ac, gen, memory_of(layer), segment, scan);
         });
     }
-    throw std::invalid_argument("build_model: unknown mixer '" + m.mixer + "' (known: attn, lmm, mag, mal)");
+    throw std::invalid_argument("build_model: unknown mixer '" + m.mixer + "' (known: attn, lmm, mag, mal, mac)");
 }
 
 }  // namespace miras

@@ -1,7 +1,7 @@
 // One experiment = one TOML file (train/configs/*.toml), read into a RunConfig.
 //
 //   [model]   the network: width, depth, mixer, dtype, seed
-//   [memory]  the Miras memory layer (miras/config.h), with mixer = "lmm", "mag" or "mal"
+//   [memory]  the Miras memory layer (miras/config.h), with every mixer but "attn"
 //   [data]    the task: mqar | passkey | bytes, sequence length, data seed
 //   [optim]   adamw | sgd, learning-rate schedule, gradient clipping
 //   [train]   steps, batch size, evaluation and logging cadence, BLAS threads
@@ -29,14 +29,15 @@
 namespace miras {
 
 struct ModelConfig {
-    std::string mixer = "lmm";   // "attn" | "lmm" | "mag" | "mal" (SPEC §2, miras/mixers.h)
+    std::string mixer = "lmm";   // "attn" | "lmm" | "mag" | "mal" | "mac" (SPEC §2, miras/mixers.h)
     int64_t vocab = 0;           // 0: the task's vocabulary; resolved by read_run_config
     int64_t d = 64;
     int64_t heads = 4;
     int64_t layers = 2;
     int64_t mlp_hidden = 0;      // 0: 8d/3 rounded up to a multiple of 8
     int64_t window = 0;          // attn, mag, mal: sliding window (0 = full causal)
-    int64_t n_persistent = 0;    // attn, mag, mal: persistent tokens N_p
+    int64_t n_persistent = 0;    // attn, mag, mal, mac: persistent tokens N_p
+    int64_t segment = 32;        // mac: segment length C (read, attend, write per segment)
     bool tie_embeddings = true;
     DType dtype = DType::f32;
     uint64_t seed = 0;
