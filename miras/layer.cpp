@@ -79,24 +79,34 @@ MemoryState MirasLayer::initial_state(int64_t batch) const {
     return initial_memory_state(cfg_, A0_, batch, cfg_.dtype);
 }
 
+// SPEC §1.1: SiLU(conv(x W)) per head, the conv continuing from the last 3
+// inputs of the previous piece (zeros at the start of a stream); advances
+// `tail`. x (B, T, d) -> (B, H, T, d_h).
+Tensor MirasLayer::branch(const Tensor& x, const Tensor& W, const Tensor& conv_w, const Tensor& conv_b, Tensor& tail,
+                          bool normalise) const {
+    const int64_t B = x.size(0), T = x.size(1), H = cfg_.heads, dh = cfg_.head_dim();
+    Tensor z = linear(x, W);                                   // (B, T, d)
+    Tensor zc = cat({tail, z}, 1);                             // (B, 3 + T, d)
+    tail = narrow(zc, 1, T, kConvTaps - 1);                    // the last 3 inputs, for the next piece
+    Tensor c = narrow(causal_depthwise_conv1d(zc, conv_w, conv_b), 1, kConvTaps - 1, T);  // (B, T, d)
+    Tensor h = permute(reshape(silu(c), {B, T, H, dh}), {0, 2, 1, 3});  // (B, H, T, d_h)
+    return normalise ? l2_normalize(h, kNorm2Eps) : h;         // norm2 per head
+}
+
+Tensor MirasLayer::project_queries(const Tensor& x, MemoryState& st) const {
+    if (!st.conv_q.defined())
+        throw std::invalid_argument("MirasLayer::project_queries: the state has no conv tails (start it with initial_state)");
+    return branch(x, W_Q_, conv_q_, conv_q_b_, st.conv_q, true);
+}
+
 MemoryInputs MirasLayer::project(const Tensor& x, MemoryState& st) const {
     if (!st.conv_q.defined() || !st.conv_k.defined() || !st.conv_v.defined())
         throw std::invalid_argument("MirasLayer::project: the state has no conv tails (start it with initial_state)");
-    const int64_t B = x.size(0), T = x.size(1), H = cfg_.heads, dh = cfg_.head_dim();
-    // SPEC §1.1: SiLU(conv(x W)) per head, the conv continuing from the last
-    // 3 inputs of the previous piece (zeros at the start of a stream).
-    auto branch = [&](const Tensor& W, const Tensor& conv_w, const Tensor& conv_b, Tensor& tail, bool normalise) {
-        Tensor z = linear(x, W);                                   // (B, T, d)
-        Tensor zc = cat({tail, z}, 1);                             // (B, 3 + T, d)
-        tail = narrow(zc, 1, T, kConvTaps - 1);                    // the last 3 inputs, for the next piece
-        Tensor c = narrow(causal_depthwise_conv1d(zc, conv_w, conv_b), 1, kConvTaps - 1, T);  // (B, T, d)
-        Tensor h = permute(reshape(silu(c), {B, T, H, dh}), {0, 2, 1, 3});  // (B, H, T, d_h)
-        return normalise ? l2_normalize(h, kNorm2Eps) : h;         // norm2 per head
-    };
+    const int64_t B = x.size(0), T = x.size(1), H = cfg_.heads;
     MemoryInputs in;
-    in.q = branch(W_Q_, conv_q_, conv_q_b_, st.conv_q, true);
-    in.k = branch(W_K_, conv_k_, conv_k_b_, st.conv_k, true);
-    in.v = branch(W_V_, conv_v_, conv_v_b_, st.conv_v, false);
+    in.q = branch(x, W_Q_, conv_q_, conv_q_b_, st.conv_q, true);
+    in.k = branch(x, W_K_, conv_k_, conv_k_b_, st.conv_k, true);
+    in.v = branch(x, W_V_, conv_v_, conv_v_b_, st.conv_v, false);
 
     // SPEC §1.2: one scalar per token and head; a fixed gate is the constant itself.
     auto gate = [&](const std::string& g) -> Tensor {

@@ -56,6 +56,9 @@ public:
     // SPEC §1.1–1.2: q, k, v (B, H, T, d_h) and the gates (B, H, T); reads and
     // advances the conv tails of `state` (which must be started).
     MemoryInputs project(const Tensor& x, MemoryState& state) const;
+    // Only q of project(): (B, H, T, d_h); reads and advances the conv tail
+    // of q alone (MAC's read, miras/mixers.h).
+    Tensor project_queries(const Tensor& x, MemoryState& state) const;
     // SPEC §1.7: y (B, H, T, d_h), x (B, T, d) -> o (B, T, d).
     Tensor output(const Tensor& x, const Tensor& y) const;
     // The state at the start of a stream for a batch of B.
@@ -68,6 +71,9 @@ public:
     const std::vector<Tensor>& A0() const { return A0_; }
 
 private:
+    Tensor branch(const Tensor& x, const Tensor& W, const Tensor& conv_w, const Tensor& conv_b, Tensor& tail,
+                  bool normalise) const;
+
     MemoryConfig cfg_;
     std::map<std::string, Tensor> by_name_;
     Tensor W_Q_, W_K_, W_V_, W_G_, W_O_;

@@ -102,12 +102,11 @@ Tensor MalMixer::forward(const Tensor& x) {
 }
 
 double MalMixer::forward_flops_per_token(int64_t seq_len) const {
-    // Attention as Attention's own count with N_p prefix keys (projected per
-    // sequence here: 4 N_p d² / T, the same term), plus the memory over N_p + T tokens.
-    const double d = (double)cfg_.d_model, Np = (double)cfg_.n_persistent, T = (double)seq_len;
-    const double n = attended_keys_per_query(seq_len, cfg_.window, cfg_.n_persistent);
-    const double attn = 8 * d * d + 4 * d * n + (seq_len > 0 ? 4 * Np * d * d / T : 0.0);
-    return attn + memory_flops_per_token(memory_->config()) * (seq_len > 0 ? (T + Np) / T : 1.0);
+    // The attention with N_p prefix keys (projected per sequence here, the
+    // same 4 N_p d² / T term), plus the memory over N_p + T tokens.
+    const double Np = (double)cfg_.n_persistent, T = (double)seq_len;
+    return self_attention_flops_per_token(cfg_, seq_len) +
+           memory_flops_per_token(memory_->config()) * (seq_len > 0 ? (T + Np) / T : 1.0);
 }
 
 // ---- mac
@@ -121,9 +120,8 @@ namespace {
 // h_j, i.e. later tokens of its segment).
 Tensor segment_attention(const Attention& attn, const Tensor& h, const Tensor& S) {
     const AttentionConfig& ac = attn.config();
-    const int64_t B = S.size(0), n = S.size(1), d = ac.d_model, H = ac.n_heads, Np = ac.n_persistent;
-    Tensor hat = cat({h, S}, 1);  // (B, 2n, d)
-    if (Np > 0) hat = cat({expand(unsqueeze(attn.persistent(), 0), {B, Np, d}), hat}, 1);  // (B, N_p + 2n, d)
+    const int64_t n = S.size(1), H = ac.n_heads, Np = ac.n_persistent;
+    Tensor hat = with_prefix(attn.persistent(), cat({h, S}, 1));  // (B, N_p + 2n, d)
     const int64_t Tk = Np + 2 * n;
     Tensor q = split_heads(matmul(S, attn.W_Q()), H);    // (B, H, n, d_h)
     Tensor k = split_heads(matmul(hat, attn.W_K()), H);  // (B, H, N_p + 2n, d_h)
@@ -163,7 +161,7 @@ Tensor MacMixer::forward(const Tensor& x) {
     // and its causal conv run over the stream of inputs x, apart from the
     // stream of attention outputs y that the memory is written with.
     MemoryState read_stream = memory_->initial_state(B);
-    const Tensor q = memory_->project(x, read_stream).q;  // (B, H, T, d_h)
+    const Tensor q = memory_->project_queries(x, read_stream);  // (B, H, T, d_h)
     MemoryState state = memory_->initial_state(B);       // the written memory: W(0) = φ(A_0)
     TensorList outs;
     for (int64_t t0 = 0; t0 < T; t0 += segment_) {

@@ -243,10 +243,14 @@ Tensor self_attention(const Tensor& x, const Tensor& W_Q, const Tensor& W_K, con
     return matmul(merge_heads(y), W_O);                                      // (B, T, d)
 }
 
-double Attention::forward_flops_per_token(int64_t seq_len) const {
-    const double d = (double)cfg_.d_model, Np = (double)cfg_.n_persistent;
-    const double n = attended_keys_per_query(seq_len, cfg_.window, cfg_.n_persistent);
+double self_attention_flops_per_token(const AttentionConfig& cfg, int64_t seq_len) {
+    const double d = (double)cfg.d_model, Np = (double)cfg.n_persistent;
+    const double n = attended_keys_per_query(seq_len, cfg.window, cfg.n_persistent);
     return 8 * d * d + 4 * d * n + (seq_len > 0 ? 4 * Np * d * d / (double)seq_len : 0.0);
+}
+
+double Attention::forward_flops_per_token(int64_t seq_len) const {
+    return self_attention_flops_per_token(cfg_, seq_len);
 }
 
 }  // namespace miras

@@ -90,6 +90,12 @@ struct AttentionConfig {
 Tensor self_attention(const Tensor& x, const Tensor& W_Q, const Tensor& W_K, const Tensor& W_V, const Tensor& W_O,
                       const Tensor& persistent, const AttentionConfig& cfg);
 
+// Forward FLOPs per token of self_attention with cfg over T tokens: 8d²
+// (projections) + 4 d · n̄ (scores and weighted values, n̄ =
+// attended_keys_per_query) + 4 N_p d² / T (the prefix's keys and values,
+// once per sequence).
+double self_attention_flops_per_token(const AttentionConfig& cfg, int64_t seq_len);
+
 // The module form of self_attention.
 // Parameters: "W_Q", "W_K", "W_V", "W_O" (d, d), "persistent" (N_p, d) if N_p > 0.
 // Init: W_* ~ N(0, 1/d) (unit-variance inputs keep unit variance); P ~ N(0, 1),
@@ -100,8 +106,7 @@ public:
     Tensor forward(const Tensor& x) override {  // (B, T, d) -> (B, T, d)
         return self_attention(x, W_Q_, W_K_, W_V_, W_O_, persistent_, cfg_);
     }
-    // 8d² (projections) + 4 d · n̄ (scores and weighted values, n̄ =
-    // attended_keys_per_query) + 4 N_p d² / T (projecting P, once per sequence).
+    // self_attention_flops_per_token(config(), seq_len).
     double forward_flops_per_token(int64_t seq_len) const override;
     const AttentionConfig& config() const { return cfg_; }
 

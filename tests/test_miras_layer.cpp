@@ -159,6 +159,22 @@ BOOST_AUTO_TEST_CASE(streaming_pieces_equal_whole) {
 }
 
 // Both scans leave the same state; a detached state continues identically.
+BOOST_AUTO_TEST_CASE(project_queries_is_q_of_project) {
+    // The same q as project(), piece by piece, advancing only the q conv tail.
+    MirasLayer layer(base());
+    Generator g(41);
+    Tensor x = randn({2, 7, layer.config().d}, g, DType::f64);
+    MemoryState all = layer.initial_state(2), part = layer.initial_state(2);
+    const Tensor want = layer.project(x, all).q;
+    Tensor q1 = layer.project_queries(narrow(x, 1, 0, 4), part), q2 = layer.project_queries(narrow(x, 1, 4, 3), part);
+    BOOST_TEST(max_abs_diff(cat({q1, q2}, 2).to_vector(), want.to_vector()) < 1e-12);
+    BOOST_TEST(max_abs_diff(part.conv_q.to_vector(), all.conv_q.to_vector()) < 1e-12);
+    const MemoryState fresh = layer.initial_state(2);
+    BOOST_TEST(max_abs_diff(part.conv_k.to_vector(), fresh.conv_k.to_vector()) == 0.0);  // untouched
+    MemoryState empty;
+    check_error([&] { layer.project_queries(x, empty); }, {"project_queries", "initial_state"});
+}
+
 BOOST_AUTO_TEST_CASE(state_after_both_scans_and_detach) {
     MemoryConfig c = base("mlp");
     c.chunk = 4;

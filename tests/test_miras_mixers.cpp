@@ -312,6 +312,8 @@ BOOST_AUTO_TEST_CASE(errors_name_what_disagrees) {
     other.dtype = DType::f32;
     err = error_of<std::invalid_argument>([&] { MalMixer(attn_cfg(0, 0), g, other); });
     BOOST_TEST(err.find("f32") != std::string::npos, err);
+    err = error_of<std::invalid_argument>([&] { MalMixer(attn_cfg(0, -1), g, mem_cfg()); });
+    BOOST_TEST(err.find("n_persistent must be >= 0, got -1") != std::string::npos, err);
     err = error_of<std::invalid_argument>([&] { MacMixer(attn_cfg(0, 0), g, mem_cfg(), 0); });
     BOOST_TEST(err.find("segment must be >= 1, got 0") != std::string::npos, err);
     err = error_of<std::invalid_argument>([&] { MacMixer(attn_cfg(2, 0), g, mem_cfg(), 4); });

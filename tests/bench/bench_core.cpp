@@ -68,10 +68,7 @@ int main(int argc, char** argv) {
         c.a = randn({n, n}, g);
         c.b = randn({n, n}, g);
         c.c = Tensor::empty({n, n});
-        c.blas.f = [&c, n] {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)n, (int)n, 1.0f, c.a.data<float>(),
-                        (int)n, c.b.data<float>(), (int)n, 0.0f, c.c.data<float>(), (int)n);
-        };
+        c.blas.f = [&c, n] { bm::sgemm_square(n, c.a.data<float>(), c.b.data<float>(), c.c.data<float>()); };
         c.ours.f = [&c] { Tensor r = matmul(c.a, c.b); };
         // Same batch length for both, so they are timed under the same conditions.
         c.blas.inner = c.ours.inner = bm::calibrate_inner(c.blas.f, batch_s);

@@ -134,9 +134,7 @@ struct BlasPeak {
     std::vector<float> a, b, c;
     BlasPeak() : a(n * n, 0.5f), b(n * n, 0.25f), c(n * n) {}
     void run() {
-        for (int r = 0; r < reps; ++r)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f,
-                        c.data(), n);
+        for (int r = 0; r < reps; ++r) bm::sgemm_square(n, a.data(), b.data(), c.data());
     }
     double flops_per_run() const { return 2.0 * n * n * n * reps; }
 };

@@ -127,6 +127,14 @@ inline double time_ratio(const Case& a, const Case& b) {
     return a.rounds == b.rounds ? paired_ratio(a, b) : a.median() / b.median();
 }
 
+// Raw OpenBLAS, c = a b for n × n row-major f32 matrices into a caller's
+// buffer: the reference that matmul() (bench_core) and a layer's products
+// (bench_memory) are measured against.
+inline void sgemm_square(int64_t n, const float* a, const float* b, float* c) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)n, (int)n, 1.0f, a, (int)n, b, (int)n, 0.0f, c,
+                (int)n);
+}
+
 // Runs a command and returns its standard output ("" if it failed).
 inline std::string run_capture(const std::string& cmd) {
     std::string out;
