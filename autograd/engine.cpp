@@ -80,6 +80,18 @@ Graph number_graph(const std::vector<Node*>& roots, uint64_t min_topo) {
     return g;
 }
 
+// Whether the engine may add a contribution g into the buffer `buf` in place:
+// nothing else holds buf or any view of its storage (a backward formula may
+// pass one gradient to several inputs, e.g. add's {g, g}, or a view of it),
+// it is a plain contiguous tensor outside any graph, and g has its shape.
+// Without create_graph only: a recorded sum must stay an op of the graph.
+// This is what keeps a node with many consumers (a weight read by every
+// token, say) from allocating a new tensor per contribution.
+bool owns_alone(const Tensor& buf, const Tensor& g) {
+    return buf.impl_shared().use_count() == 1 && buf.impl().storage.use_count() == 1 && !buf.impl().autograd &&
+           buf.is_contiguous() && buf.shape() == g.shape() && buf.dtype() == g.dtype();
+}
+
 // .grad += g for the leaf behind an AccumulateGrad node. The stored gradient
 // is always a tensor of its own (never the incoming one, which may be an
 // expanded view or shared with another leaf), so a later in-place
@@ -171,13 +183,20 @@ TensorList run(const TensorList& outputs, const TensorList& grad_outputs, size_t
             for (size_t j = G.first[i]; j < G.first[i + 1]; ++j)
                 if (G.child[j] >= 0 && st[G.child[j]].needed) ++st[G.child[j]].deps;
 
-    // Gradient buffers, one slot per node output; contributions are summed.
+    // Gradient buffers, one slot per node output; contributions are summed,
+    // in place where that cannot be seen (owns_alone), else into a new tensor.
     std::vector<TensorList> buffers(N);
     auto deposit = [&](int i, int slot, const Tensor& g) {
         TensorList& buf = buffers[i];
         buf.resize(G.nodes[i]->outputs.size());
-        GradModeGuard gm(task.create_graph);
-        buf[slot] = buf[slot].defined() ? add(buf[slot], g) : g;
+        if (!buf[slot].defined()) {
+            buf[slot] = g;
+        } else if (!task.create_graph && owns_alone(buf[slot], g)) {
+            raw::add_(buf[slot], g);
+        } else {
+            GradModeGuard gm(task.create_graph);
+            buf[slot] = add(buf[slot], g);
+        }
     };
     std::vector<int> ready;
     for (const Seed& s : seeds) {

@@ -203,6 +203,20 @@ void add_(const Tensor& dst, const Tensor& src, double alpha) {
     dispatch(dst.dtype(), [&]<class T>() {
         T* o = dst.data<T>();
         const T* p = src.data<T>();
+        // The vectorised add reads each element of dst before writing it, so
+        // dst may be src itself, but not another view of src's storage.
+        const bool aliased = dst.same_storage(src) && !(src.shape() == dst.shape() && src.strides() == dst.strides() &&
+                                                        src.offset() == dst.offset());
+        if (alpha == 1 && !aliased) {
+            const kernels::Loops& K = kernels::loops();
+            if (dst.is_contiguous() && src.is_contiguous() && src.numel() == dst.numel())
+                return kernels::binary<T>(K, Binary::add, o, o, p, dst.numel(), 1, 1, 1);
+            StridedLoop<2> L(dst.shape(), {dst.strides(), broadcast_strides(src.shape(), src.strides(), dst.shape())});
+            L.run({0, 0}, [&](std::array<int64_t, 2> off, int64_t m, std::array<int64_t, 2> st) {
+                kernels::binary<T>(K, Binary::add, o + off[0], o + off[0], p + off[1], m, st[0], st[0], st[1]);
+            });
+            return;
+        }
         T al = (T)alpha;
         StridedLoop<2> L(dst.shape(), {dst.strides(), broadcast_strides(src.shape(), src.strides(), dst.shape())});
         L.run({0, 0}, [&](std::array<int64_t, 2> off, int64_t m, std::array<int64_t, 2> st) {

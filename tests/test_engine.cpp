@@ -94,6 +94,33 @@ BOOST_AUTO_TEST_CASE(shared_subexpressions_are_summed_and_visited_once) {
     check_close(grad({sum(a * b)}, {x2})[0], {9 * 4, 9 * 1});
 }
 
+BOOST_AUTO_TEST_CASE(summed_contributions_never_write_into_shared_gradients) {
+    // Without create_graph the engine sums a node's contributions in place
+    // when it alone holds the buffer. add's backward hands one tensor to both
+    // inputs: w reaches the buffers of p and q as views of one storage, and
+    // each then receives a second term (5 and 7). Summing in place into
+    // either buffer would change the other.
+    //   y = Σ w ⊙ (p + q) + Σ 5p + Σ 7q,  p = 2x, q = 3z
+    // Both orders of the terms, so either contribution may arrive first.
+    for (bool create_graph : {false, true})
+    for (bool shared_first : {false, true}) {
+        Tensor x = leaf({1, 2}, {2}), z = leaf({3, 4}, {2});
+        Tensor w = F({0.5, -1}, {2});
+        Tensor p = x * 2.0, q = z * 3.0;
+        Tensor shared = sum(mul(add(p, q), w)), own = add(sum(p * 5.0), sum(q * 7.0));
+        Tensor y = shared_first ? add(shared, own) : add(own, shared);
+        TensorList g = grad({y}, {x, z}, {}, create_graph);
+        check_close(g[0], {2 * (0.5 + 5), 2 * (-1 + 5)});
+        check_close(g[1], {3 * (0.5 + 7), 3 * (-1 + 7)});
+        BOOST_TEST(w.to_vector() == std::vector<double>({0.5, -1}));
+    }
+    // A weight used by many ops: its contributions are summed exactly.
+    Tensor W = leaf({1, -1, 2, 0.5}, {2, 2});
+    Tensor h = F({1, 2}, {2, 1}), acc = F({0, 0}, {2, 1});
+    for (int t = 0; t < 5; ++t) acc = add(acc, matmul(W, h) * (double)(t + 1));
+    check_close(grad({sum(acc)}, {W})[0], {15, 30, 15, 30});
+}
+
 BOOST_AUTO_TEST_CASE(allow_unused) {
     Tensor x = leaf({1, 2}, {2}), z = leaf({3}, {1});
     Tensor y = sum(x * 2.0);

@@ -275,6 +275,10 @@ BOOST_AUTO_TEST_CASE(in_place_ops) {
         check_values(x, {2, 3}, {1, -1, 3, 4, -1, 6}, 0);
         raw::add_(raw::transpose(x, 0, 1), T({10, 20}, {2}, dt));  // add_ through a transposed view
         check_values(x, {2, 3}, {11, 9, 13, 24, 19, 26}, 0);
+        raw::add_(x, T({1, 2, 3, 4, 5, 6}, {2, 3}, dt));  // contiguous, alpha 1: the vectorised kernel
+        check_values(x, {2, 3}, {12, 11, 16, 28, 24, 32}, 0);
+        raw::add_(x, x);  // dst is src
+        check_values(x, {2, 3}, {24, 22, 32, 56, 48, 64}, 0);
     }
     Tensor x = zeros({2, 3}), e = raw::expand(zeros({1, 3}), {2, 3});
     BOOST_CHECK_EXCEPTION(raw::copy_(e, x), std::invalid_argument, has({"copy_", "expanded", "(2, 3)"}));
