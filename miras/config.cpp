@@ -32,11 +32,9 @@ void MemoryConfig::validate() const {
     if (d < 1) fail("d", "must be >= 1, got " + std::to_string(d));
     if (heads < 1) fail("heads", "must be >= 1, got " + std::to_string(heads));
     if (d % heads != 0) fail("d", "= " + std::to_string(d) + " must be divisible by heads = " + std::to_string(heads));
-    if (!has_memory_arch(memory)) make_memory_arch(*this);  // throws, listing the known names
-    if (memory == "mlp") {
-        if (depth < 2) fail("depth", "must be >= 2 for mlp memory (SPEC §1.3), got " + std::to_string(depth));
-        if (expansion < 1) fail("expansion", "must be >= 1, got " + std::to_string(expansion));
-    }
+    // Throws on an unknown name (listing the known ones) and on settings the
+    // architecture refuses (mlp: depth, expansion): its factory checks them.
+    make_memory_arch(*this);
     bias_fn(bias);  // throws on an unknown name
     if (bias == "lp" && !(p > 1)) fail("p", "must be > 1 for bias lp, got " + num(p));
     if (bias == "huber" && !(huber_delta > 0)) fail("huber_delta", "must be > 0, got " + num(huber_delta));

@@ -38,9 +38,12 @@ Registry<MemoryArchFactory>& registry() {
         {"linear", [](const MemoryConfig&) -> std::shared_ptr<const MemoryArch> { return std::make_shared<LinearMemory>(); }},
         {"mlp",
          [](const MemoryConfig& c) -> std::shared_ptr<const MemoryArch> {
-             if (c.depth < 2) throw std::invalid_argument("memory config: mlp memory needs depth >= 2, got " + std::to_string(c.depth));
+             if (c.depth < 2)
+                 throw std::invalid_argument("memory config: depth must be >= 2 for mlp memory (SPEC §1.3), got " +
+                                             std::to_string(c.depth));
              if (c.expansion < 1)
-                 throw std::invalid_argument("memory config: mlp memory needs expansion >= 1, got " + std::to_string(c.expansion));
+                 throw std::invalid_argument("memory config: expansion must be >= 1 for mlp memory, got " +
+                                             std::to_string(c.expansion));
              return std::make_shared<MlpMemory>(c.depth, c.expansion, c.residual, c.layernorm);
          }},
     });

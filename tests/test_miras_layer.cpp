@@ -229,7 +229,8 @@ BOOST_AUTO_TEST_CASE(bad_configs_are_clear_errors) {
     check_error(with([](MemoryConfig& c) { c.retention = "lq"; c.q = 1.5; }), {"q must be >= 2", "1.5"});
     check_error(with([](MemoryConfig& c) { c.bias = "lp"; c.p = 1; }), {"p must be > 1"});
     check_error(with([](MemoryConfig& c) { c.chunk = 0; }), {"chunk", ">= 1", "got 0"});
-    check_error(with([](MemoryConfig& c) { c.memory = "mlp"; c.depth = 1; }), {"depth must be >= 2"});
+    check_error(with([](MemoryConfig& c) { c.memory = "mlp"; c.depth = 1; }), {"depth must be >= 2", "got 1"});
+    check_error(with([](MemoryConfig& c) { c.memory = "mlp"; c.expansion = 0; }), {"expansion must be >= 1", "got 0"});
     check_error(with([](MemoryConfig& c) { c.d = 10; c.heads = 4; }), {"d = 10", "divisible by heads = 4"});
     check_error(with([](MemoryConfig& c) { c.retention = "elastic"; c.gamma = -0.1; }), {"gamma must be >= 0"});
     check_error(with([](MemoryConfig& c) { c.retention = "kl"; c.kl_c = 0; }), {"kl_c must be > 0"});
