@@ -82,8 +82,12 @@ $(BUILD)/obj/tensor/kernels_avx2.o: CXXFLAGS += $(KERNEL_FLAGS) -mavx2 -mfma
 # (the ASan test run itself grows from 41 to 49 s).
 $(TEST_OBJ): CXXFLAGS += -O0
 
-# Where the presets are found when the program runs outside the repository.
-$(BUILD)/obj/train/model_config.o: CPPFLAGS += -DMIRAS_SOURCE_DIR='"$(CURDIR)"'
+# Where the presets are found when the program runs outside the repository:
+# this folder as a C string literal (\ and " escaped), single-quoted for the
+# shell (' escaped), so any folder name works.
+c_string    = "$(subst ",\",$(subst \,\\,$(1)))"
+shell_quote = '$(subst ','\'',$(1))'
+$(BUILD)/obj/train/model_config.o: CPPFLAGS += -DMIRAS_SOURCE_DIR=$(call shell_quote,$(call c_string,$(CURDIR)))
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
