@@ -18,6 +18,7 @@
 
 #include "nn/loss.h"
 #include "tensor/threads.h"
+#include "train/atomic_file.h"
 #include "train/checkpoint.h"
 
 namespace miras {
@@ -209,8 +210,7 @@ public:
                     kept += line + "\n";
             }
             in.close();
-            std::ofstream rewrite(path, std::ios::trunc);
-            rewrite << kept;
+            write_file_atomically(path, {kept}, "cannot write the metrics file");  // a crash keeps the old log
         } else if (keep_through_step < 0) {
             std::ofstream truncate(path, std::ios::trunc);  // a fresh run starts a fresh log
         }
@@ -270,11 +270,8 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& options) {
     TrainResult result;
     result.checkpoint_path = (fs::path(dir) / "checkpoint.safetensors").string();
     result.metrics_path = (fs::path(dir) / "metrics.jsonl").string();
-    {
-        std::ofstream c(fs::path(dir) / "config.toml", std::ios::trunc);
-        c << "# effective config of this run (every key, defaults included)\n" << cfg.toml;
-        if (!c) throw std::runtime_error("cannot write '" + (fs::path(dir) / "config.toml").string() + "'");
-    }
+    write_file_atomically((fs::path(dir) / "config.toml").string(),
+                          {"# effective config of this run (every key, defaults included)\n", cfg.toml});
     MetricsLog metrics(result.metrics_path, options.resume_from.empty() ? -1 : step);
 
     const LoopConfig& loop = cfg.train;
