@@ -1,5 +1,6 @@
-// The named presets of train/configs/presets (SPEC §3 table) and the
-// `miras forward` / `miras grad` checking interface (train/probe.h).
+// The named presets of train/configs/presets (SPEC §3 table, and the Titans
+// hybrids of SPEC §2) and the `miras forward` / `miras grad` checking
+// interface (train/probe.h).
 #include <boost/test/unit_test.hpp>
 
 #include "op_test_util.h"
@@ -61,6 +62,26 @@ const std::vector<Row>& spec_rows() {
     return rows;
 }
 
+// The Titans hybrids of SPEC §2: the mixer, with the Titans LMM row of
+// SPEC §3 as memory (mlp, L = 2, l2, l2, momentum).
+// window, n_persistent and segment are the preset's (docs/training.md).
+struct Hybrid {
+    const char* name;
+    const char* mixer;
+    int64_t window;
+    int64_t n_persistent;
+    int64_t segment;
+};
+
+const std::vector<Hybrid>& hybrid_rows() {
+    static const std::vector<Hybrid> rows = {
+        {"titans-mac", "mac", 0, 0, 16},
+        {"titans-mag", "mag", 4, 0, 32},
+        {"titans-mal", "mal", 4, 0, 32},
+    };
+    return rows;
+}
+
 // Small enough for one forward + backward in milliseconds.
 std::vector<std::string> tiny() {
     return {"model.d=8",         "model.heads=2",      "model.layers=1",       "memory.expansion=2",
@@ -86,11 +107,41 @@ struct TempDir : miras::testing::TempDir {
 
 BOOST_AUTO_TEST_SUITE(presets)
 
+// One forward + backward of preset `name` on a tiny batch reaches every
+// parameter of the model `rc` describes, with finite values.
+void check_grad_reaches_every_parameter(const std::string& name, const RunConfig& rc) {
+    auto model = build_model(rc.model);
+    TempDir tmp;
+    std::vector<std::string> args = with_sets({"grad", "--preset", name, "--out", tmp.file("g.st")}, tiny());
+    Run run = run_miras(args);
+    BOOST_REQUIRE_MESSAGE(run.code == 0, run.err);
+    TensorFile f = read_tensor_file(tmp.file("g.st"));
+    const double loss = f.tensors.at("loss").item();
+    BOOST_CHECK(std::isfinite(loss) && loss > 0);
+    int nonzero = 0, total = 0;
+    for (const auto& [n, p] : model->named_parameters()) {
+        BOOST_REQUIRE_MESSAGE(f.tensors.count("grad." + n), "no grad." << n);
+        const Tensor& g = f.tensors.at("grad." + n);
+        BOOST_CHECK(g.shape() == p.shape());
+        double mx = 0;
+        for (double v : g.to_vector()) {
+            BOOST_CHECK(std::isfinite(v));
+            mx = std::max(mx, std::abs(v));
+        }
+        nonzero += mx > 0;
+        ++total;
+    }
+    BOOST_CHECK_EQUAL(nonzero, total);
+}
+
+// The preset folder holds exactly the SPEC §3 rows and the hybrids.
 BOOST_AUTO_TEST_CASE(every_spec_row_has_a_preset) {
     std::vector<std::string> names = preset_names();
-    BOOST_REQUIRE_EQUAL(names.size(), spec_rows().size());
+    BOOST_REQUIRE_EQUAL(names.size(), spec_rows().size() + hybrid_rows().size());
     for (const Row& r : spec_rows())
         BOOST_CHECK_MESSAGE(std::find(names.begin(), names.end(), r.name) != names.end(), "no preset " << r.name);
+    for (const Hybrid& h : hybrid_rows())
+        BOOST_CHECK_MESSAGE(std::find(names.begin(), names.end(), h.name) != names.end(), "no preset " << h.name);
 }
 
 // Each preset's [memory] is its SPEC §3 row, and the model it builds trains.
@@ -123,28 +174,38 @@ BOOST_AUTO_TEST_CASE(presets_match_spec_and_run) {
             for (const auto& [g, v] : m.fixed_gates) BOOST_CHECK_EQUAL(g, "theta");
 
             // One forward + backward on a tiny batch reaches every parameter.
-            auto model = build_model(rc.model);
-            TempDir tmp;
-            std::vector<std::string> args = with_sets({"grad", "--preset", r.name, "--out", tmp.file("g.st")}, tiny());
-            Run run = run_miras(args);
-            BOOST_REQUIRE_MESSAGE(run.code == 0, run.err);
-            TensorFile f = read_tensor_file(tmp.file("g.st"));
-            const double loss = f.tensors.at("loss").item();
-            BOOST_CHECK(std::isfinite(loss) && loss > 0);
-            int nonzero = 0, total = 0;
-            for (const auto& [n, p] : model->named_parameters()) {
-                BOOST_REQUIRE_MESSAGE(f.tensors.count("grad." + n), "no grad." << n);
-                const Tensor& g = f.tensors.at("grad." + n);
-                BOOST_CHECK(g.shape() == p.shape());
-                double mx = 0;
-                for (double v : g.to_vector()) {
-                    BOOST_CHECK(std::isfinite(v));
-                    mx = std::max(mx, std::abs(v));
-                }
-                nonzero += mx > 0;
-                ++total;
-            }
-            BOOST_CHECK_EQUAL(nonzero, total);
+            check_grad_reaches_every_parameter(r.name, rc);
+        }
+    }
+}
+
+// Each hybrid preset is its SPEC §2 mixer over the Titans LMM memory of
+// SPEC §3 (the same [memory] as titans-lmm), with the documented window,
+// persistent tokens and segment, and the model it builds trains.
+BOOST_AUTO_TEST_CASE(hybrid_presets_match_spec_and_run) {
+    const MemoryConfig lmm = load_run_config(preset_path("titans-lmm"), tiny()).model.memory;
+    for (const Hybrid& h : hybrid_rows()) {
+        BOOST_TEST_CONTEXT("preset " << h.name) {
+            RunConfig rc = load_run_config(preset_path(h.name), tiny());
+            const MemoryConfig& m = rc.model.memory;
+            BOOST_CHECK_EQUAL(rc.model.mixer, h.mixer);
+            BOOST_CHECK_EQUAL(m.memory, "mlp");
+            BOOST_CHECK_EQUAL(m.depth, 2);
+            BOOST_CHECK_EQUAL(m.bias, "l2");
+            BOOST_CHECK_EQUAL(m.retention, "l2");
+            BOOST_CHECK_EQUAL(m.algorithm, "momentum");
+            BOOST_CHECK(!m.fix_A0_zero);
+            BOOST_CHECK(m.fixed_gates.empty());
+            // Every other memory key as in titans-lmm.
+            BOOST_CHECK_EQUAL(m.expansion, lmm.expansion);
+            BOOST_CHECK_EQUAL(m.residual, lmm.residual);
+            BOOST_CHECK_EQUAL(m.layernorm, lmm.layernorm);
+            BOOST_CHECK_EQUAL(m.chunk, lmm.chunk);
+            BOOST_CHECK_EQUAL(m.theta_max, lmm.theta_max);
+            BOOST_CHECK_EQUAL(rc.model.window, h.window);
+            BOOST_CHECK_EQUAL(rc.model.n_persistent, h.n_persistent);
+            BOOST_CHECK_EQUAL(rc.model.segment, h.segment);
+            check_grad_reaches_every_parameter(h.name, rc);
         }
     }
 }

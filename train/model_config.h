@@ -109,7 +109,8 @@ RunConfig default_run_config(const std::vector<std::string>& overrides = {});
 
 // Named presets: train/configs/presets/<name>.toml, one per model of SPEC §3
 // (titans-lmm, moneta, yaad, memora, linear-attention, retnet, deltanet,
-// gated-deltanet, ttt-linear, ttt-mlp). The folder is looked for relative to
+// gated-deltanet, ttt-linear, ttt-mlp) and per Titans hybrid of SPEC §2
+// (titans-mac, titans-mag, titans-mal). The folder is looked for relative to
 // the working folder first, then in the source tree the program was built
 // from (so `miras train --preset …` works from anywhere).
 inline constexpr const char* kPresetDir = "train/configs/presets";
