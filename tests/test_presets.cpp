@@ -64,20 +64,23 @@ const std::vector<Row>& spec_rows() {
 
 // The Titans hybrids of SPEC §2: the mixer, with the Titans LMM row of
 // SPEC §3 as memory (mlp, L = 2, l2, l2, momentum).
-// window, n_persistent and segment are the preset's (docs/training.md).
+// window, n_persistent, segment and the memory's chunk are the preset's
+// (docs/training.md: mag and mal read [P ; x], so their chunk is
+// n_persistent + 16 to keep MQAR's pairs in one chunk).
 struct Hybrid {
     const char* name;
     const char* mixer;
     int64_t window;
     int64_t n_persistent;
     int64_t segment;
+    int64_t chunk;
 };
 
 const std::vector<Hybrid>& hybrid_rows() {
     static const std::vector<Hybrid> rows = {
-        {"titans-mac", "mac", 0, 0, 16},
-        {"titans-mag", "mag", 4, 0, 32},
-        {"titans-mal", "mal", 4, 0, 32},
+        {"titans-mac", "mac", 0, 0, 16, 16},
+        {"titans-mag", "mag", 4, 4, 32, 20},
+        {"titans-mal", "mal", 4, 4, 32, 20},
     };
     return rows;
 }
@@ -180,8 +183,9 @@ BOOST_AUTO_TEST_CASE(presets_match_spec_and_run) {
 }
 
 // Each hybrid preset is its SPEC §2 mixer over the Titans LMM memory of
-// SPEC §3 (the same [memory] as titans-lmm), with the documented window,
-// persistent tokens and segment, and the model it builds trains.
+// SPEC §3 (the same [memory] as titans-lmm but the chunk), with the
+// documented window, persistent tokens, segment and chunk, and the model it
+// builds trains.
 BOOST_AUTO_TEST_CASE(hybrid_presets_match_spec_and_run) {
     const MemoryConfig lmm = load_run_config(preset_path("titans-lmm"), tiny()).model.memory;
     for (const Hybrid& h : hybrid_rows()) {
@@ -200,8 +204,8 @@ BOOST_AUTO_TEST_CASE(hybrid_presets_match_spec_and_run) {
             BOOST_CHECK_EQUAL(m.expansion, lmm.expansion);
             BOOST_CHECK_EQUAL(m.residual, lmm.residual);
             BOOST_CHECK_EQUAL(m.layernorm, lmm.layernorm);
-            BOOST_CHECK_EQUAL(m.chunk, lmm.chunk);
             BOOST_CHECK_EQUAL(m.theta_max, lmm.theta_max);
+            BOOST_CHECK_EQUAL(m.chunk, h.chunk);
             BOOST_CHECK_EQUAL(rc.model.window, h.window);
             BOOST_CHECK_EQUAL(rc.model.n_persistent, h.n_persistent);
             BOOST_CHECK_EQUAL(rc.model.segment, h.segment);
