@@ -4,6 +4,7 @@
 #   make run        install missing packages, build, run the main job
 #   make bench      benchmarks (ratios against OpenBLAS and, if present, PyTorch)
 #   SANITIZE=1      any of the above with ASan + UBSan, in build/san/
+#   make fuzz       libFuzzer harnesses of the file readers (clang), in build/fuzz/
 
 CXX      ?= g++
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
@@ -36,7 +37,7 @@ CLI       := $(BUILD)/miras
 TESTS     := $(BUILD)/run_tests
 BENCHES   := $(BENCH_SRC:tests/bench/%.cpp=$(BUILD)/bench/%)
 
-.PHONY: all deps test run bench clean help build-tests
+.PHONY: all deps test run bench clean help build-tests fuzz
 # Keep the benchmarks' object files, which are only intermediates of a link.
 # Only those: a bare .SECONDARY: makes every target secondary, and then a new
 # library source older than the archive (e.g. from a patch) is never compiled.
@@ -46,7 +47,7 @@ BENCHES   := $(BENCH_SRC:tests/bench/%.cpp=$(BUILD)/bench/%)
 all: $(LIB) $(CLI)
 
 help:
-	@sed -n '1,7p' Makefile
+	@sed -n '1,8p' Makefile
 
 # Installs the Debian packages that are missing: apt-get as root, sudo
 # otherwise, and a clear message when neither is possible.
@@ -87,7 +88,8 @@ $(TEST_OBJ): CXXFLAGS += -O0
 # shell (' escaped), so any folder name works.
 c_string    = "$(subst ",\",$(subst \,\\,$(1)))"
 shell_quote = '$(subst ','\'',$(1))'
-$(BUILD)/obj/train/model_config.o: CPPFLAGS += -DMIRAS_SOURCE_DIR=$(call shell_quote,$(call c_string,$(CURDIR)))
+SOURCE_DIR_FLAG := -DMIRAS_SOURCE_DIR=$(call shell_quote,$(call c_string,$(CURDIR)))
+$(BUILD)/obj/train/model_config.o: CPPFLAGS += $(SOURCE_DIR_FLAG)
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -117,7 +119,41 @@ bench: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) $(BENCHES)
 	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
 
+# Coverage-guided fuzzing of every reader of outside input (tests/fuzz/):
+# clang's libFuzzer with ASan + UBSan. The library is compiled a third time,
+# with coverage instrumentation, into build/fuzz/; tests/fuzz/run.sh seeds
+# the corpora and runs the harnesses (docs/training.md).
+FUZZ_CXX      ?= clang++
+FUZZ_BUILD    := build/fuzz
+FUZZ_CXXFLAGS := -std=c++20 -O1 -g -Wall -Wextra -Wno-unused-parameter -fno-omit-frame-pointer \
+                 -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_SRC      := $(wildcard tests/fuzz/fuzz_*.cpp)
+FUZZ_LIB_OBJ  := $(LIB_SRC:%.cpp=$(FUZZ_BUILD)/obj/%.o)
+FUZZ_BINS     := $(FUZZ_SRC:tests/fuzz/%.cpp=$(FUZZ_BUILD)/%) $(FUZZ_BUILD)/make_seeds
+.SECONDARY: $(FUZZ_SRC:%.cpp=$(FUZZ_BUILD)/obj/%.o)
+
+$(FUZZ_BUILD)/obj/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(CPPFLAGS) $(FUZZ_CXXFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+$(FUZZ_BUILD)/obj/tensor/kernels_baseline.o: FUZZ_CXXFLAGS += $(KERNEL_FLAGS)
+$(FUZZ_BUILD)/obj/tensor/kernels_avx2.o: FUZZ_CXXFLAGS += $(KERNEL_FLAGS) -mavx2 -mfma
+$(FUZZ_BUILD)/obj/train/model_config.o: CPPFLAGS += $(SOURCE_DIR_FLAG)
+
+$(FUZZ_BUILD)/libmiras.a: $(FUZZ_LIB_OBJ)
+	$(AR) rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_BUILD)/libmiras.a
+	$(FUZZ_CXX) -fsanitize=fuzzer,address,undefined $^ $(LDLIBS) -o $@
+
+# Writes valid files of every format to seed the corpora; no libFuzzer main.
+$(FUZZ_BUILD)/make_seeds: $(FUZZ_BUILD)/obj/tests/fuzz/make_seeds.o $(FUZZ_BUILD)/libmiras.a
+	$(FUZZ_CXX) -fsanitize=fuzzer-no-link,address,undefined $^ $(LDLIBS) -o $@
+
+fuzz:
+	@$(MAKE) --no-print-directory -j$(JOBS) $(FUZZ_BINS)
+
 clean:
 	rm -rf build
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/obj/train/main.d $(BENCH_SRC:%.cpp=$(BUILD)/obj/%.d)
+-include $(wildcard $(FUZZ_BUILD)/obj/*/*.d $(FUZZ_BUILD)/obj/tests/fuzz/*.d)

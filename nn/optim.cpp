@@ -88,7 +88,8 @@ void Optimizer::load_state_dict(const StateDict& state) {
         double s = state.at(kind_ + ".step").item();
         if (!(s >= 0) || s != std::floor(s) || s > 9.0e15)
             errors += "\n  '" + kind_ + ".step' must be a non-negative integer, got " + std::to_string(s);
-        step = (int64_t)s;
+        else
+            step = (int64_t)s;  // only in range: converting 1e300 or NaN is undefined
     }
     if (!errors.empty()) throw std::invalid_argument(kind_ + ": load_state_dict: mismatch:" + errors);
     NoGradGuard ng;
@@ -112,7 +113,10 @@ void SGD::step() {
     NoGradGuard ng;
     const double lr = lr_, mu = opt_.momentum;
     for (size_t i = 0; i < params_.size(); ++i) {
-        const auto& [name, p] = params_[i];
+        // Named references, not a structured binding: the lambda below uses p,
+        // and capturing a binding is C++20 that clang accepts only from 16.
+        const std::string& name = params_[i].first;
+        const Tensor& p = params_[i].second;
         Tensor g = grad_for_update(name, p, "sgd");
         if (!g.defined()) continue;
         const int64_t n = p.numel();
@@ -172,7 +176,10 @@ void AdamW::step() {
     const double bc1 = 1 - std::pow(b1, t), bc2 = 1 - std::pow(b2, t);  // bias corrections
     const double step_size = lr / bc1, inv_sqrt_bc2 = 1 / std::sqrt(bc2);
     for (size_t i = 0; i < params_.size(); ++i) {
-        const auto& [name, p] = params_[i];
+        // Named references, not a structured binding: the lambda below uses p,
+        // and capturing a binding is C++20 that clang accepts only from 16.
+        const std::string& name = params_[i].first;
+        const Tensor& p = params_[i].second;
         Tensor g = grad_for_update(name, p, "adam");
         if (!g.defined()) continue;
         const Tensor& m = buffers_[0].second[i];

@@ -17,6 +17,9 @@ struct IndexTensor {
 
     IndexTensor() = default;
     IndexTensor(Shape s, std::vector<int64_t> d) : shape(std::move(s)), data(std::move(d)) {
+        if (!shape_fits(shape))
+            throw std::invalid_argument("IndexTensor: shape " + shape_str(shape) +
+                                        " has a negative dim or more than 2^63 - 1 elements");
         if (numel_of(shape) != (int64_t)data.size())
             throw std::invalid_argument("IndexTensor: shape " + shape_str(shape) + " needs " +
                                         std::to_string(numel_of(shape)) + " values, got " +

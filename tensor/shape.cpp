@@ -11,6 +11,13 @@ int64_t numel_of(const Shape& s) {
     return n;
 }
 
+bool shape_fits(const Shape& s) {
+    int64_t n = 1;
+    for (int64_t d : s)
+        if (d < 0 || (d != 0 && __builtin_mul_overflow(n, d, &n))) return false;
+    return true;
+}
+
 Shape contiguous_strides(const Shape& s) {
     Shape st(s.size());
     int64_t acc = 1;

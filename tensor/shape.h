@@ -179,6 +179,10 @@ private:
 };
 
 int64_t numel_of(const Shape& s);
+// False if a dim is negative or the product of the non-zero dims overflows
+// int64 (then numel_of and contiguous_strides would overflow); every shape a
+// tensor is created with passes this (Tensor::empty, IndexTensor).
+bool shape_fits(const Shape& s);
 Shape contiguous_strides(const Shape& s);
 std::string shape_str(const Shape& s);  // "(2, 3)"
 // NumPy broadcast of two shapes; throws naming `op` and both shapes if they do not fit.

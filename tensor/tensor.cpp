@@ -3,6 +3,7 @@
 #include "tensor/allocator.h"
 
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <iomanip>
@@ -23,6 +24,8 @@ Storage::~Storage() { alloc::release(data, nbytes); }
 Tensor Tensor::empty(const Shape& shape, DType dtype) {
     for (int64_t d : shape)
         if (d < 0) throw std::invalid_argument("empty: negative dimension in shape " + shape_str(shape));
+    if (!shape_fits(shape) || (uint64_t)numel_of(shape) > SIZE_MAX / dtype_size(dtype))
+        throw std::invalid_argument("empty: shape " + shape_str(shape) + " has more elements than memory can address");
     auto impl = std::make_shared<TensorImpl>();
     impl->storage = std::make_shared<Storage>((size_t)numel_of(shape) * dtype_size(dtype));
     impl->shape = shape;

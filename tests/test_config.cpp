@@ -205,4 +205,80 @@ BOOST_AUTO_TEST_CASE(dump_holds_every_value_used_and_reads_back) {
     BOOST_TEST(back.dump_toml() == dump);
 }
 
+// toml11 recurses once per nested array or inline table (50,000 '['
+// overflowed the stack) and takes time quadratic in a dotted key's length
+// (100,000 parts: minutes). Both are refused before parsing; the same text
+// inside strings and comments is not.
+BOOST_AUTO_TEST_CASE(deep_nesting_and_long_dotted_keys_are_refused) {
+    auto parse_error = [](const std::string& text) {
+        return error_of<std::runtime_error>([&] { ConfigReader::from_string(text, "deep.toml"); });
+    };
+    const size_t n = 50'000;
+    BOOST_TEST(parse_error("a = 1\nb = " + std::string(n, '[') + std::string(n, ']') + "\n") ==
+               "deep.toml: invalid TOML: line 2 nests arrays or inline tables more than 32 deep");
+    std::string tables = "t = ";
+    for (size_t i = 0; i < n; ++i) tables += "{a = ";
+    BOOST_TEST(parse_error(tables + "1" + std::string(n, '}')) ==
+               "deep.toml: invalid TOML: line 1 nests arrays or inline tables more than 32 deep");
+    std::string key = "a";
+    for (size_t i = 1; i < n; ++i) key += ".a";
+    BOOST_TEST(parse_error("\n" + key + " = 1\n") ==
+               "deep.toml: invalid TOML: line 2 has a dotted key of more than 32 parts");
+    BOOST_TEST(parse_error("[" + key + "]\n") == "deep.toml: invalid TOML: line 1 has a dotted key of more than 32 parts");
+    std::string quoted = "\"a\"";
+    for (size_t i = 1; i < n; ++i) quoted += i % 2 ? ". 'a'" : " . \"a\"";
+    BOOST_TEST(parse_error(quoted + " = 1\n") == "deep.toml: invalid TOML: line 1 has a dotted key of more than 32 parts");
+    // Within the limits, and the same characters in strings and comments, are fine.
+    std::string k32 = "k";
+    for (int i = 1; i < 32; ++i) k32 += ".k";
+    const std::string brackets(100, '['), dots(100, '.');
+    ConfigReader ok = ConfigReader::from_string(
+        "a = " + std::string(32, '[') + "1" + std::string(32, ']') + "\n" + k32 + " = 2\n" +  //
+            "s = \"" + brackets + dots + "\\\"" + brackets + "\"  # " + brackets + dots + "\n" +  //
+            "l = '" + brackets + dots + "\\'\n" +                                                   //
+            "m = \"\"\"\n" + brackets + "\"\"\n" + dots + "\"\"\"\"\"\n" +                          //
+            "n = '''" + brackets + "\n" + dots + "''''\n" +                                           //
+            "f = 1.5\ng = 2e3\nd = 1979-05-27T07:32:00.999Z\nt = 07:32:00.5\n" +                              //
+            "line = " + std::string(30, '[') + std::string(30, ']') + "\n",
+        "ok.toml");
+    BOOST_TEST(ok.get_int(k32, 0, 0, 9) == 2);
+    BOOST_TEST(ok.get_string("s", "") == brackets + dots + "\"" + brackets);
+    BOOST_TEST(ok.get_string("l", "") == brackets + dots + "\\");
+    BOOST_TEST(ok.get_string("m", "") == brackets + "\"\"\n" + dots + "\"\"");
+    BOOST_TEST(ok.get_string("n", "") == brackets + "\n" + dots + "'");
+    // The same limits hold for a --set override.
+    TempConfig f(kSample);
+    BOOST_TEST(error_of<std::runtime_error>([&] { ConfigReader c(f.path, {"optim.lr=" + std::string(n, '[')}); }) ==
+               f.path + ": override 'optim.lr=" + std::string(n, '[') +
+                   "': invalid TOML: line 1 nests arrays or inline tables more than 32 deep");
+    BOOST_TEST(error_of<std::runtime_error>([&] { ConfigReader c(f.path, {k32 + ".k=1"}); }) ==
+               f.path + ": override '" + k32 + ".k=1': the key has more than 32 parts");
+}
+
+// An invalid UTF-8 sequence inside a '...' or '''...''' string made toml11
+// read past the end of a buffer while composing its error. TOML files must be UTF-8; anything else is refused
+// first, naming the line and the offset.
+BOOST_AUTO_TEST_CASE(invalid_utf8_is_refused_before_parsing) {
+    auto parse_error = [](const std::string& text) {
+        return error_of<std::runtime_error>([&] { ConfigReader::from_string(text, "u.toml"); });
+    };
+    BOOST_TEST(parse_error("a = 1\nb = '''a\xf6\x9d\xd8'''\n") ==
+               "u.toml: invalid TOML: line 2 is not valid UTF-8 (byte 0xf6 at offset 14)");
+    BOOST_TEST(parse_error("b = 'a\xf6'\n").find("u.toml: invalid TOML: line 1 is not valid UTF-8 (byte 0xf6") == 0u);
+    BOOST_TEST(parse_error("b = \"\xc3\"\n").find("not valid UTF-8 (byte 0xc3 at offset 5)") != std::string::npos);
+    BOOST_TEST(parse_error("b = \"\"\"\n\xff\"\"\"\n").find("line 2 is not valid UTF-8 (byte 0xff") != std::string::npos);
+    BOOST_TEST(parse_error("# \xc0\x80 overlong\n").find("not valid UTF-8 (byte 0xc0") != std::string::npos);
+    BOOST_TEST(parse_error("a = '\xed\xa0\x80'\n").find("not valid UTF-8 (byte 0xed") != std::string::npos);  // a surrogate
+    BOOST_TEST(parse_error("a = '\xf4\x90\x80\x80'\n").find("not valid UTF-8 (byte 0xf4") != std::string::npos);  // > U+10FFFF
+    BOOST_TEST(parse_error("a = 'ab\xe2\x82'").find("not valid UTF-8 (byte 0xe2 at offset 7)") != std::string::npos);  // cut at the end
+    TempConfig f(kSample);
+    BOOST_TEST(error_of<std::runtime_error>([&] { ConfigReader c(f.path, {"run.tag='\xf6'"}); }) ==
+               f.path + ": override 'run.tag='\xf6'': invalid TOML: line 1 is not valid UTF-8 (byte 0xf6 at offset 1)");
+    // Every valid sequence length passes, in strings, literal strings and comments.
+    ConfigReader ok = ConfigReader::from_string(
+        "a = \"\xc3\xa9 \xe6\x97\xa5 \xf0\x9f\x98\x80\"\nb = '''\xf4\x8f\xbf\xbf'''  # \xc3\xa9\n", "ok.toml");
+    BOOST_TEST(ok.get_string("a", "") == "\xc3\xa9 \xe6\x97\xa5 \xf0\x9f\x98\x80");
+    BOOST_TEST(ok.get_string("b", "") == "\xf4\x8f\xbf\xbf");
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -229,6 +229,48 @@ BOOST_AUTO_TEST_CASE(every_kind_of_corruption_is_named) {
     BOOST_TEST(read_error(missing).find(missing + ": cannot open") == 0u);
 }
 
+// JSON nested a million deep overflowed the stack in the error message's
+// json::dump, and a shape with a zero dim passed however large its other
+// dims, so that the tensor built from it (read_tensor_file, read_checkpoint)
+// overflowed int64 in its strides or element count (tests/fuzz/ replays both).
+BOOST_AUTO_TEST_CASE(deep_json_and_shapes_without_strides_are_refused) {
+    TempDir tmp;
+    const size_t deep = 1'000'000;
+    expect_rejected(tmp,
+                    raw_file(R"({"a":{"dtype":"F32","shape":[)" + std::string(deep, '[') + std::string(deep, ']') +
+                                 R"(],"data_offsets":[0,0]}})",
+                             0),
+                    "header nests JSON arrays or objects more than 16 levels deep");
+    expect_rejected(tmp, raw_file(R"({"a":)" + std::string(deep, '[') + std::string(deep, ']') + "}", 0),
+                    "more than 16 levels deep");
+    // Valid nesting is three deep: the header, an entry, its shape.
+    expect_rejected(tmp, raw_file(R"({"a":{"dtype":"F32","shape":[[[2]]],"data_offsets":[0,8]}})", 8),
+                    "shape must hold non-negative integers, got [[2]]");
+    // Long JSON in a message is cut short.
+    std::string many = "[0";
+    for (int i = 1; i < 1000; ++i) many += "," + std::to_string(i);
+    spit(tmp.file("long.safetensors"), raw_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":)" + many + "]}}", 8));
+    const std::string msg = read_error(tmp.file("long.safetensors"));
+    BOOST_TEST_INFO("message: " << msg);
+    BOOST_CHECK(msg.find("data_offsets must be [begin, end] with non-negative integers, got [0,1,2,3,4,5,6,7,") !=
+                std::string::npos);
+    BOOST_TEST(msg.size() < 300u);
+    // No bytes, but 2^124 elements if the zero dim were not there: no int64 strides.
+    expect_rejected(tmp,
+                    raw_file(R"({"a":{"dtype":"F64","shape":[0,4611686018427387904,4611686018427387904],)"
+                             R"("data_offsets":[0,0]}})",
+                             0),
+                    "'a': shape [0, 4611686018427387904, 4611686018427387904] is too large");
+    expect_rejected(tmp,
+                    raw_file(R"({"a":{"dtype":"U8","shape":[4611686018427387904,2,0],"data_offsets":[0,0]}})", 0),
+                    "'a': shape [4611686018427387904, 2, 0] is too large");
+    // The largest zero-sized shapes that have strides still pass.
+    spit(tmp.file("zero.safetensors"),
+         raw_file(R"({"a":{"dtype":"U8","shape":[0,4611686018427387904,1],"data_offsets":[0,0]}})", 0));
+    BOOST_TEST(read_safetensors(tmp.file("zero.safetensors")).entries.at(0).shape ==
+               (std::vector<int64_t>{0, 4611686018427387904, 1}));
+}
+
 BOOST_AUTO_TEST_CASE(truncated_and_bit_flipped_files_never_crash) {
     TempDir tmp;
     const std::string good = tmp.file("good.safetensors");

@@ -7,7 +7,9 @@
 #include <utility>
 #include <vector>
 
+#include "tensor/index.h"
 #include "tensor/shape.h"
+#include "tensor/tensor.h"
 
 using namespace miras;
 
@@ -98,6 +100,27 @@ BOOST_AUTO_TEST_CASE(converts_compares_and_reverses) {
     BOOST_TEST(shape_str(Shape{5}) == "(5,)");
     BOOST_TEST(numel_of(s) == 24);
     BOOST_TEST(vec(contiguous_strides(s)) == (std::vector<int64_t>{12, 4, 1}));
+}
+
+// A tensor's element count and strides are int64 products of its dims; a
+// shape whose non-zero dims multiply past 2^63 - 1 has neither, even with a
+// zero dim (a safetensors entry of shape [0, 2^62, 2^62] overflowed in
+// contiguous_strides, one of [2^62, 2, 0] in numel_of).
+BOOST_AUTO_TEST_CASE(shapes_without_int64_strides_are_refused) {
+    const int64_t big = int64_t(1) << 62;
+    BOOST_TEST(shape_fits(Shape{}));
+    BOOST_TEST(shape_fits(Shape{0, big, 1}));
+    BOOST_TEST(shape_fits(Shape{big, 1, 0, 1}));
+    BOOST_TEST(!shape_fits(Shape{0, big, big}));
+    BOOST_TEST(!shape_fits(Shape{big, 2, 0}));
+    BOOST_TEST(!shape_fits(Shape{2, -1}));
+    BOOST_CHECK_THROW(Tensor::empty({0, big, big}, DType::f64), std::invalid_argument);
+    BOOST_CHECK_THROW(Tensor::empty({big, 2, 0}, DType::f32), std::invalid_argument);
+    BOOST_CHECK_THROW(Tensor::empty({big, 1}, DType::f64), std::invalid_argument);  // 2^65 bytes
+    BOOST_TEST(Tensor::empty({0, big, 1}, DType::f32).numel() == 0);
+    BOOST_CHECK_THROW(IndexTensor({big, 2, 0}, {}), std::invalid_argument);
+    BOOST_CHECK_THROW(IndexTensor({0, big, big}, {}), std::invalid_argument);
+    BOOST_TEST(IndexTensor({0, big}, {}).numel() == 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

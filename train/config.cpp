@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
@@ -134,10 +135,131 @@ std::optional<double> as_number(const toml::value& v) {
     return std::nullopt;
 }
 
+// toml11 parses nested arrays and inline tables recursively and dotted keys
+// in time quadratic in their length: a file of 50,000 '[' overflows the
+// stack, one dotted key of 100,000 parts takes minutes. No config needs more
+// than a few levels (the schema's deepest key, memory.fixed_gates.theta, has
+// three parts), so deeper text is refused before toml11 sees it.
+constexpr int kMaxNesting = 32;   // arrays and inline tables inside each other
+constexpr int kMaxKeyParts = 32;  // parts of one dotted key (a.b.c: 3)
+
+// Index just past the string that starts at text[i] (a quote), counting its
+// newlines into `line`; text.size() if it is not closed (toml11 says so).
+size_t skip_string(const std::string& text, size_t i, int64_t& line) {
+    const char q = text[i];
+    const bool multi = text.compare(i, 3, std::string(3, q)) == 0;
+    i += multi ? 3 : 1;
+    while (i < text.size()) {
+        const char c = text[i];
+        if (c == '\\' && q == '"') {
+            if (i + 1 < text.size() && text[i + 1] == '\n') ++line;  // a line-ending backslash
+            i += 2;  // an escape: the next character never closes the string
+            continue;
+        }
+        if (c == '\n') {
+            if (!multi) return i;
+            ++line;
+        }
+        if (c == q && (!multi || text.compare(i, 3, std::string(3, q)) == 0)) {
+            if (!multi) return i + 1;
+            i += 3;
+            // Up to two more quotes are content: """a"""" is the string a".
+            for (int extra = 0; extra < 2 && i < text.size() && text[i] == q; ++extra) ++i;
+            return i;
+        }
+        ++i;
+    }
+    return text.size();
+}
+
+// Throws if `text` nests arrays or inline tables deeper than kMaxNesting or
+// has a dotted key of more than kMaxKeyParts parts. Outside strings and
+// comments, dots follow each other in one run of key and value characters
+// only within a dotted key (a float or a time has one), so counting the dots
+// of each run needs no full TOML grammar.
+void check_nesting(const std::string& text, const std::string& source) {
+    int64_t line = 1;
+    int depth = 0, dots = 0;
+    for (size_t i = 0; i < text.size();) {
+        const unsigned char c = static_cast<unsigned char>(text[i]);
+        if (c == '"' || c == '\'') {
+            i = skip_string(text, i, line);  // a quoted key part continues the run
+            continue;
+        }
+        if (c == '.') {
+            if (++dots >= kMaxKeyParts)
+                throw std::runtime_error(source + ": invalid TOML: line " + std::to_string(line) +
+                                         " has a dotted key of more than " + std::to_string(kMaxKeyParts) + " parts");
+        } else if (std::isalnum(c) || c == '_' || c == '-' || c == '+' || c == ':' || c == ' ' || c == '\t') {
+            // key and value characters (numbers, dates, times) keep the run going
+        } else {
+            dots = 0;
+            if (c == '#') {
+                while (i < text.size() && text[i] != '\n') ++i;
+                continue;
+            }
+            if (c == '\n') ++line;
+            if (c == '[' || c == '{') {
+                if (++depth > kMaxNesting)
+                    throw std::runtime_error(source + ": invalid TOML: line " + std::to_string(line) +
+                                             " nests arrays or inline tables more than " +
+                                             std::to_string(kMaxNesting) + " deep");
+            } else if ((c == ']' || c == '}') && depth > 0) {
+                --depth;
+            }
+        }
+        ++i;
+    }
+}
+
+// Throws unless `text` is valid UTF-8, which TOML requires of a whole file.
+// toml11 checks strings itself, but its error path for an invalid sequence
+// in a '...' or '''...''' string reads past the end of a buffer (toml11 3.7),
+// so nothing invalid may reach it.
+void check_utf8(const std::string& text, const std::string& source) {
+    int64_t line = 1;
+    for (size_t i = 0; i < text.size();) {
+        const auto byte = [&](size_t k) { return k < text.size() ? static_cast<unsigned char>(text[k]) : 0u; };
+        const unsigned c = byte(i);
+        size_t len = 0;
+        unsigned lo = 0x80, hi = 0xbf;  // range of the second byte
+        if (c < 0x80) {
+            len = 1;
+        } else if (c >= 0xc2 && c <= 0xdf) {
+            len = 2;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            len = 3;
+            if (c == 0xe0) lo = 0xa0;  // no overlong forms
+            if (c == 0xed) hi = 0x9f;  // no UTF-16 surrogates
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            len = 4;
+            if (c == 0xf0) lo = 0x90;  // no overlong forms
+            if (c == 0xf4) hi = 0x8f;  // nothing above U+10FFFF
+        }
+        bool ok = len > 0;
+        for (size_t k = 1; ok && k < len; ++k) {
+            const unsigned b = byte(i + k);
+            ok = k == 1 ? b >= lo && b <= hi : b >= 0x80 && b <= 0xbf;
+        }
+        if (!ok) {
+            char hex[8];
+            std::snprintf(hex, sizeof hex, "0x%02x", c);
+            throw std::runtime_error(source + ": invalid TOML: line " + std::to_string(line) +
+                                     " is not valid UTF-8 (byte " + hex + " at offset " + std::to_string(i) + ")");
+        }
+        if (c == '\n') ++line;
+        i += len;
+    }
+}
+
 toml::value parse_toml(std::istream& in, const std::string& source) {
+    const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    check_utf8(text, source);
+    check_nesting(text, source);
+    std::istringstream text_in(text);
     toml::value root;
     try {
-        root = toml::parse(in, source);
+        root = toml::parse(text_in, source);
     } catch (const std::exception& e) {
         throw std::runtime_error(source + ": invalid TOML: " + e.what());
     }
@@ -192,6 +314,10 @@ struct ConfigReader::Impl {
         if (value.empty())
             throw std::runtime_error(where + " has no value (write " + key + "=\"\" for an empty string)");
 
+        if (parts->size() > static_cast<size_t>(kMaxKeyParts))
+            throw std::runtime_error(where + ": the key has more than " + std::to_string(kMaxKeyParts) + " parts");
+        check_utf8(value, where);
+        check_nesting(value, where);
         toml::value parsed;
         std::istringstream in("v = " + value);
         try {

@@ -19,6 +19,10 @@ using nlohmann::json;
 // The reference implementation refuses larger headers; so do we, which also
 // bounds what a corrupt length field can make us allocate.
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;
+// A valid header nests three deep (header, entry, shape); deeper JSON is
+// refused while parsing, which also keeps the recursive json::dump of the
+// error messages within the stack.
+constexpr int kMaxHeaderDepth = 16;
 const char* const kMetadataKey = "__metadata__";
 
 [[noreturn]] void fail(const std::string& path, const std::string& what) {
@@ -64,14 +68,24 @@ bool write_all(int fd, const void* buf, size_t n) {
     return true;
 }
 
-// product(shape) * elem_size, or false on overflow.
+// product(shape) * elem_size, or false on overflow. The product of the
+// non-zero dims must also fit an int64 (a tensor's element count and strides,
+// e.g. shape [0, 2^62, 2^62] holds no bytes but has no strides either).
 bool byte_size(const std::vector<int64_t>& shape, size_t elem_size, uint64_t& out) {
     uint64_t n = elem_size;
+    int64_t nonzero = 1;
     for (int64_t d : shape) {
         if (d < 0 || __builtin_mul_overflow(n, static_cast<uint64_t>(d), &n)) return false;
+        if (d != 0 && __builtin_mul_overflow(nonzero, d, &nonzero)) return false;
     }
     out = n;
     return true;
+}
+
+// A JSON value for a message: at most 64 characters of it.
+std::string excerpt(const json& j) {
+    std::string s = j.dump();
+    return s.size() <= 64 ? s : s.substr(0, 60) + " ...";
 }
 
 std::string shape_str(const std::vector<int64_t>& shape) {
@@ -85,7 +99,11 @@ std::string shape_str(const std::vector<int64_t>& shape) {
 json parse_header(const std::string& path, const std::string& text) {
     std::vector<std::set<std::string>> open_objects;
     std::string duplicate;
-    auto track = [&](int, json::parse_event_t ev, json& parsed) {
+    auto track = [&](int depth, json::parse_event_t ev, json& parsed) {
+        if ((ev == json::parse_event_t::object_start || ev == json::parse_event_t::array_start) &&
+            depth >= kMaxHeaderDepth)
+            fail(path, "header nests JSON arrays or objects more than " + std::to_string(kMaxHeaderDepth) +
+                           " levels deep");
         if (ev == json::parse_event_t::object_start) {
             open_objects.emplace_back();
         } else if (ev == json::parse_event_t::object_end) {
@@ -135,13 +153,13 @@ Slot parse_entry(const std::string& path, const std::string& name, const json& j
     for (const json& d : shape) {
         // is_number_unsigned excludes negatives and floats such as 2.0 or 1e3.
         if (!d.is_number_unsigned() || d.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
-            fail(path, where + "shape must hold non-negative integers, got " + d.dump());
+            fail(path, where + "shape must hold non-negative integers, got " + excerpt(d));
         s.entry.shape.push_back(static_cast<int64_t>(d.get<uint64_t>()));
     }
 
     const json& off = j["data_offsets"];
     if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
-        fail(path, where + "data_offsets must be [begin, end] with non-negative integers, got " + off.dump());
+        fail(path, where + "data_offsets must be [begin, end] with non-negative integers, got " + excerpt(off));
     s.begin = off[0].get<uint64_t>();
     s.end = off[1].get<uint64_t>();
     if (s.begin > s.end) fail(path, where + "data_offsets " + off.dump() + " has begin > end");
