@@ -10,9 +10,10 @@
 
 namespace miras {
 
-// Writes the parts one after another. Throws std::runtime_error
-// "<what> '<path>': <reason>" (e.g. what = "cannot write the metrics file")
-// on any failure, after removing the temporary file.
+// Writes the parts one after another. On any failure removes the temporary
+// file and throws std::runtime_error "<what> '<path>': <step> '<tmp>':
+// <errno text>", e.g. "cannot write 'runs/x/config.toml': cannot create the
+// temporary file 'runs/x/config.toml.tmp.123': No such file or directory".
 void write_file_atomically(const std::string& path, const std::vector<std::string_view>& parts,
                            const std::string& what = "cannot write");
 

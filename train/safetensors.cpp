@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "train/atomic_file.h"
+
 namespace miras {
 
 namespace {
@@ -52,18 +54,6 @@ bool read_exact(int fd, void* buf, size_t n, uint64_t offset) {
         p += got;
         n -= static_cast<size_t>(got);
         offset += static_cast<uint64_t>(got);
-    }
-    return true;
-}
-
-bool write_all(int fd, const void* buf, size_t n) {
-    const auto* p = static_cast<const uint8_t*>(buf);
-    while (n > 0) {
-        ssize_t put = ::write(fd, p, n);
-        if (put < 0 && errno == EINTR) continue;
-        if (put <= 0) return false;
-        p += put;
-        n -= static_cast<size_t>(put);
     }
     return true;
 }
@@ -237,32 +227,13 @@ void write_safetensors(const std::string& path, const StFile& file) {
     // Like the reference writer: pad with spaces so the data section starts
     // 8-byte aligned, which lets readers map f64/i64 data in place.
     text.append((8 - text.size() % 8) % 8, ' ');
-    uint8_t len_le[8];
-    for (int i = 0; i < 8; ++i) len_le[i] = static_cast<uint8_t>(static_cast<uint64_t>(text.size()) >> (8 * i));
+    char len_le[8];
+    for (int i = 0; i < 8; ++i) len_le[i] = static_cast<char>(static_cast<uint64_t>(text.size()) >> (8 * i));
 
-    const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-    auto fail_io = [&](const std::string& what) {
-        std::string msg = what + " '" + tmp + "': " + errno_text();
-        ::unlink(tmp.c_str());
-        fail(path, msg);
-    };
-    {
-        Fd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-        if (out.fd < 0) fail(path, "cannot create '" + tmp + "': " + errno_text());
-        bool ok = write_all(out.fd, len_le, 8) && write_all(out.fd, text.data(), text.size());
-        for (size_t i = 0; ok && i < order.size(); ++i)
-            ok = write_all(out.fd, order[i]->bytes.data(), order[i]->bytes.size());
-        if (!ok) fail_io("write failed on");
-        if (::fsync(out.fd) != 0) fail_io("fsync failed on");
-        int fd = out.fd;
-        out.fd = -1;
-        if (::close(fd) != 0) fail_io("close failed on");
-    }
-    if (::rename(tmp.c_str(), path.c_str()) != 0) fail_io("cannot rename");
-    // Persist the rename itself; a failure here cannot lose data any more.
-    std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/') + 1);
-    Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (d.fd >= 0) ::fsync(d.fd);
+    // Temporary file, fsync, rename (train/atomic_file.h).
+    std::vector<std::string_view> parts{std::string_view(len_le, 8), text};
+    for (const StEntry* e : order) parts.emplace_back(reinterpret_cast<const char*>(e->bytes.data()), e->bytes.size());
+    write_file_atomically(path, parts);
 }
 
 StFile read_safetensors(const std::string& path) {

@@ -37,7 +37,7 @@ struct StFile {
 // Bytes per element of a safetensors dtype, 0 if the dtype is unknown.
 size_t st_dtype_size(const std::string& dtype);
 
-// Writes atomically: the data goes to "<path>.tmp.<pid>", is fsync'ed and then
+// Writes atomically (train/atomic_file.h): the data goes to "<path>.tmp.<pid>", is fsync'ed and then
 // renamed over `path`, so a crash or a full disk never destroys an older
 // checkpoint at `path`. Entries are laid out sorted by name. Throws
 // std::runtime_error (bad entry, I/O failure), leaving no temporary behind.
