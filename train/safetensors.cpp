@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tensor/shape.h"
 #include "train/atomic_file.h"
 
 namespace miras {
@@ -58,16 +59,14 @@ bool read_exact(int fd, void* buf, size_t n, uint64_t offset) {
     return true;
 }
 
-// product(shape) * elem_size, or false on overflow. The product of the
-// non-zero dims must also fit an int64 (a tensor's element count and strides,
-// e.g. shape [0, 2^62, 2^62] holds no bytes but has no strides either).
+// product(shape) * elem_size, or false on overflow. The shape must also be
+// one a tensor can have (shape_fits: e.g. [0, 2^62, 2^62] holds no bytes but
+// its strides overflow int64).
 bool byte_size(const std::vector<int64_t>& shape, size_t elem_size, uint64_t& out) {
+    if (!shape_fits(shape)) return false;
     uint64_t n = elem_size;
-    int64_t nonzero = 1;
-    for (int64_t d : shape) {
-        if (d < 0 || __builtin_mul_overflow(n, static_cast<uint64_t>(d), &n)) return false;
-        if (d != 0 && __builtin_mul_overflow(nonzero, d, &nonzero)) return false;
-    }
+    for (int64_t d : shape)
+        if (__builtin_mul_overflow(n, static_cast<uint64_t>(d), &n)) return false;
     out = n;
     return true;
 }
