@@ -145,6 +145,38 @@ BOOST_AUTO_TEST_CASE(non_leaf_input) {
     check_close(gh[0], {std::cos(hv[0]), std::cos(hv[1])});
 }
 
+BOOST_AUTO_TEST_CASE(grad_walks_only_the_graph_above_its_inputs) {
+    // An inner loop calls grad() on a graph that keeps growing; each call must
+    // walk only what was recorded above its inputs (Node::topo_nr), not the
+    // history below them. The walk stamps every node it visits with its id.
+    Tensor x = leaf({0.4, -0.7}, {2});
+    std::vector<Tensor> steps = {x};  // steps[i + 1] = sin(steps[i]) + x
+    for (int i = 0; i < 50; ++i) steps.push_back(sin(steps.back()) + x);  // x is reached again from every step
+    Tensor h = steps.back() * 2.0;
+    Tensor y = sum(exp(h) + h);  // two paths from y down to h
+    std::vector<double> hv = h.to_vector();
+    const std::vector<double> dy_dh = {std::exp(hv[0]) + 1, std::exp(hv[1]) + 1};
+    const uint64_t before = grad_fn(y)->walk_id;
+    check_close(grad({y}, {h}, {}, false, /*retain_graph=*/true)[0], dy_dh);
+    const uint64_t walk = grad_fn(y)->walk_id;
+    BOOST_TEST(walk != before);               // y's node was visited by this walk
+    BOOST_TEST(grad_fn(h)->walk_id == walk);  // so was the target's
+    for (size_t i = 1; i < steps.size(); ++i) BOOST_TEST(grad_fn(steps[i])->walk_id != walk);  // the history was not
+
+    // A target deep in the history: the walk goes down to it and no further,
+    // and the gradient through the 40 steps above it is the chain rule's,
+    // dy/ds_10 = dy/dh · 2 · Π_{i=10..49} cos(s_i).
+    std::vector<double> want = {2 * dy_dh[0], 2 * dy_dh[1]};
+    for (size_t i = 10; i < 50; ++i) {
+        std::vector<double> s = steps[i].to_vector();
+        for (size_t c = 0; c < 2; ++c) want[c] *= std::cos(s[c]);
+    }
+    check_close(grad({y}, {steps[10]})[0], want);
+    const uint64_t deep = grad_fn(y)->walk_id;
+    for (size_t i = 10; i < steps.size(); ++i) BOOST_TEST(grad_fn(steps[i])->walk_id == deep);
+    for (size_t i = 1; i < 10; ++i) BOOST_TEST(grad_fn(steps[i])->walk_id != deep);
+}
+
 BOOST_AUTO_TEST_CASE(grad_with_respect_to_itself) {
     Tensor x = leaf({4}, {});
     check_close(grad({x}, {x})[0], {1});
