@@ -14,6 +14,7 @@
 #include "tests/cli_run.h"
 #include "tests/temp_dir.h"
 #include "train/cli.h"
+#include "train/safetensors.h"
 
 using namespace miras;
 namespace fs = std::filesystem;
@@ -64,15 +65,53 @@ BOOST_AUTO_TEST_CASE(help_of_program_and_every_command) {
     }
 }
 
+// Exit status 2 for every usage error (train/cli.h), not CLI11's own codes.
 BOOST_AUTO_TEST_CASE(usage_errors) {
     Run none = run_miras({});
-    BOOST_TEST(none.code != 0);
+    BOOST_TEST(none.code == 2);
     Run unknown = run_miras({"fly"});
-    BOOST_TEST(unknown.code != 0);
+    BOOST_TEST(unknown.code == 2);
     BOOST_TEST(contains(unknown.err, "fly"), unknown.err);
     Run missing = run_miras({"eval"});
-    BOOST_TEST(missing.code != 0);
+    BOOST_TEST(missing.code == 2);
     BOOST_TEST(contains(missing.err, "checkpoint"), missing.err);
+    Run flag = run_miras({"train", "--bogus"});
+    BOOST_TEST(flag.code == 2);
+    BOOST_TEST(contains(flag.err, "--bogus"), flag.err);
+    Run extra = run_miras({"info", "a.toml", "b.toml"});
+    BOOST_TEST(extra.code == 2);
+}
+
+// Option values are read in base 10 and checked whole: no octal, no silent
+// saturation or wrap-around, no NaN; the message names the option and the range.
+BOOST_AUTO_TEST_CASE(option_values_are_checked) {
+    TempDir tmp;  // nothing should be written, but a regression must not write into the working folder
+    const std::string o = tmp.file("o.st");
+    auto usage_error = [](const std::vector<std::string>& args, const std::string& part) {
+        Run r = run_miras(args);
+        BOOST_TEST(r.code == 2, args[1]);
+        BOOST_TEST(contains(r.err, part), r.err);
+        BOOST_TEST(!contains(r.err, "1797693"), r.err);  // DBL_MAX as a bound
+    };
+    usage_error({"eval", "x", "--batches", "0"}, "--batches: must be an integer in [1, 1048576], got '0'");
+    usage_error({"eval", "x", "--batches", "two"}, "got 'two'");
+    usage_error({"eval", "x", "--batches", "1.5"}, "got '1.5'");
+    usage_error({"generate", "x", "--length", "99999999999999999999"}, "--length: must be an integer");
+    usage_error({"generate", "x", "--top-k", "-3"}, "--top-k: must be an integer");
+    usage_error({"generate", "x", "--seed", "-1"}, "--seed: must be an integer in [0, 18446744073709551615]");
+    usage_error({"generate", "x", "--temperature", "nan"}, "--temperature: must be a finite number >= 0, got 'nan'");
+    usage_error({"generate", "x", "--temperature", "-0.5"}, "--temperature");
+    usage_error({"forward", "--batch", "0", "--out", o}, "--batch: must be an integer in [1, 1048576]");
+    usage_error({"forward", "--seq", "99999999999", "--out", o}, "--seq");
+    usage_error({"train", "--set", "output.dir=" + tmp.file("run"), "--set", "train.steps=0", "--out", ""},
+                "--out: must not be empty");
+    usage_error({"forward", "--out", ""}, "--out: must not be empty");
+    // --seed, --batch, --seq draw the input: with --input they would change nothing.
+    usage_error({"forward", "--input", "x.st", "--seed", "3", "--out", o}, "excludes");
+    usage_error({"grad", "--input", "x.st", "--batch", "3", "--out", o}, "excludes");
+    Run seq = run_miras({"forward", "--seq", "5", "--out", o});  // a model's rows are data.seq_len
+    BOOST_TEST(seq.code == 1);
+    BOOST_TEST((contains(seq.err, "--seq") && contains(seq.err, "data.seq_len")), seq.err);
 }
 
 BOOST_AUTO_TEST_CASE(bad_set_key_fails_with_a_message) {
@@ -105,6 +144,7 @@ BOOST_AUTO_TEST_CASE(train_eval_and_generate) {
     BOOST_TEST(t.code == 0, t.err);
     BOOST_TEST(contains(t.out, "final: recall accuracy"), t.out);
     BOOST_TEST(contains(t.out, ", 1 BLAS thread;"), t.out);  // train.threads defaults to 1
+    BOOST_TEST(contains(t.out, "model: attn, d 16, 1 layer, 2 heads"), t.out);
     BOOST_TEST(contains(t.out, run_dir + "/checkpoint.safetensors"), t.out);
     BOOST_TEST(contains(t.out, run_dir + "/metrics.jsonl"), t.out);
     BOOST_TEST(fs::exists(run_dir + "/checkpoint.safetensors"));
@@ -113,6 +153,9 @@ BOOST_AUTO_TEST_CASE(train_eval_and_generate) {
     Run e = run_miras({"eval", run_dir, "--batches", "2"});
     BOOST_TEST(e.code == 0, e.err);
     BOOST_TEST((contains(e.out, "recall accuracy") && contains(e.out, "over 48 answers")), e.out);
+    Run e10 = run_miras({"eval", run_dir, "--batches", "010"});  // ten, not octal eight
+    BOOST_TEST(e10.code == 0, e10.err);
+    BOOST_TEST(contains(e10.out, "over 240 answers"), e10.out);
     Run bad = run_miras({"eval", run_dir, "--set", "model.d=32"});
     BOOST_TEST(bad.code == 1);
     BOOST_TEST(contains(bad.err, "embed.weight"), bad.err);
@@ -121,6 +164,10 @@ BOOST_AUTO_TEST_CASE(train_eval_and_generate) {
     Run more = run_miras({"train", "--resume", run_dir, "--set", "train.steps=8"});
     BOOST_TEST(more.code == 0, more.err);
     BOOST_TEST((contains(more.out, "resuming from") && contains(more.out, "at step 6")), more.out);
+    // A checkpoint past train.steps is refused, not "trained" to step 8/4.
+    Run past = run_miras({"train", "--resume", run_dir, "--set", "train.steps=4"});
+    BOOST_TEST(past.code == 1);
+    BOOST_TEST(contains(past.err, "is at step 8, past train.steps = 4"), past.err);
     Run both = run_miras({"train", "some.toml", "--resume", run_dir});
     BOOST_TEST(both.code == 1);
     BOOST_TEST(contains(both.err, "--resume"), both.err);
@@ -136,6 +183,64 @@ BOOST_AUTO_TEST_CASE(train_eval_and_generate) {
     Run j = run_miras({"eval", junk});
     BOOST_TEST(j.code == 1);
     BOOST_TEST(contains(j.err, junk), j.err);
+
+    // A run folder that cannot be made says why.
+    Run file_out = run_miras(concat({"train", "--out", junk}, tiny_sets()));
+    BOOST_TEST(file_out.code == 1);
+    BOOST_TEST((contains(file_out.err, "cannot create the run folder '" + junk + "': ") &&
+                contains(file_out.err, "ot a directory")),
+               file_out.err);
+
+    // A checkpoint gives forward / grad a trained model's parameters (checksum checked).
+    const std::string out_file = tmp.file("grad.safetensors");
+    Run gr = run_miras(concat({"grad", "--params", run_dir + "/checkpoint.safetensors", "--batch", "2", "--out", out_file},
+                              tiny_sets()));
+    BOOST_TEST(gr.code == 0, gr.err);
+    BOOST_TEST(contains(gr.out, "gradients"), gr.out);
+    Run gl = run_miras(concat({"grad", "--layer", "--params", run_dir + "/checkpoint.safetensors", "--out", out_file},
+                              tiny_sets()));
+    BOOST_TEST(gl.code == 1);
+    BOOST_TEST(contains(gl.err, "--layer needs the layer's own parameters"), gl.err);
+}
+
+// forward / grad: a wrong input or parameter file is named, with what is wrong in it.
+BOOST_AUTO_TEST_CASE(probe_errors_name_the_file) {
+    TempDir tmp;
+    const std::vector<std::string> layer = {"--layer", "--set", "model.d=8", "--set", "model.heads=2"};
+    const std::string out = tmp.file("out.safetensors");
+    auto probe = [&](std::vector<std::string> args) {
+        args.insert(args.end(), {"--out", out});
+        return run_miras(args);
+    };
+    auto zeros = [](const std::string& name, const std::string& dtype, std::vector<int64_t> shape) {
+        size_t n = dtype == "I64" ? 8 : 4;
+        for (int64_t s : shape) n *= (size_t)s;
+        return StEntry{name, dtype, shape, std::vector<uint8_t>(n, 0)};
+    };
+    auto ints = [&](const std::string& name, std::vector<int64_t> shape) { return zeros(name, "I64", shape); };
+    auto f32 = [&](const std::string& name, std::vector<int64_t> shape) { return zeros(name, "F32", shape); };
+
+    const std::string x32 = tmp.file("x32.st"), xint = tmp.file("xint.st"), tfloat = tmp.file("tfloat.st"),
+                      tbig = tmp.file("tbig.st"), pint = tmp.file("pint.st");
+    write_safetensors(x32, StFile{{f32("x", {1, 3, 8})}, {}});
+    write_safetensors(xint, StFile{{ints("x", {1, 3, 8})}, {}});
+    write_safetensors(tfloat, StFile{{f32("tokens", {1, 4})}, {}});
+    StEntry big = ints("tokens", {1, 2});
+    big.bytes[8] = 200;  // token 200 of a vocabulary of 64
+    write_safetensors(tbig, StFile{{big}, {}});
+    write_safetensors(pint, StFile{{ints("out_norm_w", {8})}, {}});
+
+    Run r = probe(concat({"forward", "--input", x32}, layer));
+    BOOST_TEST(r.code == 1);
+    BOOST_TEST((contains(r.err, x32 + ": ") && contains(r.err, "x is f32")), r.err);
+    r = probe(concat({"forward", "--input", xint}, layer));
+    BOOST_TEST(contains(r.err, xint + ": tensor \"x\" holds integers"), r.err);  // not "needs a tensor x"
+    r = probe({"forward", "--input", tfloat});
+    BOOST_TEST(contains(r.err, tfloat + ": tensor \"tokens\" holds f32 values"), r.err);
+    r = probe({"forward", "--input", tbig});
+    BOOST_TEST((contains(r.err, tbig + ": ") && contains(r.err, "index 200")), r.err);
+    r = probe(concat({"forward", "--params", pint}, layer));
+    BOOST_TEST(contains(r.err, pint + ": tensor 'out_norm_w' (8,) holds integers"), r.err);  // not "missing"
 }
 
 BOOST_AUTO_TEST_CASE(generate_is_deterministic_in_its_seed) {

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <unistd.h>
 
 #include "train/config.h"
@@ -123,6 +124,38 @@ BOOST_AUTO_TEST_CASE(every_value_error_names_file_key_expectation_and_value) {
     BOOST_CHECK_THROW(c.get_int("a", -1, 0, 10), std::logic_error);
     BOOST_CHECK_THROW(c.get_string("a", "x", {"y"}), std::logic_error);
     BOOST_CHECK_THROW(c.get_int("bad key", 0, 0, 1), std::logic_error);
+}
+
+// toml11 reads a decimal, hex or octal literal beyond 64 bits as ±(2^63 − 1)
+// and wraps a binary one: each must be refused with the text as written.
+BOOST_AUTO_TEST_CASE(integers_beyond_64_bits_are_refused_as_written) {
+    ConfigReader c = ConfigReader::from_string(
+        "[t]\ndec = 99999999999999999999\nneg = -99999999999999999999\nhex = 0x1_0000_0000_0000_0000\n"
+        "oct = 0o7777777777777777777777\nbin = 0b11111111111111111111111111111111111111111111111111111111111111111\n"
+        "max = 9_223_372_036_854_775_807\nmin = -9223372036854775808\nxmax = 0x7fff_ffff_ffff_ffff\nplus = +12\n"
+        "list = [1, 99999999999999999999]\n",
+        "x.toml");
+    const int64_t kMax = std::numeric_limits<int64_t>::max(), kMin = std::numeric_limits<int64_t>::min();
+    BOOST_TEST(error_of<std::runtime_error>([&] { c.get_int("t.dec", 1, 0, kMax); }) ==
+               "x.toml: key 't.dec' (line 2) must be an integer in [0, 9223372036854775807], got integer "
+               "99999999999999999999, beyond 64 bits");
+    for (const char* key : {"t.neg", "t.hex", "t.oct", "t.bin"})
+        BOOST_TEST(error_of<std::runtime_error>([&] { c.get_int(key, 1, kMin, kMax); }).find("beyond 64 bits") !=
+                       std::string::npos,
+                   key);
+    BOOST_TEST(error_of<std::runtime_error>([&] { c.get_double("t.dec", 1, 0, 1e300); }).find("beyond 64 bits") !=
+               std::string::npos);
+    BOOST_TEST(error_of<std::runtime_error>([&] { c.get_int_list("t.list", {}, 0, kMax); }).find("must be an array") !=
+               std::string::npos);
+    BOOST_TEST(c.get_int("t.max", 1, 0, kMax) == kMax);  // the bounds themselves are fine
+    BOOST_TEST(c.get_int("t.min", -1, kMin, 0) == kMin);
+    BOOST_TEST(c.get_int("t.xmax", 1, 0, kMax) == kMax);
+    BOOST_TEST(c.get_int("t.plus", 1, 0, 100) == 12);
+
+    ConfigReader o = ConfigReader::from_string("", "y.toml", {"train.steps=99999999999999999999"});
+    BOOST_TEST(error_of<std::runtime_error>([&] { o.get_int("train.steps", 1, 0, kMax); }) ==
+               "y.toml: key 'train.steps' (from override 'train.steps=99999999999999999999') must be an integer in "
+               "[0, 9223372036854775807], got integer 99999999999999999999, beyond 64 bits");
 }
 
 BOOST_AUTO_TEST_CASE(overrides_are_parsed_as_toml_values) {

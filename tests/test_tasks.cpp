@@ -228,9 +228,9 @@ BOOST_AUTO_TEST_CASE(passkey_per_row_depths_cover_the_range) {
     const TokenBatch fixed = make_passkey({40, 100, 5, 0.5, 0.5}, 8, 2);
     const int64_t mid = passkey_needle_position({40, 100, 5, 0.5});
     for (int64_t r = 0; r < 8; ++r) BOOST_TEST(row(fixed.inputs, r, 100)[mid] == kPasskeyMarker);
-    BOOST_TEST(describe(s).find("depth uniform in [0.250000, 0.750000] per row") != std::string::npos);
+    BOOST_TEST(describe(s).find("depth uniform in [0.25, 0.75] per row") != std::string::npos);
     auto err = [](PasskeySpec p) { return error_of<std::invalid_argument>([&] { make_passkey(p, 1, 0); }); };
-    BOOST_TEST(err({40, 100, 5, 0.5, 0.4}).find("depth_max must be in [depth = 0.500000, 1]") != std::string::npos);
+    BOOST_TEST(err({40, 100, 5, 0.5, 0.4}).find("depth_max must be in [depth = 0.5, 1]") != std::string::npos);
     BOOST_TEST(err({40, 100, 5, 0.5, 1.5}).find("depth_max") != std::string::npos);
 }
 
@@ -262,7 +262,7 @@ BOOST_AUTO_TEST_CASE(byte_corpus_windows_come_from_their_split) {
         BOOST_TEST(all.targets[static_cast<size_t>(i)] == held[static_cast<size_t>(i) + 1]);
     }
     BOOST_TEST(c.describe() ==
-               "byte corpus '" + file.path + "': 900 training + 100 held-out bytes (held-out fraction 0.100000)");
+               "byte corpus '" + file.path + "': 900 training + 100 held-out bytes (held-out fraction 0.1)");
 
     BOOST_TEST(error_of<std::runtime_error>([&] { c.sample(Split::kHeldout, 1, 100, 0); }) ==
                "byte corpus '" + file.path + "': the held-out split has 100 bytes, fewer than seq_len + 1 = 101");

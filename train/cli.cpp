@@ -1,11 +1,13 @@
 #include "train/cli.h"
 
 #include <CLI/CLI.hpp>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <limits>
 #include <sstream>
 #include <stdexcept>
 
@@ -13,6 +15,7 @@
 #include "train/checkpoint.h"
 #include "train/model_config.h"
 #include "train/probe.h"
+#include "train/safetensors.h"
 #include "train/trainer.h"
 
 namespace miras {
@@ -22,7 +25,50 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr int kExitError = 1;
+constexpr int kExitUsage = 2;
 constexpr int kExitInterrupted = 130;  // 128 + SIGINT, the shell convention
+
+// Checks of option values. CLI11 (2.1) reads an integer with strtoll in base
+// 0 and no overflow check ("010" is 8, --seed -1 is 2^64 − 1, and
+// 99999999999999999999 is silently 2^63 − 1), lets NaN through its range
+// checks and prints DBL_MAX as their bound; these read the text in base 10,
+// refuse what does not fit and say what was wanted. They go in with
+// transform(), not check(), so that the text, rewritten to the value read,
+// is what CLI11 then converts: "010" is 10.
+template <class I>
+CLI::Validator integer_in(I lo, I hi, const std::string& name) {
+    const std::string want = "an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+    return CLI::Validator(
+        [=](std::string& text) -> std::string {
+            const char* begin = text.data() + (text.size() > 1 && text[0] == '+');
+            const char* end = text.data() + text.size();
+            I v{};
+            auto [ptr, ec] = std::from_chars(begin, end, v);
+            if (ec != std::errc{} || ptr != end || text.empty() || v < lo || v > hi)
+                return "must be " + want + ", got '" + text + "'";
+            text = std::to_string(v);
+            return std::string{};
+        },
+        name);
+}
+
+CLI::Validator finite_non_negative() {
+    return CLI::Validator(
+        [](std::string& text) -> std::string {
+            double v = 0;
+            auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+            if (ec != std::errc{} || ptr != text.data() + text.size() || text.empty() || !std::isfinite(v) || v < 0)
+                return "must be a finite number >= 0, got '" + text + "'";
+            return std::string{};
+        },
+        "NONNEGATIVE");
+}
+
+// An empty --out would otherwise mean "not given" and fall back to the default.
+const CLI::Validator kNonEmpty(
+    [](std::string& text) { return text.empty() ? std::string("must not be empty") : std::string(); }, "");
+
+constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
 
 // The config of train/info/forward/grad: an explicit file or a named preset,
 // else the default file, else the built-in default.
@@ -215,13 +261,30 @@ std::string describe_result(const TensorMap& r) {
     return s.str();
 }
 
-// Loads --params into `m` (strict: every name, shape and dtype) and writes --dump-params.
+// Loads --params into `m` (strict: every name, shape and dtype) and writes
+// --dump-params. A training checkpoint is read as one (checksum included) and
+// gives the model its parameters; its optimizer state is left aside.
 void params_in_out(const ProbeArgs& a, Module& m, std::ostream& out) {
     if (!a.params.empty()) {
-        try {
-            m.load_parameters(read_tensor_file(a.params).tensors);
-        } catch (const std::invalid_argument& e) {
-            throw std::runtime_error(a.params + ": " + e.what());
+        const StFile st = read_safetensors(a.params);
+        auto format = st.metadata.find("format");
+        if (format != st.metadata.end() && format->second == kCheckpointFormat) {
+            if (a.layer)
+                throw std::runtime_error(a.params + ": a training checkpoint holds a whole model; --layer needs the "
+                                                    "layer's own parameters (W_Q, ..., as --dump-params writes them)");
+            load_model_state(read_checkpoint(a.params), m, a.params);
+        } else {
+            TensorFile f = read_tensor_file(a.params);
+            // Integer entries are read as ids (read_tensor_file): one named like a
+            // parameter would otherwise be reported as missing.
+            for (const auto& [name, ids] : f.indices)
+                throw std::runtime_error(a.params + ": tensor '" + name + "' " + shape_str(ids.shape) +
+                                         " holds integers; parameters are F32 or F64");
+            try {
+                m.load_parameters(f.tensors);
+            } catch (const std::invalid_argument& e) {
+                throw std::runtime_error(a.params + ": " + e.what());
+            }
         }
     }
     if (!a.dump_params.empty()) {
@@ -230,9 +293,23 @@ void params_in_out(const ProbeArgs& a, Module& m, std::ostream& out) {
     }
 }
 
+// Runs a probe; a refusal of the given input (its shapes, dtypes, token ids)
+// names the --input file.
+template <class F> TensorMap input_named(const ProbeArgs& a, F&& probe) {
+    try {
+        return probe();
+    } catch (const std::logic_error& e) {  // invalid_argument, out_of_range (a token id)
+        if (a.input.empty()) throw;
+        throw std::runtime_error(a.input + ": " + e.what());
+    }
+}
+
 int cmd_probe(const ProbeArgs& a, bool grads, std::ostream& out) {
     RunConfig rc = resolve_config(a.config, a.preset, a.sets);
     if (a.out.empty() && a.dump_params.empty()) throw std::runtime_error("--out is required (or only --dump-params)");
+    if (!a.layer && a.seq > 0)
+        throw std::runtime_error("--seq sets the length of --layer's random input; a model's rows are data.seq_len "
+                                 "tokens (--set data.seq_len=" + std::to_string(a.seq) + ")");
     const BlasThreadsScope threads((int)rc.train.threads);
     std::map<std::string, std::string> meta{{"config", rc.toml}, {"mode", a.layer ? "layer" : "model"}};
     TensorMap result;
@@ -249,6 +326,10 @@ int cmd_probe(const ProbeArgs& a, bool grads, std::ostream& out) {
         Tensor x, R;
         if (!a.input.empty()) {
             TensorFile in = read_tensor_file(a.input);
+            for (const char* name : {"x", "R"})
+                if (in.indices.count(name))
+                    throw std::runtime_error(a.input + ": tensor \"" + name +
+                                             "\" holds integers; --layer needs F64 values");
             if (!in.tensors.count("x")) throw std::runtime_error(a.input + ": needs a tensor \"x\" (B, T, d) for --layer");
             x = in.tensors.at("x");
             if (in.tensors.count("R")) R = in.tensors.at("R");
@@ -258,7 +339,8 @@ int cmd_probe(const ProbeArgs& a, bool grads, std::ostream& out) {
             x = randn(s, g, DType::f64);
             R = randn(s, g, DType::f64);
         }
-        result = probe_layer(layer, x, R, grads, rc.model.memory_sequential ? ScanMode::sequential : ScanMode::chunked);
+        const ScanMode mode = rc.model.memory_sequential ? ScanMode::sequential : ScanMode::chunked;
+        result = input_named(a, [&] { return probe_layer(layer, x, R, grads, mode); });
     } else {
         auto model = build_model(rc.model);
         params_in_out(a, *model, out);
@@ -266,6 +348,11 @@ int cmd_probe(const ProbeArgs& a, bool grads, std::ostream& out) {
         IndexTensor tokens, targets;
         if (!a.input.empty()) {
             TensorFile in = read_tensor_file(a.input);
+            for (const char* name : {"tokens", "targets"})
+                if (in.tensors.count(name))
+                    throw std::runtime_error(a.input + ": tensor \"" + name + "\" holds " +
+                                             dtype_name(in.tensors.at(name).dtype()) +
+                                             " values; token ids must be integers (I64, I32, ...)");
             if (!in.indices.count("tokens"))
                 throw std::runtime_error(a.input + ": needs integer \"tokens\" (B, T) (and optionally \"targets\")");
             tokens = in.indices.at("tokens");
@@ -276,7 +363,7 @@ int cmd_probe(const ProbeArgs& a, bool grads, std::ostream& out) {
             tokens = IndexTensor({b.batch, b.seq_len}, b.inputs);
             targets = IndexTensor({b.batch, b.seq_len}, b.targets);
         }
-        result = probe_model(*model, tokens, targets, grads);
+        result = input_named(a, [&] { return probe_model(*model, tokens, targets, grads); });
     }
     write_tensor_file(a.out, result, meta);
     out << a.out << ": " << describe_result(result) << "\n";
@@ -307,7 +394,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     train_cmd->add_option("--preset", ta.preset, "A named config from " + std::string(kPresetDir) + ", e.g. titans-lmm");
     train_cmd->add_option("--set", ta.sets, "Override a config key, e.g. --set optim.lr=3e-4 (repeatable)")
         ->type_name("KEY=VALUE")->allow_extra_args(false);
-    train_cmd->add_option("--out", ta.out, "Run folder (default: output.dir of the config)");
+    train_cmd->add_option("--out", ta.out, "Run folder (default: output.dir of the config)")->check(kNonEmpty);
     train_cmd->add_option("--resume", ta.resume,
                           "Continue from a checkpoint (file or run folder); uses the config stored in it");
 
@@ -319,20 +406,24 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     eval_cmd->add_option("--set", eval_sets, "Override a key of the stored config, e.g. data.passkey.depth=0.9")
         ->type_name("KEY=VALUE")->allow_extra_args(false);
     eval_cmd->add_option("--batches", eval_batches, "Evaluation batches (default: train.eval_batches)")
-        ->check(CLI::PositiveNumber);
+        ->transform(integer_in<int64_t>(1, 1 << 20, "POSITIVE"));  // the range of train.eval_batches
 
     GenArgs ga;
     CLI::App* gen_cmd = app.add_subcommand("generate", "Sample bytes from a byte-level language-model checkpoint");
     gen_cmd->add_option("checkpoint", ga.ckpt, "Checkpoint file or run folder")->required();
     gen_cmd->add_option("--prompt", ga.prompt, "Text to continue (default: a newline)");
-    gen_cmd->add_option("--length", ga.length, "Bytes to generate")->capture_default_str()->check(CLI::NonNegativeNumber);
+    gen_cmd->add_option("--length", ga.length, "Bytes to generate")
+        ->capture_default_str()
+        ->transform(integer_in<int64_t>(0, kMaxInt, "NONNEGATIVE"));
     gen_cmd->add_option("--temperature", ga.temperature, "Softmax temperature; 0 = always the most likely byte")
         ->capture_default_str()
-        ->check(CLI::NonNegativeNumber);
+        ->check(finite_non_negative());
     gen_cmd->add_option("--top-k", ga.top_k, "Sample among the k most likely bytes; 0 = all")
         ->capture_default_str()
-        ->check(CLI::NonNegativeNumber);
-    gen_cmd->add_option("--seed", ga.seed, "Sampling seed (same seed, same text)")->capture_default_str();
+        ->transform(integer_in<int64_t>(0, kMaxInt, "NONNEGATIVE"));
+    gen_cmd->add_option("--seed", ga.seed, "Sampling seed (same seed, same text)")
+        ->capture_default_str()
+        ->transform(integer_in<uint64_t>(0, std::numeric_limits<uint64_t>::max(), ""));
 
     std::string info_config, info_preset;
     std::vector<std::string> info_sets;
@@ -348,18 +439,30 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
         c->add_option("--preset", p.preset, "A named config from " + std::string(kPresetDir));
         c->add_option("--set", p.sets, "Override a config key (repeatable)")->type_name("KEY=VALUE")->allow_extra_args(false);
         c->add_flag("--layer", p.layer, "One memory layer of the [memory] config in f64, instead of the whole model");
-        c->add_option("--params", p.params, "Parameters (safetensors, by name); default: the seeded initialisation");
-        c->add_option("--input", p.input,
-                      "Input (safetensors): layer \"x\" (B, T, d) f64 and optional \"R\"; model integer \"tokens\" "
-                      "(B, T) and optional \"targets\"");
+        c->add_option("--params", p.params,
+                      "Parameters (safetensors, by name; for a model also a training checkpoint); default: the "
+                      "seeded initialisation");
+        CLI::Option* input = c->add_option(
+            "--input", p.input,
+            "Input (safetensors): layer \"x\" (B, T, d) f64 and optional \"R\"; model integer \"tokens\" (B, T) "
+            "and optional \"targets\"");
+        // --seed, --batch and --seq draw the input, so they exclude --input
+        // (which they would silently not change); ranges as train.batch, data.seq_len.
         c->add_option("--seed", p.seed, "Without --input: seed of a random x and R (layer) or the task batch (model)")
-            ->capture_default_str();
+            ->capture_default_str()
+            ->transform(integer_in<uint64_t>(0, std::numeric_limits<uint64_t>::max(), ""))
+            ->excludes(input);
         c->add_option("--batch", p.batch, "Without --input: rows (default: 2 for a layer, train.batch for a model)")
-            ->check(CLI::PositiveNumber);
+            ->transform(integer_in<int64_t>(1, 1 << 20, "POSITIVE"))
+            ->excludes(input);
         c->add_option("--seq", p.seq, "Without --input, layer: tokens per row (default: data.seq_len)")
-            ->check(CLI::PositiveNumber);
-        c->add_option("--out", p.out, "Result file (safetensors): out, loss" + std::string(name == std::string("grad") ? ", grad.<name>" : ""));
-        c->add_option("--dump-params", p.dump_params, "Also write the parameters used (safetensors)");
+            ->transform(integer_in<int64_t>(1, 1 << 24, "POSITIVE"))
+            ->excludes(input);
+        c->add_option("--out", p.out,
+                      "Result file (safetensors): out, loss" +
+                          std::string(name == std::string("grad") ? ", grad.<name>" : ""))
+            ->check(kNonEmpty);
+        c->add_option("--dump-params", p.dump_params, "Also write the parameters used (safetensors)")->check(kNonEmpty);
         return c;
     };
     CLI::App* fwd_cmd = add_probe("forward", "Output and loss of a layer or model on given parameters and input", fa);
@@ -376,12 +479,13 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     };
     if (argv.size() > 1 && argv[1][0] != '-' && !is_command(argv[1])) {
         err << "error: unknown command '" << argv[1] << "' (commands: train, eval, generate, info, forward, grad; see miras --help)\n";
-        return 2;
+        return kExitUsage;
     }
     try {
         app.parse((int)argv.size(), argv.data());
     } catch (const CLI::ParseError& e) {
-        return app.exit(e, out, err);
+        // CLI11's own codes (105, 106, 109, ...) are all usage errors here.
+        return app.exit(e, out, err) == 0 ? 0 : kExitUsage;
     }
 
     if (train_cmd->parsed()) return guarded(err, [&] { return cmd_train(ta, out, err); });
@@ -391,7 +495,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     if (fwd_cmd->parsed()) return guarded(err, [&] { return cmd_probe(fa, false, out); });
     if (grad_cmd->parsed()) return guarded(err, [&] { return cmd_probe(da, true, out); });
     err << app.help();
-    return 2;
+    return kExitUsage;
 }
 
 int run_cli(int argc, const char* const* argv) {

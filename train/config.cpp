@@ -119,7 +119,34 @@ std::string type_name(const toml::value& v) {
     return "date/time";
 }
 
-std::string describe(const toml::value& v) { return v.is_table() ? "table" : type_name(v) + " " + literal(v); }
+// toml11 (3.7) reads an integer literal beyond 64 bits without an error:
+// decimal, hexadecimal and octal ones saturate (99999999999999999999 is read
+// as 2^63 − 1), binary ones wrap. TOML requires an error, so the literal's
+// text (the value's region of its source line) is read again: true if it
+// is exactly the integer toml11 stored.
+bool integer_literal_fits(const toml::value& v) {
+    const toml::source_location loc = v.location();
+    if (loc.column() < 1 || loc.column() - 1 + loc.region() > loc.line_str().size()) return true;  // no source text
+    std::string text = loc.line_str().substr(loc.column() - 1, loc.region());
+    text.erase(std::remove(text.begin(), text.end(), '_'), text.end());
+    if (!text.empty() && text[0] == '+') text.erase(0, 1);
+    int base = 10;
+    if (text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'o' || text[1] == 'b')) {
+        base = text[1] == 'x' ? 16 : text[1] == 'o' ? 8 : 2;
+        text.erase(0, 2);
+    }
+    int64_t x = 0;
+    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), x, base);
+    return ec == std::errc{} && ptr == text.data() + text.size() && x == v.as_integer();
+}
+
+std::string describe(const toml::value& v) {
+    if (v.is_integer() && !integer_literal_fits(v)) {
+        const toml::source_location loc = v.location();
+        return "integer " + loc.line_str().substr(loc.column() - 1, loc.region()) + ", beyond 64 bits";
+    }
+    return v.is_table() ? "table" : type_name(v) + " " + literal(v);
+}
 
 template <typename T>
 std::string range_text(T lo, T hi) {
@@ -131,7 +158,7 @@ std::string range_text(T lo, T hi) {
 
 std::optional<double> as_number(const toml::value& v) {
     if (v.is_floating()) return v.as_floating();
-    if (v.is_integer()) return static_cast<double>(v.as_integer());
+    if (v.is_integer() && integer_literal_fits(v)) return static_cast<double>(v.as_integer());
     return std::nullopt;
 }
 
@@ -408,7 +435,7 @@ int64_t ConfigReader::get_int(const std::string& key, int64_t def, int64_t lo, i
                                range_text(lo, hi));
     int64_t x = def;
     if (const toml::value* v = impl_->find(key)) {
-        if (!v->is_integer() || v->as_integer() < lo || v->as_integer() > hi)
+        if (!v->is_integer() || !integer_literal_fits(*v) || v->as_integer() < lo || v->as_integer() > hi)
             impl_->bad_value(key, *v, "an integer in " + range_text(lo, hi));
         x = v->as_integer();
     }
@@ -457,7 +484,8 @@ std::vector<int64_t> ConfigReader::get_int_list(const std::string& key, const st
         if (!v->is_array()) impl_->bad_value(key, *v, expected);
         x.clear();
         for (const toml::value& e : v->as_array()) {
-            if (!e.is_integer() || e.as_integer() < lo || e.as_integer() > hi) impl_->bad_value(key, *v, expected);
+            if (!e.is_integer() || !integer_literal_fits(e) || e.as_integer() < lo || e.as_integer() > hi)
+                impl_->bad_value(key, *v, expected);
             x.push_back(e.as_integer());
         }
     }

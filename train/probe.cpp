@@ -85,7 +85,7 @@ TensorFile read_tensor_file(const std::string& path) {
         std::vector<int64_t> ids;
         if (!read_integers(e, ids))
             throw std::runtime_error(path + ": tensor '" + e.name + "' has dtype " + e.dtype +
-                                     "; expected F32/F64 values or integer ids");
+                                     "; expected F32/F64 values or integer ids (I8, I16, I32, I64, U8, U16, U32)");
         r.indices[e.name] = IndexTensor(e.shape, std::move(ids));
     }
     return r;
@@ -103,8 +103,9 @@ TensorMap probe_layer(MirasLayer& layer, const Tensor& x_in, const Tensor& R_in,
         throw std::invalid_argument("probe_layer: x must be (B, T, d = " + std::to_string(c.d) + "), got " +
                                     shape_str(x_in.shape()));
     if (x_in.dtype() != c.dtype)
-        throw std::invalid_argument("probe_layer: x is " + std::string(dtype_name(x_in.dtype())) + ", the layer " +
-                                    dtype_name(c.dtype));
+        throw std::invalid_argument("probe_layer: x is " + std::string(dtype_name(x_in.dtype())) +
+                                    ", but the layer computes in " + dtype_name(c.dtype) + " (x must be " +
+                                    dtype_name(c.dtype) + ")");
     Tensor R = R_in.defined() ? R_in : ones(x_in.shape(), c.dtype);
     if (R.shape() != x_in.shape() || R.dtype() != c.dtype)
         throw std::invalid_argument("probe_layer: R must match x " + shape_str(x_in.shape()) + " " +

@@ -1,6 +1,7 @@
 #include "train/tasks.h"
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -21,6 +22,13 @@ uint64_t mix64(uint64_t x) {
 
 void require(bool ok, const std::string& msg) {
     if (!ok) throw std::invalid_argument(msg);
+}
+
+// A fraction or depth as written in a config: 0.1, not std::to_string's 0.100000.
+std::string num(double x) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", x);
+    return buf;
 }
 
 TokenBatch empty_batch(int64_t batch, int64_t seq_len, int64_t fill_inputs) {
@@ -155,10 +163,10 @@ void check(const PasskeySpec& s, int64_t batch) {
             "passkey: vocab_size must be >= " + std::to_string(kPasskeyFirstFiller + 1) +
                 " (digits, two markers, filler), got " + std::to_string(s.vocab_size));
     require(s.num_digits >= 1, "passkey: num_digits must be >= 1, got " + std::to_string(s.num_digits));
-    require(s.depth >= 0 && s.depth <= 1, "passkey: depth must be in [0, 1], got " + std::to_string(s.depth));
+    require(s.depth >= 0 && s.depth <= 1, "passkey: depth must be in [0, 1], got " + num(s.depth));
     require(s.depth_max < 0 || (s.depth_max >= s.depth && s.depth_max <= 1),
-            "passkey: depth_max must be in [depth = " + std::to_string(s.depth) + ", 1] (or unset), got " +
-                std::to_string(s.depth_max));
+            "passkey: depth_max must be in [depth = " + num(s.depth) + ", 1] (or unset), got " +
+                num(s.depth_max));
     const int64_t need = 2 * (s.num_digits + 1);
     require(s.seq_len >= need, "passkey: seq_len " + std::to_string(s.seq_len) +
                                    " cannot hold the needle and the query of " + std::to_string(s.num_digits) +
@@ -169,7 +177,7 @@ void check(const PasskeySpec& s, int64_t batch) {
 
 int64_t passkey_needle_position(const PasskeySpec& s, double depth) {
     check(s, 1);
-    require(depth >= 0 && depth <= 1, "passkey: depth must be in [0, 1], got " + std::to_string(depth));
+    require(depth >= 0 && depth <= 1, "passkey: depth must be in [0, 1], got " + num(depth));
     // Positions where the needle can start so that it ends before the query.
     const int64_t last_start = s.seq_len - 2 * (s.num_digits + 1);
     return std::llround(depth * static_cast<double>(last_start));
@@ -208,9 +216,9 @@ std::string describe(const PasskeySpec& s) {
            std::to_string(s.num_digits) + " digits (tokens 0-9), needle marker " + std::to_string(kPasskeyMarker) +
            (s.depth_max >= 0 ? " at positions " + std::to_string(passkey_needle_position(s)) + "-" +
                                    std::to_string(passkey_needle_position(s, s.depth_max)) + " (depth uniform in [" +
-                                   std::to_string(s.depth) + ", " + std::to_string(s.depth_max) + "] per row)"
+                                   num(s.depth) + ", " + num(s.depth_max) + "] per row)"
                              : " at position " + std::to_string(passkey_needle_position(s)) + " (depth " +
-                                   std::to_string(s.depth) + ")") +
+                                   num(s.depth) + ")") +
            ", query marker " + std::to_string(kPasskeyQuery) + " at position " +
            std::to_string(s.seq_len - s.num_digits - 1) + ", filler [" + std::to_string(kPasskeyFirstFiller) + ", " +
            std::to_string(s.vocab_size) + ")";
@@ -221,7 +229,7 @@ std::string describe(const PasskeySpec& s) {
 ByteCorpus::ByteCorpus(const std::string& path, double heldout_fraction)
     : path_(path), heldout_fraction_(heldout_fraction) {
     require(heldout_fraction >= 0 && heldout_fraction < 1,
-            "byte corpus '" + path + "': heldout_fraction must be in [0, 1), got " + std::to_string(heldout_fraction));
+            "byte corpus '" + path + "': heldout_fraction must be in [0, 1), got " + num(heldout_fraction));
     if (!std::filesystem::exists(path)) throw std::runtime_error("byte corpus '" + path + "' not found");
     std::ifstream in(path, std::ios::binary);
     if (!in || !std::filesystem::is_regular_file(path))
@@ -287,7 +295,7 @@ TokenBatch ByteCorpus::sequential(Split split, int64_t seq_len, int64_t first, i
 
 std::string ByteCorpus::describe() const {
     return "byte corpus '" + path_ + "': " + std::to_string(train_.size()) + " training + " +
-           std::to_string(heldout_.size()) + " held-out bytes (held-out fraction " + std::to_string(heldout_fraction_) +
+           std::to_string(heldout_.size()) + " held-out bytes (held-out fraction " + num(heldout_fraction_) +
            ")";
 }
 

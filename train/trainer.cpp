@@ -261,12 +261,20 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& options) {
                                      std::to_string(ck.data_seed) + " differs from data.seed = " +
                                      std::to_string(cfg.data.seed) + "; the resumed run would see other data");
         step = ck.step;
+        // Nothing would run, and the log would show "step 800/500".
+        if (step > cfg.train.steps)
+            throw std::runtime_error(options.resume_from + ": the checkpoint is at step " + std::to_string(step) +
+                                     ", past train.steps = " + std::to_string(cfg.train.steps) +
+                                     "; set train.steps >= " + std::to_string(step) +
+                                     " to train on (or evaluate it with miras eval)");
     }
 
     const std::string dir = options.out_dir.empty() ? cfg.output.dir : options.out_dir;
     std::error_code ec;
     fs::create_directories(dir, ec);
-    if (ec || !fs::is_directory(dir)) throw std::runtime_error("cannot create the run folder '" + dir + "'");
+    if (ec || !fs::is_directory(dir))
+        throw std::runtime_error("cannot create the run folder '" + dir + "': " +
+                                 (ec ? ec.message() : "a file of that name exists"));
     TrainResult result;
     result.checkpoint_path = (fs::path(dir) / "checkpoint.safetensors").string();
     result.metrics_path = (fs::path(dir) / "metrics.jsonl").string();
@@ -279,9 +287,9 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& options) {
     const bool bytes = data.is_bytes();
     const std::vector<TokenBatch> eval_batches = data.eval_set(loop.eval_batches, B);
 
-    out << "model: " << cfg.model.mixer << ", d " << cfg.model.d << ", " << cfg.model.layers << " layers, "
-        << cfg.model.heads << " heads, " << model->num_parameters() << " parameters ("
-        << dtype_name(cfg.model.dtype) << ")\n"
+    out << "model: " << cfg.model.mixer << ", d " << cfg.model.d << ", " << cfg.model.layers
+        << (cfg.model.layers == 1 ? " layer, " : " layers, ") << cfg.model.heads << " heads, "
+        << model->num_parameters() << " parameters (" << dtype_name(cfg.model.dtype) << ")\n"
         << "data:  " << data.describe() << "\n"
         << "train: " << total << " steps of " << B << " x " << T << " tokens, " << cfg.optim.name << " lr "
         << cfg.optim.lr << ", " << blas_threads() << " BLAS thread" << (blas_threads() == 1 ? "" : "s")
