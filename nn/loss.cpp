@@ -32,21 +32,27 @@ int64_t check_targets(const Tensor& logits, const IndexTensor& targets, int64_t 
 CrossEntropyResult cross_entropy(const Tensor& logits, const IndexTensor& targets, int64_t ignore_index) {
     const int64_t V = check_targets(logits, targets, ignore_index, "cross_entropy");
     const int64_t N = targets.numel();
-    // Ignored rows gather class 0 and get weight 0; counted rows get 1/count,
-    // so the weighted sum is the mean without any division by a zero count.
+    // Counted rows get weight −1/count, so the weighted sum is the mean
+    // without any division by a zero count. Ignored rows gather class 0 and
+    // are then *selected away* (where), not multiplied by 0: a row nobody
+    // scores may hold inf or NaN logits (a padding tail the model was never
+    // trained on), and 0 · NaN would spoil the loss. Selecting also makes the
+    // all-ignored loss +0, not −0.
     std::vector<int64_t> idx((size_t)N);
-    std::vector<double> w((size_t)N);
+    std::vector<double> w((size_t)N), keep((size_t)N);
     int64_t count = 0;
     for (int64_t i = 0; i < N; ++i) count += targets.data[(size_t)i] != ignore_index;
     for (int64_t i = 0; i < N; ++i) {
-        bool keep = targets.data[(size_t)i] != ignore_index;
-        idx[(size_t)i] = keep ? targets.data[(size_t)i] : 0;
-        w[(size_t)i] = keep ? 1.0 / (double)count : 0.0;
+        keep[(size_t)i] = targets.data[(size_t)i] != ignore_index;
+        idx[(size_t)i] = keep[(size_t)i] ? targets.data[(size_t)i] : 0;
+        w[(size_t)i] = keep[(size_t)i] ? -1.0 / (double)count : 0.0;
     }
+    const DType dt = logits.dtype();
     Tensor logp = log_softmax(reshape(logits, {N, V}), 1);               // (N, V)
     Tensor picked = gather(logp, 1, IndexTensor({N, 1}, std::move(idx)));  // (N, 1)
-    Tensor loss = neg(sum(mul(picked, from_vector(w, {N, 1}, logits.dtype()))));
-    return {loss, count};
+    Tensor terms = where(from_vector(keep, {N, 1}, dt), mul(picked, from_vector(w, {N, 1}, dt)),
+                         scalar_tensor(0.0, dt));                          // (N, 1)
+    return {sum(terms), count};
 }
 
 Accuracy accuracy(const Tensor& logits, const IndexTensor& targets, int64_t ignore_index) {
