@@ -21,13 +21,35 @@ Storage::Storage(size_t n, Device dev) : nbytes(n), device(dev) {
 
 Storage::~Storage() { alloc::release(data, nbytes); }
 
+namespace {
+
+// 1099511627776 -> "1 TiB (1099511627776 bytes)": readable and exact.
+std::string byte_size_str(size_t bytes) {
+    const char* units[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    double x = (double)bytes;
+    int u = 0;
+    while (x >= 1024 && u < 6) x /= 1024, ++u;
+    std::ostringstream s;
+    s << std::setprecision(3) << x << " " << units[u];
+    if (u > 0) s << " (" << bytes << " bytes)";
+    return s.str();
+}
+
+}  // namespace
+
 Tensor Tensor::empty(const Shape& shape, DType dtype) {
     for (int64_t d : shape)
         if (d < 0) throw std::invalid_argument("empty: negative dimension in shape " + shape_str(shape));
     if (!shape_fits(shape) || (uint64_t)numel_of(shape) > SIZE_MAX / dtype_size(dtype))
         throw std::invalid_argument("empty: shape " + shape_str(shape) + " has more elements than memory can address");
     auto impl = std::make_shared<TensorImpl>();
-    impl->storage = std::make_shared<Storage>((size_t)numel_of(shape) * dtype_size(dtype));
+    const size_t bytes = (size_t)numel_of(shape) * dtype_size(dtype);
+    try {
+        impl->storage = std::make_shared<Storage>(bytes);
+    } catch (const std::bad_alloc&) {
+        throw OutOfMemory("empty: out of memory allocating " + byte_size_str(bytes) + " for a tensor of shape " +
+                          shape_str(shape) + " " + dtype_name(dtype));
+    }
     impl->shape = shape;
     impl->strides = contiguous_strides(shape);
     impl->dtype = dtype;

@@ -5,6 +5,7 @@
 // carries an opaque slot (`autograd`) that the autograd layer fills in, as
 // PyTorch's TensorImpl carries an AutogradMetaInterface.
 #include <memory>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,19 @@ struct Storage {
     ~Storage();
     Storage(const Storage&) = delete;
     Storage& operator=(const Storage&) = delete;
+};
+
+// Thrown by Tensor::empty when the allocation fails: still a std::bad_alloc
+// (so code that catches that keeps working), but its what() says how many
+// bytes, for which shape and dtype, so a user can find the config key that
+// asked for it.
+class OutOfMemory : public std::bad_alloc {
+public:
+    explicit OutOfMemory(std::string msg) : msg_(std::move(msg)) {}
+    const char* what() const noexcept override { return msg_.c_str(); }
+
+private:
+    std::string msg_;
 };
 
 // Filled by the autograd layer; opaque here.

@@ -4,6 +4,9 @@
 
 #include <cstdint>
 #include <cstring>
+#include <new>
+#include <string>
+#include <vector>
 
 #include "tensor/allocator.h"
 #include "tensor/ops.h"
@@ -110,6 +113,26 @@ BOOST_AUTO_TEST_CASE(cache_limit_from_the_environment) {
         BOOST_TEST(alloc::cache_limit_from(bad, &problem) == size_t(1024) << 20, bad);
         BOOST_TEST(problem.find(std::string("MIRAS_ALLOC_CACHE_MB='") + bad + "'") != std::string::npos, problem);
     }
+}
+
+BOOST_AUTO_TEST_CASE(a_failed_allocation_names_the_shape_and_size) {
+    // 2^56 f32 elements = 256 PiB: more than any 64-bit machine can map
+    // (57-bit addresses at most), so the allocation fails whatever the
+    // kernel's overcommit policy. The shape itself is valid (its strides fit).
+    const Shape huge = {int64_t(1) << 28, int64_t(1) << 28};
+    bool thrown = false;
+    try {
+        Tensor::empty(huge, DType::f32);
+    } catch (const std::bad_alloc& e) {  // still a bad_alloc for code that catches that
+        thrown = true;
+        const std::string what = e.what();
+        BOOST_TEST(what.find("out of memory") != std::string::npos, what);
+        BOOST_TEST(what.find("(268435456, 268435456) f32") != std::string::npos, what);
+        BOOST_TEST(what.find("256 PiB (288230376151711744 bytes)") != std::string::npos, what);
+    }
+    BOOST_TEST(thrown);
+    // The failure left nothing behind: ordinary tensors still work.
+    BOOST_TEST(zeros({3}, DType::f64).to_vector() == std::vector<double>({0, 0, 0}), boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -232,6 +232,11 @@ BOOST_AUTO_TEST_CASE(byte_corpus_reports_bits_per_byte_and_samples_deterministic
     BOOST_TEST((a == b));
     BOOST_TEST((a != c));
     BOOST_TEST(a.size() == 20u);
+    // on_token sees every token as it is drawn, in order: the same sequence.
+    std::vector<int64_t> streamed;
+    auto d = sample_tokens(*model, prompt, 20, 1.0, 0, 7, 16, [&](int64_t id) { streamed.push_back(id); });
+    BOOST_TEST((d == a));
+    BOOST_TEST((streamed == a));
     // top_k = 1 is greedy, whatever the temperature and seed.
     BOOST_TEST((sample_tokens(*model, prompt, 10, 2.0, 1, 1, 16) == sample_tokens(*model, prompt, 10, 0.0, 0, 2, 16)));
 }

@@ -200,10 +200,12 @@ int cmd_generate(const GenArgs& a, std::ostream& out) {
     load_model_state(ck, *model, path);
     std::vector<int64_t> prompt;
     for (unsigned char c : a.prompt) prompt.push_back(c);
-    std::vector<int64_t> gen = sample_tokens(*model, prompt, a.length, a.temperature, a.top_k, a.seed, cfg.data.seq_len);
-    std::string text = a.prompt;
-    for (int64_t id : gen) text.push_back((char)(unsigned char)id);
-    out << text << "\n";
+    // The prompt, then each byte as it is drawn: a long --length shows its
+    // progress instead of a silent wait.
+    out << a.prompt << std::flush;
+    sample_tokens(*model, prompt, a.length, a.temperature, a.top_k, a.seed, cfg.data.seq_len,
+                  [&out](int64_t id) { out << (char)(unsigned char)id << std::flush; });
+    out << "\n";
     return 0;
 }
 

@@ -402,7 +402,8 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& options) {
 // ---------------------------------------------------------------- sampling
 
 std::vector<int64_t> sample_tokens(Transformer& model, const std::vector<int64_t>& prompt, int64_t length,
-                                   double temperature, int64_t top_k, uint64_t seed, int64_t context) {
+                                   double temperature, int64_t top_k, uint64_t seed, int64_t context,
+                                   const std::function<void(int64_t)>& on_token) {
     const int64_t V = model.config().vocab_size;
     if (prompt.empty()) throw std::invalid_argument("sample_tokens: the prompt must hold at least one token");
     if (context < 1) throw std::invalid_argument("sample_tokens: context must be >= 1");
@@ -446,6 +447,7 @@ std::vector<int64_t> sample_tokens(Transformer& model, const std::vector<int64_t
         }
         seq.push_back(next);
         out.push_back(next);
+        if (on_token) on_token(next);
     }
     model.train(was_training);
     return out;

@@ -105,9 +105,11 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& options = {});
 // tokens. Each token comes from softmax(logits / temperature) restricted to
 // the top_k most likely ids (top_k = 0: all), with the model seeing at most
 // the last `context` tokens; temperature 0 takes the argmax. Deterministic in
-// `seed`. Returns the new tokens only.
+// `seed`. Returns the new tokens only; `on_token`, if given, also receives
+// each one as soon as it is drawn (to print while generating).
 std::vector<int64_t> sample_tokens(Transformer& model, const std::vector<int64_t>& prompt, int64_t length,
-                                   double temperature, int64_t top_k, uint64_t seed, int64_t context);
+                                   double temperature, int64_t top_k, uint64_t seed, int64_t context,
+                                   const std::function<void(int64_t)>& on_token = {});
 
 // Parameter counts grouped by top-level module ("embed", "blocks.0", ...,
 // "norm", "head"), in registration order.
