@@ -8,6 +8,10 @@
 #include "nn/init.h"
 
 namespace miras {
+
+Tensor Mixer::forward_stream(const Tensor&, MixerState&) {
+    throw std::logic_error("this mixer cannot read a sequence in pieces (begin_stream gives no state)");
+}
 namespace {
 
 // Additive mask value: finite, so a fully masked row (only padding rows can

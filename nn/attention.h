@@ -4,6 +4,7 @@
 // the causal self-attention mixer with RoPE, sliding window and persistent
 // tokens. Also the Mixer interface that every token mixer implements.
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "nn/module.h"
@@ -14,12 +15,31 @@ namespace miras {
 // A token mixer: (B, T, d) -> (B, T, d), causal along T. A Transformer block
 // (nn/transformer.h) holds one; attention is one, the memory layers of miras/
 // are others.
+//
+// Streaming: a mixer that can read a sequence in pieces keeps what it needs
+// of the past in a MixerState (attention: the keys and values so far; a
+// memory layer: its MemoryState; a hybrid: both). For pieces x_1, x_2, … of x
+// along T,
+//     s = begin_stream(B);  forward_stream(x_1, *s), forward_stream(x_2, *s), …
+// gives forward(x) piece by piece (to rounding; exactly the same function),
+// whatever the cut, down to one token per call: what generation needs.
+struct MixerState {
+    virtual ~MixerState() = default;
+};
+
 class Mixer : public Module {
 public:
     virtual Tensor forward(const Tensor& x) = 0;  // (B, T, d) -> (B, T, d)
     // Forward FLOPs per token for a sequence of length seq_len (a multiply-add
     // counts 2), for `miras info` and throughput reports.
     virtual double forward_flops_per_token(int64_t seq_len) const = 0;
+
+    // The state of a fresh sequence of `batch` rows; nullptr if this mixer
+    // cannot stream (then forward_stream throws).
+    virtual std::unique_ptr<MixerState> begin_stream(int64_t batch) const { return nullptr; }
+    // The next piece x (B, n, d), n >= 1, of the sequence `state` was begun
+    // for -> (B, n, d); advances `state` by n tokens.
+    virtual Tensor forward_stream(const Tensor& x, MixerState& state);
 };
 
 inline constexpr int64_t kAttentionBlock = 64;
