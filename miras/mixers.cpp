@@ -4,10 +4,14 @@
 #include <stdexcept>
 #include <string>
 
+#include "miras/mixer_util.h"
 #include "miras/scan.h"
 #include "nn/init.h"
 
 namespace miras {
+using mixer_detail::check_input;
+using mixer_detail::with_prefix;
+
 namespace {
 
 // The attention and memory of one hybrid must agree on width, heads and dtype.
@@ -17,18 +21,6 @@ void check_pair(const char* who, const AttentionConfig& a, const MemoryConfig& m
                                     std::to_string(a.n_heads) + ", " + dtype_name(a.dtype) + ") and memory (d " +
                                     std::to_string(m.d) + ", heads " + std::to_string(m.heads) + ", " +
                                     dtype_name(m.dtype) + ") must agree");
-}
-
-// [P ; x]: P (N_p, d) in front of every sequence of x (B, T, d) -> (B, N_p + T, d).
-Tensor with_prefix(const Tensor& P, const Tensor& x) {
-    if (!P.defined()) return x;
-    return cat({expand(unsqueeze(P, 0), {x.size(0), P.size(0), P.size(1)}), x}, 1);
-}
-
-void check_input(const char* who, const Tensor& x, int64_t d) {
-    if (x.dim() != 3 || x.size(2) != d)
-        throw std::invalid_argument(std::string(who) + ": x must be (B, T, " + std::to_string(d) + "), got " +
-                                    shape_str(x.shape()));
 }
 
 }  // namespace
@@ -113,12 +105,15 @@ double MalMixer::forward_flops_per_token(int64_t seq_len) const {
 
 namespace {
 
-// y = attention at S over Ŝ = [P ; h ; S] (N_p + 2n rows), RoPE positions
-// along Ŝ. Query i (token S_i) sees every P, h_0 … h_i and S_0 … S_i:
-// causal along the segment for h as for S, since h_j is the read of token
-// j's query ([choice]: a causal mask over Ŝ as written would show S_i every
-// h_j, i.e. later tokens of its segment).
-Tensor segment_attention(const Attention& attn, const Tensor& h, const Tensor& S) {
+// y = attention at S over Ŝ = [P ; h ; S] (N_p + 2n rows, n <= C). Query i
+// (token S_i) sees every P, h_0 … h_i and S_0 … S_i: causal along the
+// segment for h as for S, since h_j is the read of token j's query
+// ([choice]: a causal mask over Ŝ as written would show S_i every h_j, i.e.
+// later tokens of its segment). RoPE positions are those of a full segment
+// of C: P at 0 … N_p − 1, h_j at N_p + j, S_j at N_p + C + j, also in a last,
+// shorter segment, so that a token's output does not depend on how many
+// tokens follow it in its segment (streaming, SPEC §2 "segments of length C").
+Tensor segment_attention(const Attention& attn, const Tensor& h, const Tensor& S, int64_t C) {
     const AttentionConfig& ac = attn.config();
     const int64_t n = S.size(1), H = ac.n_heads, Np = ac.n_persistent;
     Tensor hat = with_prefix(attn.persistent(), cat({h, S}, 1));  // (B, N_p + 2n, d)
@@ -127,8 +122,10 @@ Tensor segment_attention(const Attention& attn, const Tensor& h, const Tensor& S
     Tensor k = split_heads(matmul(hat, attn.W_K()), H);  // (B, H, N_p + 2n, d_h)
     Tensor v = split_heads(matmul(hat, attn.W_V()), H);
     if (ac.use_rope) {
-        q = rope_from(q, Np + n, ac.rope_base);  // S_i at N_p + n + i
-        k = rope_from(k, 0, ac.rope_base);
+        std::vector<int64_t> pos((size_t)Tk);
+        for (int64_t j = 0; j < Tk; ++j) pos[(size_t)j] = j < Np + n ? j : j - n + C;
+        q = rope_from(q, Np + C, ac.rope_base);  // S_i at N_p + C + i
+        k = rope(k, pos, ac.rope_base);
     }
     std::vector<bool> visible((size_t)(n * Tk));
     for (int64_t i = 0; i < n; ++i)
@@ -169,7 +166,7 @@ Tensor MacMixer::forward(const Tensor& x) {
         Tensor S = narrow(x, 1, t0, n);  // (B, n, d)
         // h = M_{W(s−1)}(q(S)): read only, through the layer's output stage.
         Tensor h = memory_->output(S, memory_retrieve(memory_->config(), narrow(q, 2, t0, n), state));  // (B, n, d)
-        Tensor y = segment_attention(*attn_, h, S);  // (B, n, d)
+        Tensor y = segment_attention(*attn_, h, S, segment_);  // (B, n, d)
         // Write y, reading each token after its own write: m_t = Mem_{W_t}(q(y_t)).
         Tensor m = memory_->forward(y, &state, scan_);  // (B, n, d); state ends at W(s)
         outs.push_back(mul(y, sigmoid(m)));

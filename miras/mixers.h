@@ -27,7 +27,23 @@
 // each token after its own write, m_t = Mem_{W_t}(q(y_t)) ([choice]: SPEC
 // writes M_{W(s)}, the end-of-segment weights, for every token of the
 // segment, which would let a token see the later tokens of its segment; W_t
-// is W(s) at the segment's last token).
+// is W(s) at the segment's last token). RoPE positions in Ŝ are those of a
+// full segment of C (h_j at N_p + j, S_j at N_p + C + j) also in a shorter
+// last segment, so no output depends on the tokens after it.
+//
+// Streaming (begin_stream / forward_stream, nn/attention.h): each mixer reads
+// a sequence in pieces of any lengths and gives forward's outputs. What the
+// state carries:
+//   lmm   the layer's MemoryState;
+//   mag   the memory's MemoryState (the first piece feeds P first) and the
+//         RoPE'd keys and values of P and of the last w − 1 tokens (all
+//         with w = 0);
+//   mal   the memory's MemoryState and the attention's keys and values of the
+//         memory's outputs: those at P, then the last w − 1 (all with w = 0);
+//   mac   the query projection's conv tail over x, the written memory's
+//         MemoryState, a copy of it at the current segment's start (W(s−1),
+//         for the reads), P's keys and values and those of the current
+//         segment's h and S rows so far.
 #include <memory>
 
 #include "miras/layer.h"
@@ -49,6 +65,9 @@ class MemoryMixer : public Mixer {
 public:
     MemoryMixer(const MemoryConfig& cfg, ScanMode scan = ScanMode::chunked);
     Tensor forward(const Tensor& x) override;  // (B, T, d) -> (B, T, d)
+    // Streaming (Mixer::forward_stream): see "Streaming" above.
+    std::unique_ptr<MixerState> begin_stream(int64_t batch) const override;
+    Tensor forward_stream(const Tensor& x, MixerState& state) override;  // (B, n, d) -> (B, n, d)
     double forward_flops_per_token(int64_t seq_len) const override;
     MirasLayer& memory() const { return *memory_; }
 
@@ -68,6 +87,9 @@ public:
     MagMixer(const AttentionConfig& attn, Generator& attn_gen, const MemoryConfig& memory,
              ScanMode scan = ScanMode::chunked);
     Tensor forward(const Tensor& x) override;  // (B, T, d) -> (B, T, d)
+    // Streaming (Mixer::forward_stream): see "Streaming" above.
+    std::unique_ptr<MixerState> begin_stream(int64_t batch) const override;
+    Tensor forward_stream(const Tensor& x, MixerState& state) override;  // (B, n, d) -> (B, n, d)
     // Attention's own count, plus the memory over N_p + T tokens.
     double forward_flops_per_token(int64_t seq_len) const override;
     Attention& attention() const { return *attn_; }
@@ -91,6 +113,9 @@ public:
     MalMixer(const AttentionConfig& attn, Generator& attn_gen, const MemoryConfig& memory,
              ScanMode scan = ScanMode::chunked);
     Tensor forward(const Tensor& x) override;  // (B, T, d) -> (B, T, d)
+    // Streaming (Mixer::forward_stream): see "Streaming" above.
+    std::unique_ptr<MixerState> begin_stream(int64_t batch) const override;
+    Tensor forward_stream(const Tensor& x, MixerState& state) override;  // (B, n, d) -> (B, n, d)
     double forward_flops_per_token(int64_t seq_len) const override;
     const Tensor& persistent() const { return persistent_; }  // undefined when N_p = 0
     Attention& attention() const { return *attn_; }           // its n_persistent is 0
@@ -115,6 +140,9 @@ public:
     MacMixer(const AttentionConfig& attn, Generator& attn_gen, const MemoryConfig& memory, int64_t segment,
              ScanMode scan = ScanMode::chunked);
     Tensor forward(const Tensor& x) override;  // (B, T, d) -> (B, T, d)
+    // Streaming (Mixer::forward_stream): see "Streaming" above.
+    std::unique_ptr<MixerState> begin_stream(int64_t batch) const override;
+    Tensor forward_stream(const Tensor& x, MixerState& state) override;  // (B, n, d) -> (B, n, d)
     // Approximate: attention over N_p + C + (C + 1)/2 keys on average, the
     // prefix's keys and values per segment, the memory read and write.
     double forward_flops_per_token(int64_t seq_len) const override;

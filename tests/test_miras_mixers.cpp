@@ -1,5 +1,6 @@
 // The SPEC §2 mixers on the memory layer (miras/mixers.h): mag, mal and mac
-// against their definitions written out from their parts, causality, the
+// against their definitions written out from their parts, streaming in
+// pieces against the whole forward, causality, the
 // persistent tokens seen at every position whatever the window, the
 // gradient of x and of every parameter against central differences (f64,
 // second order through the memory), the model config, and errors.
@@ -71,16 +72,18 @@ std::vector<double> rows(const Tensor& x, int64_t from, int64_t to) {
     return narrow(x, 1, from, to - from).to_vector();
 }
 
-// MAC's attention written out: keys and values over Ŝ = [P ; h ; S] at RoPE
-// positions 0 … N_p + 2n − 1, queries S at N_p + n …; each key carries the
-// token it belongs to (P: none, h_j and S_j: j), and query i sees a key iff
-// that token is not after i.
-Tensor mac_attention_by_hand(const Attention& a, const Tensor& h, const Tensor& S) {
+// MAC's attention written out: keys and values over Ŝ = [P ; h ; S] at the
+// RoPE positions of a full segment of C (P at 0 … N_p − 1, h_j at N_p + j,
+// S_j at N_p + C + j, whatever n <= C), queries S_i at N_p + C + i; each key
+// carries the token it belongs to (P: none, h_j and S_j: j), and query i sees
+// a key iff that token is not after i.
+Tensor mac_attention_by_hand(const Attention& a, const Tensor& h, const Tensor& S, int64_t C) {
     const int64_t B = S.size(0), n = S.size(1), Tk = kNp + 2 * n;
     Tensor hat = cat({expand(unsqueeze(a.persistent(), 0), {B, kNp, kD}), h, S}, 1);
     std::vector<int64_t> pos_q, pos_k, token;
-    for (int64_t i = 0; i < n; ++i) pos_q.push_back(kNp + n + i);
-    for (int64_t j = 0; j < Tk; ++j) pos_k.push_back(j);
+    for (int64_t i = 0; i < n; ++i) pos_q.push_back(kNp + C + i);
+    for (int64_t j = 0; j < kNp + n; ++j) pos_k.push_back(j);
+    for (int64_t j = 0; j < n; ++j) pos_k.push_back(kNp + C + j);
     for (int64_t j = 0; j < kNp; ++j) token.push_back(-1);
     for (int64_t r = 0; r < 2; ++r)
         for (int64_t j = 0; j < n; ++j) token.push_back(j);
@@ -163,9 +166,10 @@ BOOST_AUTO_TEST_CASE(mal_attends_over_the_memory_outputs_at_p_and_x) {
 }
 
 BOOST_AUTO_TEST_CASE(mac_is_its_definition) {
-    // Per segment S (3 tokens; T = 8: segments 3, 3, 2): h = the read of the
-    // memory at the weights left by the previous segments' writes, through
-    // the layer's output stage; y = attention at S over [P ; h ; S]; the
+    // Per segment S (3 tokens; T = 8: segments 3, 3, 2, the last laid out as
+    // the first 2 of a full segment): h = the read of the memory at the
+    // weights left by the previous segments' writes, through the layer's
+    // output stage; y = attention at S over [P ; h ; S]; the
     // memory then writes y, and o = y ⊙ σ(Mem(y)).
     Generator g(8);
     auto mix = std::make_shared<MacMixer>(attn_cfg(0, kNp), g, mem_cfg("mlp"), 3);
@@ -180,7 +184,7 @@ BOOST_AUTO_TEST_CASE(mac_is_its_definition) {
         const int64_t n = std::min<int64_t>(3, T - t0);
         Tensor S = narrow(x, 1, t0, n);
         Tensor h = mem.output(S, memory_retrieve(mem.config(), narrow(q, 2, t0, n), writes));
-        Tensor y = mac_attention_by_hand(a, h, S);
+        Tensor y = mac_attention_by_hand(a, h, S, 3);
         outs.push_back(mul(y, sigmoid(mem.forward(y, &writes))));
     }
     BOOST_TEST(max_abs_diff(mix->forward(x).to_vector(), cat(outs, 1).to_vector()) < 1e-12);
@@ -191,7 +195,7 @@ BOOST_AUTO_TEST_CASE(mac_is_its_definition) {
     Tensor x1 = narrow(x, 1, 0, 5);
     MemoryState fresh = one->memory().initial_state(B), reads1 = one->memory().initial_state(B);
     Tensor h = one->memory().output(x1, memory_retrieve(one->memory().config(), one->memory().project(x1, reads1).q, fresh));
-    Tensor y = mac_attention_by_hand(one->attention(), h, x1);
+    Tensor y = mac_attention_by_hand(one->attention(), h, x1, 64);
     Tensor want = mul(y, sigmoid(one->memory().forward(y)));
     BOOST_TEST(max_abs_diff(one->forward(x1).to_vector(), want.to_vector()) < 1e-12);
 }
@@ -321,6 +325,100 @@ BOOST_AUTO_TEST_CASE(errors_name_what_disagrees) {
     auto mix = make("mal", 0, kNp);
     err = error_of<std::invalid_argument>([&] { mix->forward(randn({1, 3, 5}, g, DType::f64)); });
     BOOST_TEST(err.find("(1, 3, 5)") != std::string::npos, err);
+}
+
+namespace {
+
+// x fed to a stream of mix in pieces of the given lengths (their sum is T),
+// the outputs put back together along T.
+Tensor streamed(Mixer& mix, const Tensor& x, const std::vector<int64_t>& pieces) {
+    auto st = mix.begin_stream(x.size(0));
+    BOOST_REQUIRE(st != nullptr);
+    TensorList outs;
+    int64_t t0 = 0;
+    for (int64_t n : pieces) {
+        Tensor o = mix.forward_stream(narrow(x, 1, t0, n), *st);
+        BOOST_REQUIRE((o.shape() == Shape{x.size(0), n, kD}));
+        outs.push_back(o);
+        t0 += n;
+    }
+    BOOST_REQUIRE(t0 == x.size(1));
+    return cat(outs, 1);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(streamed_in_pieces_is_the_whole_forward) {
+    // T = 20 with the memory's chunks of 2 and mac's segments of 3: the cuts
+    // end inside chunks and segments, one piece (2 + 5) spans two segment
+    // boundaries, and the last segment is short (20 = 6 · 3 + 2). (Longer
+    // sequences drift apart by more than 1e-10: the mlp memory amplifies
+    // rounding, the layer itself fed a token at a time included.) mag and mal with a window of 3 (the kept keys are trimmed to the
+    // last 2 tokens) and without one, with and without P.
+    const int64_t B = 2, T = 20;
+    const std::vector<std::vector<int64_t>> cuts = {
+        std::vector<int64_t>(T, 1),                    // one token at a time
+        {3, 1, 5, 2, 7, 1, 1},                         // uneven
+        {2, 5, 1, 1, 9, 2},                            // 2..7 spans the segment starts 3 and 6
+        {T - 1, 1},
+        {T},
+    };
+    struct Case { std::string kind; int64_t window, Np; };
+    const std::vector<Case> cases = {{"lmm", 0, 0}, {"mag", 3, kNp}, {"mag", 0, 0}, {"mag", 1, kNp},
+                                     {"mal", 3, kNp}, {"mal", 0, 0},  {"mal", 1, kNp}, {"mac", 0, kNp},
+                                     {"mac", 0, 0}};
+    for (const Case& c : cases)
+        for (const std::string memory : {"linear", "mlp"}) {
+            auto mix = c.kind == "lmm" ? std::make_shared<MemoryMixer>(mem_cfg(memory)) : make(c.kind, c.window, c.Np, memory);
+            Generator g(12);
+            Tensor x = randn({B, T, kD}, g, DType::f64);
+            const std::vector<double> whole = mix->forward(x).to_vector();
+            for (size_t i = 0; i < cuts.size(); ++i)
+                BOOST_TEST_CONTEXT(c.kind << " (window " << c.window << ", N_p " << c.Np << ") / " << memory
+                                          << ", cut " << i) {
+                    BOOST_TEST(max_abs_diff(streamed(*mix, x, cuts[i]).to_vector(), whole) < 1e-10);
+                }
+        }
+}
+
+BOOST_AUTO_TEST_CASE(mac_output_does_not_depend_on_the_length_after_it) {
+    // forward of the first t tokens is the first t rows of forward of all T,
+    // also when t ends inside a segment (the RoPE layout of a full segment):
+    // what streaming a token at a time relies on.
+    auto mix = make("mac", 0, kNp, "mlp");
+    Generator g(13);
+    const int64_t T = 8;
+    Tensor x = randn({2, T, kD}, g, DType::f64);
+    Tensor whole = mix->forward(x);
+    for (int64_t t = 1; t < T; ++t)
+        BOOST_TEST_CONTEXT("t = " << t) {
+            BOOST_TEST(max_abs_diff(mix->forward(narrow(x, 1, 0, t)).to_vector(), rows(whole, 0, t)) < 1e-12);
+        }
+}
+
+BOOST_AUTO_TEST_CASE(streams_are_independent_and_check_their_state) {
+    // Two streams of one mixer do not share state; a state begun for another
+    // batch, or by another kind of mixer, is a clear error.
+    Generator g(14);
+    Tensor x = randn({2, 6, kD}, g, DType::f64);
+    for (const std::string kind : {"lmm", "mag", "mal", "mac"}) {
+        BOOST_TEST_CONTEXT(kind) {
+            auto mix = kind == "lmm" ? std::make_shared<MemoryMixer>(mem_cfg()) : make(kind, 2, kNp);
+            auto a = mix->begin_stream(2), b = mix->begin_stream(2);
+            Tensor oa = mix->forward_stream(narrow(x, 1, 0, 4), *a);
+            Tensor ob = mix->forward_stream(narrow(x, 1, 0, 4), *b);  // b starts afresh
+            BOOST_TEST(max_abs_diff(oa.to_vector(), ob.to_vector()) == 0.0);
+            std::string err = error_of<std::invalid_argument>(
+                [&] { mix->forward_stream(randn({3, 1, kD}, g, DType::f64), *a); });
+            BOOST_TEST(err.find("batch of 2") != std::string::npos, err);
+            BOOST_TEST(err.find("forward_stream") != std::string::npos, err);
+            auto other = (kind == "lmm" ? make("mag", 0, 0) : std::make_shared<MemoryMixer>(mem_cfg()))->begin_stream(2);
+            err = error_of<std::invalid_argument>([&] { mix->forward_stream(narrow(x, 1, 0, 1), *other); });
+            BOOST_TEST(err.find("not begun by this kind of mixer") != std::string::npos, err);
+            err = error_of<std::invalid_argument>([&] { mix->forward_stream(randn({2, 1, 5}, g, DType::f64), *a); });
+            BOOST_TEST(err.find("(2, 1, 5)") != std::string::npos, err);
+        }
+    }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,269 @@
+// Streaming forward of the memory mixers (miras/mixers.h, "Streaming"): the
+// same function as forward, read in pieces of any lengths down to one token,
+// with what each mixer needs of the past kept in its MixerState.
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "miras/mixer_util.h"
+#include "miras/mixers.h"
+#include "miras/scan.h"
+
+namespace miras {
+using mixer_detail::check_input;
+using mixer_detail::with_prefix;
+
+namespace {
+
+// The state of `who`'s stream, begun for a batch of `batch`, fit for piece x.
+template <class S>
+S& stream_state(const char* who, MixerState& state, const Tensor& x, int64_t d) {
+    check_input(who, x, d);
+    auto* s = dynamic_cast<S*>(&state);
+    if (!s) throw std::invalid_argument(std::string(who) + "::forward_stream: the state was not begun by this kind of mixer");
+    if (x.size(0) != s->batch)
+        throw std::invalid_argument(std::string(who) + "::forward_stream: the state was begun for a batch of " +
+                                    std::to_string(s->batch) + ", but x has " + std::to_string(x.size(0)) +
+                                    " rows " + shape_str(x.shape()));
+    if (x.size(1) < 1) throw std::invalid_argument(std::string(who) + "::forward_stream: empty piece " +
+                                                   shape_str(x.shape()));
+    return *s;
+}
+
+void check_batch(const char* who, int64_t batch) {
+    if (batch < 1) throw std::invalid_argument(std::string(who) + "::begin_stream: batch must be >= 1, got " +
+                                               std::to_string(batch));
+}
+
+// Keys and values of a causal self-attention read in pieces (cfg.window w,
+// N_p = cfg.n_persistent), RoPE'd, (B, H, L, d_h): the N_p prefix rows, then
+// the last w − 1 tokens (every token with w = 0): all that the next query
+// can see. `pos` counts the tokens so far (x_t sits at RoPE position N_p + t).
+struct KVCache {
+    Tensor k, v;  // undefined while L = 0
+    int64_t pos = 0;
+};
+
+// The prefix's keys and values: prefix (N_p, d), or (B, N_p, d) per sequence
+// (MAL); undefined when N_p = 0.
+KVCache start_cache(const Tensor& prefix, const Tensor& W_K, const Tensor& W_V, const AttentionConfig& cfg,
+                    int64_t B) {
+    KVCache c;
+    if (cfg.n_persistent == 0) return c;
+    Tensor pk = matmul(prefix, W_K), pv = matmul(prefix, W_V);  // (N_p, d) or (B, N_p, d)
+    if (pk.dim() == 2) {
+        pk = expand(unsqueeze(pk, 0), {B, cfg.n_persistent, cfg.d_model});
+        pv = expand(unsqueeze(pv, 0), {B, cfg.n_persistent, cfg.d_model});
+    }
+    c.k = split_heads(pk, cfg.n_heads);  // (B, H, N_p, d_h)
+    c.v = split_heads(pv, cfg.n_heads);
+    if (cfg.use_rope) c.k = rope_from(c.k, 0, cfg.rope_base);  // P at 0 … N_p − 1
+    return c;
+}
+
+// self_attention (nn/attention.h) at the n tokens of x (B, n, d), the next
+// of the stream, over the cached keys and these tokens' own -> (B, n, d);
+// advances the cache.
+Tensor attend_cached(const Tensor& x, const Tensor& W_Q, const Tensor& W_K, const Tensor& W_V, const Tensor& W_O,
+                     const AttentionConfig& cfg, KVCache& c) {
+    const int64_t H = cfg.n_heads, Np = cfg.n_persistent, n = x.size(1);
+    Tensor q = split_heads(matmul(x, W_Q), H);  // (B, H, n, d_h)
+    Tensor k = split_heads(matmul(x, W_K), H);
+    Tensor v = split_heads(matmul(x, W_V), H);
+    if (cfg.use_rope) {
+        q = rope_from(q, Np + c.pos, cfg.rope_base);
+        k = rope_from(k, Np + c.pos, cfg.rope_base);
+    }
+    if (c.k.defined()) {
+        k = cat({c.k, k}, 2);  // (B, H, L + n, d_h); queries align with the last n keys
+        v = cat({c.v, v}, 2);
+    }
+    Tensor y = attention(q, k, v, true, cfg.window, Np, cfg.block_size);  // (B, H, n, d_h)
+    c.pos += n;
+    // Keep the prefix and the tokens a later query can still see.
+    const int64_t L = k.size(2), tokens = L - Np;
+    const int64_t keep = cfg.window > 0 ? std::min(tokens, cfg.window - 1) : tokens;
+    if (keep == tokens) {
+        c.k = k;
+        c.v = v;
+    } else if (Np + keep == 0) {
+        c.k = c.v = Tensor();
+    } else {
+        auto trim = [&](const Tensor& t) {
+            Tensor tail = narrow(t, 2, L - keep, keep);
+            return Np == 0 ? tail : keep == 0 ? narrow(t, 2, 0, Np) : cat({narrow(t, 2, 0, Np), tail}, 2);
+        };
+        c.k = trim(k);
+        c.v = trim(v);
+    }
+    return matmul(merge_heads(y), W_O);  // (B, n, d)
+}
+
+struct LmmState : MixerState {
+    int64_t batch = 0;
+    MemoryState memory;
+};
+
+struct MagState : MixerState {
+    int64_t batch = 0;
+    bool started = false;  // P fed to the memory and its keys cached
+    MemoryState memory;
+    KVCache cache;
+};
+
+struct MalState : MixerState {
+    int64_t batch = 0;
+    bool started = false;  // P fed to the memory and the outputs at P cached
+    MemoryState memory;
+    KVCache cache;
+};
+
+struct MacState : MixerState {
+    int64_t batch = 0;
+    int64_t pos = 0;           // tokens so far; pos % C of them in the current segment
+    MemoryState read;          // conv tail of the read's query projection over x
+    MemoryState memory;        // the written memory, after the last token
+    MemoryState at_start;      // `memory` at the current segment's start: W(s−1)
+    Tensor pk, pv;             // P's keys and values (B, H, N_p, d_h); undefined when N_p = 0
+    Tensor hk, hv, sk, sv;     // the current segment's h and S rows so far (B, H, m, d_h)
+};
+
+}  // namespace
+
+// ---- lmm
+
+std::unique_ptr<MixerState> MemoryMixer::begin_stream(int64_t batch) const {
+    check_batch("MemoryMixer", batch);
+    auto s = std::make_unique<LmmState>();
+    s->batch = batch;
+    s->memory = memory_->initial_state(batch);
+    return s;
+}
+
+Tensor MemoryMixer::forward_stream(const Tensor& x, MixerState& state) {
+    auto& s = stream_state<LmmState>("MemoryMixer", state, x, memory_->config().d);
+    return memory_->forward(x, &s.memory, scan_);
+}
+
+// ---- mag
+
+std::unique_ptr<MixerState> MagMixer::begin_stream(int64_t batch) const {
+    check_batch("MagMixer", batch);
+    auto s = std::make_unique<MagState>();
+    s->batch = batch;
+    s->memory = memory_->initial_state(batch);
+    return s;
+}
+
+Tensor MagMixer::forward_stream(const Tensor& x, MixerState& state) {
+    const AttentionConfig& ac = attn_->config();
+    auto& s = stream_state<MagState>("MagMixer", state, x, ac.d_model);
+    Tensor m;
+    if (!s.started) {
+        // The memory reads P before the first token; its outputs there are dropped.
+        s.cache = start_cache(attn_->persistent(), attn_->W_K(), attn_->W_V(), ac, s.batch);
+        m = narrow(memory_->forward(with_prefix(attn_->persistent(), x), &s.memory, scan_), 1, ac.n_persistent,
+                   x.size(1));
+        s.started = true;
+    } else {
+        m = memory_->forward(x, &s.memory, scan_);  // (B, n, d)
+    }
+    Tensor y = attend_cached(x, attn_->W_Q(), attn_->W_K(), attn_->W_V(), attn_->W_O(), ac, s.cache);
+    return mul(norm_a_->forward(y), sigmoid(norm_b_->forward(m)));
+}
+
+// ---- mal
+
+std::unique_ptr<MixerState> MalMixer::begin_stream(int64_t batch) const {
+    check_batch("MalMixer", batch);
+    auto s = std::make_unique<MalState>();
+    s->batch = batch;
+    s->memory = memory_->initial_state(batch);
+    return s;
+}
+
+Tensor MalMixer::forward_stream(const Tensor& x, MixerState& state) {
+    auto& s = stream_state<MalState>("MalMixer", state, x, cfg_.d_model);
+    const int64_t Np = cfg_.n_persistent;
+    Tensor y;
+    if (!s.started) {
+        // Mem([P ; x_1]); the outputs at P are the attention's always-visible prefix.
+        Tensor all = memory_->forward(with_prefix(persistent_, x), &s.memory, scan_);  // (B, N_p + n, d)
+        s.cache = start_cache(Np > 0 ? narrow(all, 1, 0, Np) : Tensor(), attn_->W_K(), attn_->W_V(), cfg_, s.batch);
+        y = narrow(all, 1, Np, x.size(1));
+        s.started = true;
+    } else {
+        y = memory_->forward(x, &s.memory, scan_);  // (B, n, d)
+    }
+    return attend_cached(y, attn_->W_Q(), attn_->W_K(), attn_->W_V(), attn_->W_O(), cfg_, s.cache);
+}
+
+// ---- mac
+
+std::unique_ptr<MixerState> MacMixer::begin_stream(int64_t batch) const {
+    check_batch("MacMixer", batch);
+    const AttentionConfig& ac = attn_->config();
+    auto s = std::make_unique<MacState>();
+    s->batch = batch;
+    s->read = memory_->initial_state(batch);
+    s->memory = memory_->initial_state(batch);
+    if (ac.n_persistent > 0) {
+        KVCache p = start_cache(attn_->persistent(), attn_->W_K(), attn_->W_V(), ac, batch);
+        s->pk = p.k;
+        s->pv = p.v;
+    }
+    return s;
+}
+
+Tensor MacMixer::forward_stream(const Tensor& x, MixerState& state) {
+    const AttentionConfig& ac = attn_->config();
+    auto& s = stream_state<MacState>("MacMixer", state, x, ac.d_model);
+    const int64_t H = ac.n_heads, Np = ac.n_persistent, C = segment_, n = x.size(1);
+    const Tensor q_read = memory_->project_queries(x, s.read);  // (B, H, n, d_h), the conv run on from the last piece
+    TensorList outs;
+    // Part by part, each within one segment: rows m … m + k − 1 of it.
+    for (int64_t i0 = 0; i0 < n;) {
+        const int64_t m = s.pos % C, k = std::min(n - i0, C - m);
+        if (m == 0) {  // a new segment: its reads are at W(s−1), its keys start afresh
+            s.at_start = s.memory;
+            s.hk = s.hv = s.sk = s.sv = Tensor();
+        }
+        Tensor S = narrow(x, 1, i0, k);  // (B, k, d)
+        Tensor h = memory_->output(S, memory_retrieve(memory_->config(), narrow(q_read, 2, i0, k), s.at_start));
+        // Keys and values at the positions of forward's segment_attention:
+        // h_j at N_p + j, S_j at N_p + C + j; queries S_j at N_p + C + j.
+        Tensor q = split_heads(matmul(S, attn_->W_Q()), H);  // (B, H, k, d_h)
+        Tensor hk = split_heads(matmul(h, attn_->W_K()), H), hv = split_heads(matmul(h, attn_->W_V()), H);
+        Tensor sk = split_heads(matmul(S, attn_->W_K()), H), sv = split_heads(matmul(S, attn_->W_V()), H);
+        if (ac.use_rope) {
+            q = rope_from(q, Np + C + m, ac.rope_base);
+            hk = rope_from(hk, Np + m, ac.rope_base);
+            sk = rope_from(sk, Np + C + m, ac.rope_base);
+        }
+        auto append = [](Tensor& cache, const Tensor& t) { cache = cache.defined() ? cat({cache, t}, 2) : t; };
+        append(s.hk, hk);
+        append(s.hv, hv);
+        append(s.sk, sk);
+        append(s.sv, sv);
+        // Keys [P ; h_0 … h_{m+k−1} ; S_0 … S_{m+k−1}]; query m + r sees P and
+        // the h and S rows of its segment up to its own.
+        const int64_t seen = m + k, Tk = Np + 2 * seen;
+        TensorList ks, vs;
+        if (Np > 0) { ks.push_back(s.pk); vs.push_back(s.pv); }
+        ks.insert(ks.end(), {s.hk, s.sk});
+        vs.insert(vs.end(), {s.hv, s.sv});
+        std::vector<bool> visible((size_t)(k * Tk));
+        for (int64_t r = 0; r < k; ++r)
+            for (int64_t j = 0; j < Tk; ++j)
+                visible[(size_t)(r * Tk + j)] = j < Np || (j - Np) % seen <= m + r;
+        Tensor y = matmul(merge_heads(attention_masked(q, cat(ks, 2), cat(vs, 2), visible)), attn_->W_O());  // (B, k, d)
+        Tensor g = memory_->forward(y, &s.memory, scan_);  // the write of y, each token read after its own
+        outs.push_back(mul(y, sigmoid(g)));
+        s.pos += k;
+        i0 += k;
+    }
+    return outs.size() == 1 ? outs[0] : cat(outs, 1);
+}
+
+}  // namespace miras
