@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "miras/mixer_util.h"
@@ -36,68 +38,15 @@ void check_batch(const char* who, int64_t batch) {
                                                std::to_string(batch));
 }
 
-// Keys and values of a causal self-attention read in pieces (cfg.window w,
-// N_p = cfg.n_persistent), RoPE'd, (B, H, L, d_h): the N_p prefix rows, then
-// the last w − 1 tokens (every token with w = 0): all that the next query
-// can see. `pos` counts the tokens so far (x_t sits at RoPE position N_p + t).
-struct KVCache {
-    Tensor k, v;  // undefined while L = 0
-    int64_t pos = 0;
-};
-
-// The prefix's keys and values: prefix (N_p, d), or (B, N_p, d) per sequence
-// (MAL); undefined when N_p = 0.
-KVCache start_cache(const Tensor& prefix, const Tensor& W_K, const Tensor& W_V, const AttentionConfig& cfg,
-                    int64_t B) {
-    KVCache c;
-    if (cfg.n_persistent == 0) return c;
-    Tensor pk = matmul(prefix, W_K), pv = matmul(prefix, W_V);  // (N_p, d) or (B, N_p, d)
-    if (pk.dim() == 2) {
-        pk = expand(unsqueeze(pk, 0), {B, cfg.n_persistent, cfg.d_model});
-        pv = expand(unsqueeze(pv, 0), {B, cfg.n_persistent, cfg.d_model});
-    }
-    c.k = split_heads(pk, cfg.n_heads);  // (B, H, N_p, d_h)
-    c.v = split_heads(pv, cfg.n_heads);
-    if (cfg.use_rope) c.k = rope_from(c.k, 0, cfg.rope_base);  // P at 0 … N_p − 1
-    return c;
-}
-
-// self_attention (nn/attention.h) at the n tokens of x (B, n, d), the next
-// of the stream, over the cached keys and these tokens' own -> (B, n, d);
-// advances the cache.
-Tensor attend_cached(const Tensor& x, const Tensor& W_Q, const Tensor& W_K, const Tensor& W_V, const Tensor& W_O,
-                     const AttentionConfig& cfg, KVCache& c) {
-    const int64_t H = cfg.n_heads, Np = cfg.n_persistent, n = x.size(1);
-    Tensor q = split_heads(matmul(x, W_Q), H);  // (B, H, n, d_h)
-    Tensor k = split_heads(matmul(x, W_K), H);
-    Tensor v = split_heads(matmul(x, W_V), H);
-    if (cfg.use_rope) {
-        q = rope_from(q, Np + c.pos, cfg.rope_base);
-        k = rope_from(k, Np + c.pos, cfg.rope_base);
-    }
-    if (c.k.defined()) {
-        k = cat({c.k, k}, 2);  // (B, H, L + n, d_h); queries align with the last n keys
-        v = cat({c.v, v}, 2);
-    }
-    Tensor y = attention(q, k, v, true, cfg.window, Np, cfg.block_size);  // (B, H, n, d_h)
-    c.pos += n;
-    // Keep the prefix and the tokens a later query can still see.
-    const int64_t L = k.size(2), tokens = L - Np;
-    const int64_t keep = cfg.window > 0 ? std::min(tokens, cfg.window - 1) : tokens;
-    if (keep == tokens) {
-        c.k = k;
-        c.v = v;
-    } else if (Np + keep == 0) {
-        c.k = c.v = Tensor();
-    } else {
-        auto trim = [&](const Tensor& t) {
-            Tensor tail = narrow(t, 2, L - keep, keep);
-            return Np == 0 ? tail : keep == 0 ? narrow(t, 2, 0, Np) : cat({narrow(t, 2, 0, Np), tail}, 2);
-        };
-        c.k = trim(k);
-        c.v = trim(v);
-    }
-    return matmul(merge_heads(y), W_O);  // (B, n, d)
+// P's keys and values for MAC's segment attention, RoPE'd at P's positions
+// 0 … N_p − 1: P (N_p, d) -> (B, H, N_p, d_h) each.
+std::pair<Tensor, Tensor> prefix_keys(const Tensor& P, const Tensor& W_K, const Tensor& W_V,
+                                      const AttentionConfig& cfg, int64_t B) {
+    const Shape bnd = {B, cfg.n_persistent, cfg.d_model};
+    Tensor k = split_heads(expand(unsqueeze(matmul(P, W_K), 0), bnd), cfg.n_heads);
+    Tensor v = split_heads(expand(unsqueeze(matmul(P, W_V), 0), bnd), cfg.n_heads);
+    if (cfg.use_rope) k = rope_from(k, 0, cfg.rope_base);
+    return {k, v};
 }
 
 struct LmmState : MixerState {
@@ -105,18 +54,21 @@ struct LmmState : MixerState {
     MemoryState memory;
 };
 
+// The attention's part is nn's streamed self-attention (self_attention_stream):
+// the RoPE'd keys and values of the prefix and of the last w − 1 tokens.
 struct MagState : MixerState {
     int64_t batch = 0;
-    bool started = false;  // P fed to the memory and its keys cached
+    bool started = false;  // P fed to the memory
     MemoryState memory;
-    KVCache cache;
+    AttentionState attn;
 };
 
 struct MalState : MixerState {
     int64_t batch = 0;
-    bool started = false;  // P fed to the memory and the outputs at P cached
+    bool started = false;  // P fed to the memory; its outputs there are the attention's prefix
     MemoryState memory;
-    KVCache cache;
+    AttentionState attn;
+    Tensor prefix;  // (B, N_p, d): Mem's outputs at P; undefined when N_p = 0
 };
 
 struct MacState : MixerState {
@@ -153,6 +105,7 @@ std::unique_ptr<MixerState> MagMixer::begin_stream(int64_t batch) const {
     auto s = std::make_unique<MagState>();
     s->batch = batch;
     s->memory = memory_->initial_state(batch);
+    s->attn.batch = batch;
     return s;
 }
 
@@ -162,14 +115,14 @@ Tensor MagMixer::forward_stream(const Tensor& x, MixerState& state) {
     Tensor m;
     if (!s.started) {
         // The memory reads P before the first token; its outputs there are dropped.
-        s.cache = start_cache(attn_->persistent(), attn_->W_K(), attn_->W_V(), ac, s.batch);
         m = narrow(memory_->forward(with_prefix(attn_->persistent(), x), &s.memory, scan_), 1, ac.n_persistent,
                    x.size(1));
         s.started = true;
     } else {
         m = memory_->forward(x, &s.memory, scan_);  // (B, n, d)
     }
-    Tensor y = attend_cached(x, attn_->W_Q(), attn_->W_K(), attn_->W_V(), attn_->W_O(), ac, s.cache);
+    Tensor y = self_attention_stream(x, attn_->W_Q(), attn_->W_K(), attn_->W_V(), attn_->W_O(), attn_->persistent(),
+                                     ac, s.attn);  // (B, n, d)
     return mul(norm_a_->forward(y), sigmoid(norm_b_->forward(m)));
 }
 
@@ -180,6 +133,7 @@ std::unique_ptr<MixerState> MalMixer::begin_stream(int64_t batch) const {
     auto s = std::make_unique<MalState>();
     s->batch = batch;
     s->memory = memory_->initial_state(batch);
+    s->attn.batch = batch;
     return s;
 }
 
@@ -188,15 +142,16 @@ Tensor MalMixer::forward_stream(const Tensor& x, MixerState& state) {
     const int64_t Np = cfg_.n_persistent;
     Tensor y;
     if (!s.started) {
-        // Mem([P ; x_1]); the outputs at P are the attention's always-visible prefix.
+        // Mem([P ; x_1]); the outputs at P are the attention's always-visible
+        // prefix (B, N_p, d), read by the first self_attention_stream call.
         Tensor all = memory_->forward(with_prefix(persistent_, x), &s.memory, scan_);  // (B, N_p + n, d)
-        s.cache = start_cache(Np > 0 ? narrow(all, 1, 0, Np) : Tensor(), attn_->W_K(), attn_->W_V(), cfg_, s.batch);
+        s.prefix = Np > 0 ? narrow(all, 1, 0, Np) : Tensor();
         y = narrow(all, 1, Np, x.size(1));
         s.started = true;
     } else {
         y = memory_->forward(x, &s.memory, scan_);  // (B, n, d)
     }
-    return attend_cached(y, attn_->W_Q(), attn_->W_K(), attn_->W_V(), attn_->W_O(), cfg_, s.cache);
+    return self_attention_stream(y, attn_->W_Q(), attn_->W_K(), attn_->W_V(), attn_->W_O(), s.prefix, cfg_, s.attn);
 }
 
 // ---- mac
@@ -209,9 +164,7 @@ std::unique_ptr<MixerState> MacMixer::begin_stream(int64_t batch) const {
     s->read = memory_->initial_state(batch);
     s->memory = memory_->initial_state(batch);
     if (ac.n_persistent > 0) {
-        KVCache p = start_cache(attn_->persistent(), attn_->W_K(), attn_->W_V(), ac, batch);
-        s->pk = p.k;
-        s->pv = p.v;
+        std::tie(s->pk, s->pv) = prefix_keys(attn_->persistent(), attn_->W_K(), attn_->W_V(), ac, batch);
     }
     return s;
 }

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "nn/init.h"
 
@@ -202,37 +203,54 @@ Attention::Attention(const AttentionConfig& cfg, Generator& gen) : cfg_(cfg) {
         persistent_ = register_parameter("persistent", init::normal({cfg.n_persistent, d}, 1.0, gen, cfg.dtype));
 }
 
-Tensor self_attention(const Tensor& x, const Tensor& W_Q, const Tensor& W_K, const Tensor& W_V, const Tensor& W_O,
-                      const Tensor& persistent, const AttentionConfig& cfg) {
-    const int64_t d = cfg.d_model, H = cfg.n_heads, Np = cfg.n_persistent;
+namespace {
+
+// The argument checks of self_attention and self_attention_stream.
+void check_self_attention(const std::string& who, const Tensor& x, const Tensor& W_Q, const Tensor& W_K,
+                          const Tensor& W_V, const Tensor& W_O, const Tensor& persistent, const AttentionConfig& cfg) {
+    const int64_t d = cfg.d_model, Np = cfg.n_persistent;
     if (x.dim() != 3 || x.size(2) != d)
-        throw std::invalid_argument("self_attention: x must be (B, T, " + std::to_string(d) + "), got " +
+        throw std::invalid_argument(who + ": x must be (B, T, " + std::to_string(d) + "), got " +
                                     shape_str(x.shape()));
     for (const Tensor* W : {&W_Q, &W_K, &W_V, &W_O})
         if (W->shape() != Shape{d, d})
-            throw std::invalid_argument("self_attention: projections must be (" + std::to_string(d) + ", " +
+            throw std::invalid_argument(who + ": projections must be (" + std::to_string(d) + ", " +
                                         std::to_string(d) + "), got " + shape_str(W->shape()));
     const int64_t B = x.size(0);
-    const bool per_sequence = persistent.defined() && persistent.dim() == 3;  // (B, N_p, d)
     const bool shape_ok = Np > 0 ? persistent.defined() && (persistent.shape() == Shape{Np, d} ||
                                                             persistent.shape() == Shape{B, Np, d})
                                  : !persistent.defined();
     if (!shape_ok)
-        throw std::invalid_argument("self_attention: persistent tokens must be (" + std::to_string(Np) + ", " +
+        throw std::invalid_argument(who + ": persistent tokens must be (" + std::to_string(Np) + ", " +
                                     std::to_string(d) + ") or (" + std::to_string(B) + ", " + std::to_string(Np) +
                                     ", " + std::to_string(d) + ")" + (Np > 0 ? "" : " (undefined)") + ", got " +
                                     (persistent.defined() ? shape_str(persistent.shape()) : "undefined"));
+}
+
+// The keys and values (B, N_p, d) of the persistent prefix: [P ; x] W =
+// [P W ; x W]. Learned P (N_p, d) is projected once and shared by the batch;
+// a per-sequence prefix (B, N_p, d) (MAL: the memory's outputs at the
+// persistent positions) is projected per sequence.
+std::pair<Tensor, Tensor> prefix_kv(const Tensor& persistent, const Tensor& W_K, const Tensor& W_V, int64_t B) {
+    Tensor pk = matmul(persistent, W_K), pv = matmul(persistent, W_V);  // (N_p, d) or (B, N_p, d)
+    if (persistent.dim() == 2) {
+        const int64_t Np = persistent.size(0), d = persistent.size(1);
+        pk = expand(unsqueeze(pk, 0), {B, Np, d});
+        pv = expand(unsqueeze(pv, 0), {B, Np, d});
+    }
+    return {pk, pv};
+}
+
+}  // namespace
+
+Tensor self_attention(const Tensor& x, const Tensor& W_Q, const Tensor& W_K, const Tensor& W_V, const Tensor& W_O,
+                      const Tensor& persistent, const AttentionConfig& cfg) {
+    check_self_attention("self_attention", x, W_Q, W_K, W_V, W_O, persistent, cfg);
+    const int64_t H = cfg.n_heads, Np = cfg.n_persistent, B = x.size(0);
     Tensor k = matmul(x, W_K);  // (B, T, d)
     Tensor v = matmul(x, W_V);  // (B, T, d)
     if (Np > 0) {
-        // [P ; x] W = [P W ; x W]. Learned P is projected once and shared by
-        // the batch; a per-sequence prefix (MAL: the memory's outputs at the
-        // persistent positions) is projected per sequence.
-        Tensor pk = matmul(persistent, W_K), pv = matmul(persistent, W_V);  // (N_p, d) or (B, N_p, d)
-        if (!per_sequence) {
-            pk = expand(unsqueeze(pk, 0), {B, Np, d});
-            pv = expand(unsqueeze(pv, 0), {B, Np, d});
-        }
+        auto [pk, pv] = prefix_kv(persistent, W_K, W_V, B);  // (B, N_p, d)
         k = cat({pk, k}, 1);  // (B, N_p + T, d)
         v = cat({pv, v}, 1);  // (B, N_p + T, d)
     }
@@ -245,6 +263,75 @@ Tensor self_attention(const Tensor& x, const Tensor& W_Q, const Tensor& W_K, con
     }
     Tensor y = attention(qh, kh, vh, true, cfg.window, Np, cfg.block_size);  // (B, H, T, d_h)
     return matmul(merge_heads(y), W_O);                                      // (B, T, d)
+}
+
+Tensor self_attention_stream(const Tensor& x, const Tensor& W_Q, const Tensor& W_K, const Tensor& W_V,
+                             const Tensor& W_O, const Tensor& persistent, const AttentionConfig& cfg,
+                             AttentionState& st) {
+    check_self_attention("self_attention_stream", x, W_Q, W_K, W_V, W_O, persistent, cfg);
+    const int64_t H = cfg.n_heads, Np = cfg.n_persistent, B = x.size(0), n = x.size(1), w = cfg.window;
+    if (B != st.batch || n < 1)
+        throw std::invalid_argument("self_attention_stream: the stream was begun for " + std::to_string(st.batch) +
+                                    " rows and takes pieces of >= 1 token; got x " + shape_str(x.shape()));
+    if (Np > 0 && !st.prefix_k.defined()) {
+        // P sits at positions 0..N_p−1, whatever comes after it.
+        auto [pk, pv] = prefix_kv(persistent, W_K, W_V, B);  // (B, N_p, d)
+        st.prefix_k = split_heads(pk, H);                   // (B, H, N_p, d_h)
+        st.prefix_v = split_heads(pv, H);
+        if (cfg.use_rope) st.prefix_k = rope_from(st.prefix_k, 0, cfg.rope_base);
+    }
+    Tensor qh = split_heads(matmul(x, W_Q), H);  // (B, H, n, d_h)
+    Tensor kh = split_heads(matmul(x, W_K), H);  // (B, H, n, d_h)
+    Tensor vh = split_heads(matmul(x, W_V), H);  // (B, H, n, d_h)
+    if (cfg.use_rope) {
+        // x_t at N_p + t, as in self_attention: the piece starts at t = pos.
+        qh = rope_from(qh, Np + st.pos, cfg.rope_base);
+        kh = rope_from(kh, Np + st.pos, cfg.rope_base);
+    }
+    // Keys [prefix ; past ; piece]. attention() aligns the n queries with the
+    // last n keys, so query i sits at key index N_p + n_past + i and the past
+    // key c at N_p + c: their distance is that of the tokens in x (the past
+    // holds the n_past tokens right before the piece), and the window and
+    // the always-visible prefix select exactly what forward() would.
+    TensorList ks, vs;
+    if (Np > 0) { ks.push_back(st.prefix_k); vs.push_back(st.prefix_v); }
+    if (st.k.defined()) { ks.push_back(st.k); vs.push_back(st.v); }
+    Tensor k_new = kh, v_new = vh;  // the past after this piece, before trimming
+    if (st.k.defined()) { k_new = cat({st.k, kh}, 2); v_new = cat({st.v, vh}, 2); }
+    ks.push_back(kh);
+    vs.push_back(vh);
+    Tensor k_all = ks.size() == 1 ? kh : cat(ks, 2);  // (B, H, N_p + n_past + n, d_h)
+    Tensor v_all = vs.size() == 1 ? vh : cat(vs, 2);
+    Tensor y = attention(qh, k_all, v_all, true, w, Np, cfg.block_size);  // (B, H, n, d_h)
+
+    // Keep what a later query can see: with a window, the last w − 1 tokens
+    // (copied, so the trimmed-off keys are freed rather than held by a view).
+    const int64_t total = k_new.size(2), keep = w > 0 ? std::min(total, w - 1) : total;
+    if (keep == 0) {
+        st.k = Tensor();
+        st.v = Tensor();
+    } else if (keep < total) {
+        st.k = contiguous(narrow(k_new, 2, total - keep, keep));
+        st.v = contiguous(narrow(v_new, 2, total - keep, keep));
+    } else {
+        st.k = k_new;
+        st.v = v_new;
+    }
+    st.pos += n;
+    return matmul(merge_heads(y), W_O);  // (B, n, d)
+}
+
+std::unique_ptr<MixerState> Attention::begin_stream(int64_t batch) const {
+    if (batch < 1) throw std::invalid_argument("Attention::begin_stream: batch must be >= 1, got " + std::to_string(batch));
+    auto st = std::make_unique<AttentionState>();
+    st->batch = batch;
+    return st;
+}
+
+Tensor Attention::forward_stream(const Tensor& x, MixerState& state) {
+    auto* st = dynamic_cast<AttentionState*>(&state);
+    if (!st) throw std::invalid_argument("Attention::forward_stream: the state was not begun by an attention mixer");
+    return self_attention_stream(x, W_Q_, W_K_, W_V_, W_O_, persistent_, cfg_, *st);
 }
 
 double self_attention_flops_per_token(const AttentionConfig& cfg, int64_t seq_len) {

@@ -110,6 +110,32 @@ struct AttentionConfig {
 Tensor self_attention(const Tensor& x, const Tensor& W_Q, const Tensor& W_K, const Tensor& W_V, const Tensor& W_O,
                       const Tensor& persistent, const AttentionConfig& cfg);
 
+// The stream of self_attention (see Mixer: forward_stream): what the next
+// pieces need of the past, per head and already rotated by RoPE.
+//   k, v: (B, H, n_past, d_h), the keys and values of the last n_past tokens
+//         of x (undefined while n_past = 0). With a window w > 0 only the last
+//         w − 1 are kept (no later query can see an older one), so the state
+//         stays O(B · d · (N_p + w)) however long the sequence; with w = 0 all.
+//   prefix_k, prefix_v: (B, H, N_p, d_h), the keys and values of the
+//         persistent tokens at positions 0..N_p−1, computed from the first
+//         piece's weights and prefix (undefined when N_p = 0 or before it).
+//   pos:  tokens of x read so far; the next one sits at position N_p + pos.
+struct AttentionState : MixerState {
+    int64_t batch = 0;
+    int64_t pos = 0;
+    Tensor k, v, prefix_k, prefix_v;
+    int64_t n_past() const { return k.defined() ? k.size(2) : 0; }
+};
+
+// The next piece x (B, n, d), n >= 1, of the sequence `state` follows ->
+// (B, n, d): self_attention of the whole sequence so far, restricted to these
+// n rows (to rounding), whatever the earlier cuts. Same arguments as
+// self_attention; `persistent` must be the same on every call (only the
+// first piece's is read). Advances `state` by n tokens.
+Tensor self_attention_stream(const Tensor& x, const Tensor& W_Q, const Tensor& W_K, const Tensor& W_V,
+                             const Tensor& W_O, const Tensor& persistent, const AttentionConfig& cfg,
+                             AttentionState& state);
+
 // Forward FLOPs per token of self_attention with cfg over T tokens: 8d²
 // (projections) + 4 d · n̄ (scores and weighted values, n̄ =
 // attended_keys_per_query) + 4 N_p d² / T (the prefix's keys and values,
@@ -128,6 +154,11 @@ public:
     }
     // self_attention_flops_per_token(config(), seq_len).
     double forward_flops_per_token(int64_t seq_len) const override;
+    // Streaming (Mixer): an AttentionState for `batch` rows, and
+    // self_attention_stream with this module's weights. The persistent keys
+    // are taken from the weights at the first piece.
+    std::unique_ptr<MixerState> begin_stream(int64_t batch) const override;
+    Tensor forward_stream(const Tensor& x, MixerState& state) override;
     const AttentionConfig& config() const { return cfg_; }
 
     const Tensor& W_Q() const { return W_Q_; }

@@ -59,6 +59,15 @@ Tensor Block::forward(const Tensor& x) {
     return h + mlp_->forward(norm2_->forward(h));        // (B, T, d)
 }
 
+Tensor Block::forward_stream(const Tensor& x, MixerState& state) {
+    Tensor y = mixer_->forward_stream(norm1_->forward(x), state);  // (B, n, d)
+    if (y.shape() != x.shape())
+        throw std::logic_error("Block: the mixer's stream mapped " + shape_str(x.shape()) + " to " +
+                               shape_str(y.shape()) + "; it must keep the shape");
+    Tensor h = x + y;                              // (B, n, d)
+    return h + mlp_->forward(norm2_->forward(h));  // (B, n, d)
+}
+
 Transformer::Transformer(const TransformerConfig& cfg, const MixerFactory& mixers) : cfg_(cfg) {
     if (cfg.vocab_size < 1 || cfg.d_model < 1 || cfg.n_layers < 0 || cfg.n_heads < 1 || cfg.d_model % cfg.n_heads != 0)
         throw std::invalid_argument("Transformer: need vocab_size >= 1, d_model >= 1 divisible by n_heads, n_layers >= 0; got "
@@ -88,10 +97,45 @@ Tensor Transformer::hidden(const IndexTensor& tokens) {
     return norm_->forward(x);  // (B, T, d)
 }
 
-Tensor Transformer::forward(const IndexTensor& tokens) {
-    Tensor h = hidden(tokens);  // (B, T, d)
-    if (head_) return head_->forward(h);                     // (B, T, V)
-    return matmul(h, transpose(embed_->weight(), 0, 1));     // tied: h Eᵀ, (B, T, V)
+Tensor Transformer::logits(const Tensor& h) {
+    if (head_) return head_->forward(h);                  // (B, T, V)
+    return matmul(h, transpose(embed_->weight(), 0, 1));  // tied: h Eᵀ, (B, T, V)
+}
+
+Tensor Transformer::forward(const IndexTensor& tokens) { return logits(hidden(tokens)); }
+
+bool Transformer::can_stream() const {
+    for (auto& b : blocks_)
+        if (!b->mixer().begin_stream(1)) return false;
+    return true;
+}
+
+TransformerStream Transformer::begin_stream(int64_t batch) const {
+    if (batch < 1) throw std::invalid_argument("Transformer::begin_stream: batch must be >= 1, got " + std::to_string(batch));
+    TransformerStream s;
+    s.batch = batch;
+    for (size_t l = 0; l < blocks_.size(); ++l) {
+        std::unique_ptr<MixerState> st = blocks_[l]->mixer().begin_stream(batch);
+        if (!st)
+            throw std::logic_error("Transformer::begin_stream: the mixer of block " + std::to_string(l) +
+                                   " cannot read a sequence in pieces");
+        s.blocks.push_back(std::move(st));
+    }
+    return s;
+}
+
+Tensor Transformer::forward_stream(const IndexTensor& tokens, TransformerStream& stream) {
+    if (tokens.dim() != 2 || tokens.shape[0] != stream.batch || tokens.shape[1] < 1)
+        throw std::invalid_argument("Transformer::forward_stream: token ids must be (" + std::to_string(stream.batch) +
+                                    ", n >= 1) for this stream, got " + shape_str(tokens.shape));
+    if (stream.blocks.size() != blocks_.size())
+        throw std::invalid_argument("Transformer::forward_stream: the stream holds " +
+                                    std::to_string(stream.blocks.size()) + " block states, the model has " +
+                                    std::to_string(blocks_.size()) + " blocks (begin it with this model)");
+    Tensor x = embed_->forward(tokens);  // (B, n, d)
+    for (size_t l = 0; l < blocks_.size(); ++l) x = blocks_[l]->forward_stream(x, *stream.blocks[l]);
+    stream.pos += tokens.shape[1];
+    return logits(norm_->forward(x));  // (B, n, V)
 }
 
 double Transformer::forward_flops_per_token(int64_t seq_len) const {

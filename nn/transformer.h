@@ -56,6 +56,10 @@ public:
     Block(int64_t d, int64_t mlp_hidden, std::shared_ptr<Mixer> mixer, Generator& gen, DType dt = DType::f32,
           double norm_eps = 1e-6);
     Tensor forward(const Tensor& x);  // (B, T, d) -> (B, T, d)
+    // The next piece (B, n, d) of a sequence whose mixer state is `state`
+    // (from mixer().begin_stream): forward() of the whole sequence restricted
+    // to these n rows, since the norms and the MLP act on each token alone.
+    Tensor forward_stream(const Tensor& x, MixerState& state);
     Mixer& mixer() const { return *mixer_; }
     const SwiGLU& mlp() const { return *mlp_; }
 
@@ -64,6 +68,14 @@ private:
     std::shared_ptr<Mixer> mixer_;
     std::shared_ptr<RMSNorm> norm2_;
     std::shared_ptr<SwiGLU> mlp_;
+};
+
+// Where a sequence read in pieces is (Transformer::forward_stream): one
+// mixer state per block, the batch it was begun for and the tokens read.
+struct TransformerStream {
+    int64_t batch = 0;
+    int64_t pos = 0;
+    std::vector<std::unique_ptr<MixerState>> blocks;
 };
 
 // Parameters: "embed.weight" (V, d), "blocks.<l>.*", "norm.weight" (d), and
@@ -75,6 +87,21 @@ public:
 
     Tensor forward(const IndexTensor& tokens);  // ids (B, T) -> logits (B, T, V)
     Tensor hidden(const IndexTensor& tokens);   // ids (B, T) -> final-norm output (B, T, d)
+
+    // Streaming: for pieces t_1, t_2, … of ids (B, T) along T,
+    //     s = begin_stream(B);  forward_stream(t_1, s), forward_stream(t_2, s), …
+    // gives forward(ids) piece by piece (to rounding), whatever the cut, down
+    // to one token per call, each call costing only its own tokens against the
+    // state (generation without re-running a window).
+    // can_stream: whether every block's mixer can (Mixer::begin_stream).
+    // begin_stream throws std::logic_error naming the first block whose mixer
+    // cannot; callers that have another way check can_stream() first.
+    bool can_stream() const;
+    TransformerStream begin_stream(int64_t batch) const;
+    // ids (B, n), n >= 1, B as begun -> logits (B, n, V); advances `stream` by n.
+    // Wrong ids are refused before any block runs; an exception from inside
+    // a block leaves the stream partly advanced: begin a new one.
+    Tensor forward_stream(const IndexTensor& tokens, TransformerStream& stream);
 
     // Forward FLOPs per token at sequence length T: matmuls only (2 per
     // multiply-add); norms, softmax, activations, RoPE and the embedding
@@ -88,6 +115,8 @@ public:
     const Embedding& embed() const { return *embed_; }
 
 private:
+    Tensor logits(const Tensor& h);  // final-norm output (B, T, d) -> logits (B, T, V)
+
     TransformerConfig cfg_;
     std::shared_ptr<Embedding> embed_;
     std::vector<std::shared_ptr<Block>> blocks_;

@@ -13,6 +13,7 @@
 #include "miras/scan.h"
 #include "op_test_util.h"
 #include "train/model_config.h"
+#include "train/trainer.h"
 
 using namespace miras;
 using namespace miras::test;
@@ -417,6 +418,58 @@ BOOST_AUTO_TEST_CASE(streams_are_independent_and_check_their_state) {
             BOOST_TEST(err.find("not begun by this kind of mixer") != std::string::npos, err);
             err = error_of<std::invalid_argument>([&] { mix->forward_stream(randn({2, 1, 5}, g, DType::f64), *a); });
             BOOST_TEST(err.find("(2, 1, 5)") != std::string::npos, err);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(models_of_memory_mixers_stream_and_sample_as_a_whole) {
+    // The whole path generation takes: build_model from a config, then
+    // Transformer::forward_stream through blocks of each memory mixer. The
+    // logits of a stream read in pieces equal one forward over all tokens,
+    // and sampling through the stream draws what the windowed recompute draws
+    // while everything fits in the window.
+    const int64_t B = 2, T = 17, V = 64;  // the default MQAR vocabulary
+    std::vector<int64_t> ids((size_t)(B * T));
+    for (size_t i = 0; i < ids.size(); ++i) ids[i] = (int64_t)((i * 7 + 3) % V);
+    const IndexTensor tokens({B, T}, ids);
+    for (const std::string mixer : {"lmm", "mag", "mal", "mac"}) {
+        BOOST_TEST_CONTEXT(mixer) {
+            std::vector<std::string> sets = {"model.mixer=" + mixer, "model.d=16", "model.heads=2",
+                                             "model.dtype=\"f64\"",
+                                             "memory.chunk=3", "memory.memory=mlp"};
+            if (mixer == "mac") sets.push_back("model.segment=5");
+            if (mixer == "mag" || mixer == "mal") sets.push_back("model.window=4");
+            if (mixer != "lmm") sets.push_back("model.n_persistent=2");
+            auto model = build_model(default_run_config(sets).model);
+            BOOST_TEST(model->can_stream());
+            const std::vector<double> whole = model->forward(tokens).to_vector();  // (B, T, V)
+            for (const std::vector<int64_t>& cut : {std::vector<int64_t>(T, 1), std::vector<int64_t>{4, 1, 6, 2, 4}}) {
+                TransformerStream st = model->begin_stream(B);
+                std::vector<double> streamed;
+                int64_t t0 = 0;
+                for (int64_t n : cut) {
+                    std::vector<int64_t> piece;
+                    for (int64_t b = 0; b < B; ++b)
+                        for (int64_t t = t0; t < t0 + n; ++t) piece.push_back(ids[(size_t)(b * T + t)]);
+                    const std::vector<double> l = model->forward_stream(IndexTensor({B, n}, piece), st).to_vector();
+                    // (B, n, V) -> rows t0 … t0 + n − 1 of each sequence
+                    for (int64_t b = 0; b < B; ++b)
+                        for (int64_t t = 0; t < n; ++t)
+                            for (int64_t v = 0; v < V; ++v) {
+                                const double want = whole[(size_t)((b * T + t0 + t) * V + v)];
+                                const double got = l[(size_t)((b * n + t) * V + v)];
+                                if (std::abs(got - want) > 1e-9) {
+                                    BOOST_ERROR("row " << b << " token " << t0 + t << ": " << got << " vs " << want);
+                                    return;
+                                }
+                            }
+                    t0 += n;
+                }
+            }
+            const std::vector<int64_t> prompt = {1, 5, 2};
+            for (double temperature : {0.0, 1.0})
+                BOOST_TEST((sample_tokens(*model, prompt, 10, temperature, 0, 3, 32) ==
+                            sample_tokens(*model, prompt, 10, temperature, 0, 3, 32, {}, /*windowed=*/true)));
         }
     }
 }

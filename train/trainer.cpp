@@ -403,7 +403,7 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& options) {
 
 std::vector<int64_t> sample_tokens(Transformer& model, const std::vector<int64_t>& prompt, int64_t length,
                                    double temperature, int64_t top_k, uint64_t seed, int64_t context,
-                                   const std::function<void(int64_t)>& on_token) {
+                                   const std::function<void(int64_t)>& on_token, bool windowed) {
     const int64_t V = model.config().vocab_size;
     if (prompt.empty()) throw std::invalid_argument("sample_tokens: the prompt must hold at least one token");
     if (context < 1) throw std::invalid_argument("sample_tokens: context must be >= 1");
@@ -418,13 +418,12 @@ std::vector<int64_t> sample_tokens(Transformer& model, const std::vector<int64_t
     model.eval();
     NoGradGuard no_grad;
     Rng rng(seed);
-    std::vector<int64_t> seq = prompt, out;
+    std::vector<int64_t> out;
     std::vector<std::pair<double, int64_t>> ranked((size_t)V);
-    for (int64_t n = 0; n < length; ++n) {
-        const int64_t T = std::min<int64_t>(context, (int64_t)seq.size());
-        IndexTensor ids({1, T}, std::vector<int64_t>(seq.end() - T, seq.end()));
-        Tensor logits = raw::contiguous(model.forward(ids));  // (1, T, V)
-        const std::vector<double> all = logits.to_vector();
+    // The next token from the last row of logits (1, T, V).
+    auto draw = [&](const Tensor& logits) {
+        const int64_t T = logits.size(1);
+        const std::vector<double> all = raw::contiguous(logits).to_vector();
         const double* last = all.data() + (T - 1) * V;  // the prediction for the next token
         for (int64_t v = 0; v < V; ++v) ranked[(size_t)v] = {last[v], v};
         // Descending by logit, ties to the lower id: deterministic.
@@ -445,9 +444,27 @@ std::vector<int64_t> sample_tokens(Transformer& model, const std::vector<int64_t
                 u -= p[(size_t)i];
             }
         }
-        seq.push_back(next);
         out.push_back(next);
         if (on_token) on_token(next);
+        return next;
+    };
+    if (!windowed && model.can_stream()) {
+        // The state carries the whole history: the prompt is read once, then
+        // each drawn token is the only new input.
+        TransformerStream stream = model.begin_stream(1);
+        Tensor logits = model.forward_stream(IndexTensor({1, (int64_t)prompt.size()}, prompt), stream);
+        for (int64_t n = 0; n < length; ++n) {
+            const int64_t next = draw(logits);
+            if (n + 1 < length) logits = model.forward_stream(IndexTensor({1, 1}, {next}), stream);
+        }
+    } else {
+        // No state: each token re-runs the model over the last `context` tokens.
+        std::vector<int64_t> seq = prompt;
+        for (int64_t n = 0; n < length; ++n) {
+            const int64_t T = std::min<int64_t>(context, (int64_t)seq.size());
+            IndexTensor ids({1, T}, std::vector<int64_t>(seq.end() - T, seq.end()));
+            seq.push_back(draw(model.forward(ids)));  // logits (1, T, V)
+        }
     }
     model.train(was_training);
     return out;

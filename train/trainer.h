@@ -103,13 +103,21 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& options = {});
 
 // Autoregressive sampling: extends `prompt` (ids in [0, V)) by `length`
 // tokens. Each token comes from softmax(logits / temperature) restricted to
-// the top_k most likely ids (top_k = 0: all), with the model seeing at most
-// the last `context` tokens; temperature 0 takes the argmax. Deterministic in
-// `seed`. Returns the new tokens only; `on_token`, if given, also receives
-// each one as soon as it is drawn (to print while generating).
+// the top_k most likely ids (top_k = 0: all); temperature 0 takes the argmax.
+// Deterministic in `seed`. Returns the new tokens only; `on_token`, if given,
+// also receives each one as soon as it is drawn (to print while generating).
+// How the model reads the sequence:
+//   - streamed, when every mixer can stream (Transformer::can_stream) and
+//     `windowed` is false: the prompt is read once, then one token per step
+//     against the carried state, which holds the whole history (`context` is
+//     not used; a windowed attention still sees only its window);
+//   - windowed otherwise: every step re-runs the model over the last
+//     `context` tokens, nothing carried.
+// While prompt + length <= context both read the same tokens, so they draw
+// the same ones (to rounding of the logits).
 std::vector<int64_t> sample_tokens(Transformer& model, const std::vector<int64_t>& prompt, int64_t length,
                                    double temperature, int64_t top_k, uint64_t seed, int64_t context,
-                                   const std::function<void(int64_t)>& on_token = {});
+                                   const std::function<void(int64_t)>& on_token = {}, bool windowed = false);
 
 // Parameter counts grouped by top-level module ("embed", "blocks.0", ...,
 // "norm", "head"), in registration order.
