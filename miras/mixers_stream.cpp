@@ -23,6 +23,8 @@ template <class S>
 S& stream_state(const char* who, MixerState& state, const Tensor& x, int64_t d) {
     check_input(who, x, d);
     auto* s = dynamic_cast<S*>(&state);
+    if constexpr (requires { s->kind; })  // a state type shared by several mixers names its own
+        if (s && std::string(s->kind) != who) s = nullptr;
     if (!s) throw std::invalid_argument(std::string(who) + "::forward_stream: the state was not begun by this kind of mixer");
     if (x.size(0) != s->batch)
         throw std::invalid_argument(std::string(who) + "::forward_stream: the state was begun for a batch of " +
@@ -54,22 +56,27 @@ struct LmmState : MixerState {
     MemoryState memory;
 };
 
-// The attention's part is nn's streamed self-attention (self_attention_stream):
-// the RoPE'd keys and values of the prefix and of the last w − 1 tokens.
-struct MagState : MixerState {
+// mag and mal: the memory's state, and nn's streamed self-attention
+// (self_attention_stream: the RoPE'd keys and values of the prefix and of
+// the last w − 1 tokens).
+struct HybridState : MixerState {
+    const char* kind = "";  // "MagMixer" or "MalMixer": the one that began it
     int64_t batch = 0;
     bool started = false;  // P fed to the memory
     MemoryState memory;
     AttentionState attn;
+    Tensor prefix;  // mal: (B, N_p, d), Mem's outputs at P, the attention's prefix; else undefined
 };
 
-struct MalState : MixerState {
-    int64_t batch = 0;
-    bool started = false;  // P fed to the memory; its outputs there are the attention's prefix
-    MemoryState memory;
-    AttentionState attn;
-    Tensor prefix;  // (B, N_p, d): Mem's outputs at P; undefined when N_p = 0
-};
+std::unique_ptr<MixerState> begin_hybrid(const char* who, const MirasLayer& memory, int64_t batch) {
+    check_batch(who, batch);
+    auto s = std::make_unique<HybridState>();
+    s->kind = who;
+    s->batch = batch;
+    s->memory = memory.initial_state(batch);
+    s->attn.batch = batch;
+    return s;
+}
 
 struct MacState : MixerState {
     int64_t batch = 0;
@@ -101,17 +108,12 @@ Tensor MemoryMixer::forward_stream(const Tensor& x, MixerState& state) {
 // ---- mag
 
 std::unique_ptr<MixerState> MagMixer::begin_stream(int64_t batch) const {
-    check_batch("MagMixer", batch);
-    auto s = std::make_unique<MagState>();
-    s->batch = batch;
-    s->memory = memory_->initial_state(batch);
-    s->attn.batch = batch;
-    return s;
+    return begin_hybrid("MagMixer", *memory_, batch);
 }
 
 Tensor MagMixer::forward_stream(const Tensor& x, MixerState& state) {
     const AttentionConfig& ac = attn_->config();
-    auto& s = stream_state<MagState>("MagMixer", state, x, ac.d_model);
+    auto& s = stream_state<HybridState>("MagMixer", state, x, ac.d_model);
     Tensor m;
     if (!s.started) {
         // The memory reads P before the first token; its outputs there are dropped.
@@ -129,16 +131,11 @@ Tensor MagMixer::forward_stream(const Tensor& x, MixerState& state) {
 // ---- mal
 
 std::unique_ptr<MixerState> MalMixer::begin_stream(int64_t batch) const {
-    check_batch("MalMixer", batch);
-    auto s = std::make_unique<MalState>();
-    s->batch = batch;
-    s->memory = memory_->initial_state(batch);
-    s->attn.batch = batch;
-    return s;
+    return begin_hybrid("MalMixer", *memory_, batch);
 }
 
 Tensor MalMixer::forward_stream(const Tensor& x, MixerState& state) {
-    auto& s = stream_state<MalState>("MalMixer", state, x, cfg_.d_model);
+    auto& s = stream_state<HybridState>("MalMixer", state, x, cfg_.d_model);
     const int64_t Np = cfg_.n_persistent;
     Tensor y;
     if (!s.started) {

@@ -416,6 +416,11 @@ BOOST_AUTO_TEST_CASE(streams_are_independent_and_check_their_state) {
             auto other = (kind == "lmm" ? make("mag", 0, 0) : std::make_shared<MemoryMixer>(mem_cfg()))->begin_stream(2);
             err = error_of<std::invalid_argument>([&] { mix->forward_stream(narrow(x, 1, 0, 1), *other); });
             BOOST_TEST(err.find("not begun by this kind of mixer") != std::string::npos, err);
+            if (kind == "mag" || kind == "mal") {  // they share a state type, not a state
+                auto twin = make(kind == "mag" ? "mal" : "mag", 2, kNp)->begin_stream(2);
+                err = error_of<std::invalid_argument>([&] { mix->forward_stream(narrow(x, 1, 0, 1), *twin); });
+                BOOST_TEST(err.find("not begun by this kind of mixer") != std::string::npos, err);
+            }
             err = error_of<std::invalid_argument>([&] { mix->forward_stream(randn({2, 1, 5}, g, DType::f64), *a); });
             BOOST_TEST(err.find("(2, 1, 5)") != std::string::npos, err);
         }

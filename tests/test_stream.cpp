@@ -8,6 +8,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "op_test_util.h"
+#include "prev_token_mixer.h"
 
 #include <memory>
 #include <stdexcept>
@@ -19,6 +20,7 @@
 #include "train/trainer.h"
 
 using namespace miras;
+using miras::test::PrevTokenMixer;
 
 using miras::test::has;
 using miras::test::max_abs_diff;
@@ -70,24 +72,6 @@ IndexTensor columns(const IndexTensor& ids, int64_t t0, int64_t n) {
         for (int64_t t = t0; t < t0 + n; ++t) out.push_back(ids.data[(size_t)(b * T + t)]);
     return IndexTensor({B, n}, out);
 }
-
-// A causal mixer without a stream: out_t = x_{t−1} W (zero for t = 0).
-class PrevTokenMixer : public Mixer {
-public:
-    PrevTokenMixer(int64_t d, uint64_t seed) {
-        Generator g(seed);
-        W_ = register_parameter("W", randn({d, d}, g, DType::f64, 0, 0.3));
-    }
-    Tensor forward(const Tensor& x) override {
-        const int64_t B = x.size(0), T = x.size(1), d = x.size(2);
-        Tensor shifted = cat({zeros({B, 1, d}, x.dtype()), narrow(x, 1, 0, T - 1)}, 1);
-        return matmul(shifted, W_);
-    }
-    double forward_flops_per_token(int64_t) const override { return 2.0 * (double)W_.numel(); }
-
-private:
-    Tensor W_;
-};
 
 }  // namespace
 

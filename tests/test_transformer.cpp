@@ -6,6 +6,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "op_test_util.h"
+#include "prev_token_mixer.h"
 
 #include <cmath>
 #include <functional>
@@ -18,6 +19,7 @@
 #include "nn/transformer.h"
 
 using namespace miras;
+using miras::test::PrevTokenMixer;
 
 using miras::test::error_of;
 
@@ -40,24 +42,6 @@ TransformerConfig tiny(int64_t V = 11, int64_t d = 8, int64_t L = 2) {
     c.seed = 3;
     return c;
 }
-
-// A causal test mixer: out_t = x_{t−1} W (zero for t = 0). Parameter "W" (d, d).
-class PrevTokenMixer : public Mixer {
-public:
-    PrevTokenMixer(int64_t d, uint64_t seed) {
-        Generator g(seed);
-        W_ = register_parameter("W", randn({d, d}, g, DType::f64, 0, 0.3));
-    }
-    Tensor forward(const Tensor& x) override {
-        const int64_t B = x.size(0), T = x.size(1), d = x.size(2);
-        Tensor shifted = cat({zeros({B, 1, d}, x.dtype()), narrow(x, 1, 0, T - 1)}, 1);
-        return matmul(shifted, W_);
-    }
-    double forward_flops_per_token(int64_t) const override { return 2.0 * (double)W_.numel(); }
-
-private:
-    Tensor W_;
-};
 
 }  // namespace
 
