@@ -184,6 +184,7 @@ struct GenArgs {
     int64_t length = 200, top_k = 0;
     double temperature = 0.8;
     uint64_t seed = 0;
+    bool windowed = false;
 };
 
 int cmd_generate(const GenArgs& a, std::ostream& out) {
@@ -204,7 +205,7 @@ int cmd_generate(const GenArgs& a, std::ostream& out) {
     // progress instead of a silent wait.
     out << a.prompt << std::flush;
     sample_tokens(*model, prompt, a.length, a.temperature, a.top_k, a.seed, cfg.data.seq_len,
-                  [&out](int64_t id) { out << (char)(unsigned char)id << std::flush; });
+                  [&out](int64_t id) { out << (char)(unsigned char)id << std::flush; }, a.windowed);
     out << "\n";
     return 0;
 }
@@ -423,6 +424,8 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     gen_cmd->add_option("--top-k", ga.top_k, "Sample among the k most likely bytes; 0 = all")
         ->capture_default_str()
         ->transform(integer_in<int64_t>(0, kMaxInt, "NONNEGATIVE"));
+    gen_cmd->add_flag("--windowed", ga.windowed,
+                      "Re-run the last data.seq_len bytes for every byte instead of carrying the model's state");
     gen_cmd->add_option("--seed", ga.seed, "Sampling seed (same seed, same text)")
         ->capture_default_str()
         ->transform(integer_in<uint64_t>(0, std::numeric_limits<uint64_t>::max(), ""));

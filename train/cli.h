@@ -3,7 +3,7 @@
 //
 //   miras train    [CONFIG | --preset NAME] [--set key=value]... [--out DIR] [--resume CKPT]
 //   miras eval     CKPT [--set key=value]... [--batches N]
-//   miras generate CKPT [--prompt TEXT] [--length N] [--temperature X] [--top-k K] [--seed S]
+//   miras generate CKPT [--prompt TEXT] [--length N] [--temperature X] [--top-k K] [--seed S] [--windowed]
 //   miras info     [CONFIG | --preset NAME] [--set key=value]...
 //   miras forward  [CONFIG | --preset NAME] [--set key=value]... [--layer] [--params P] [--input X | --seed S]
 //                  [--out FILE] [--dump-params FILE]
