@@ -120,9 +120,10 @@ Factors inner_factors(const ScanSetup& s, const MemoryConfig& cfg, const std::ve
     const size_t L = s.L();
     auto leaf = [](const Tensor& x) { return x.defined() ? set_requires_grad(detach(x)) : Tensor(); };
     if (s.create_graph) {
-        // An anchor that is a constant (e.g. A_0 fixed) becomes a leaf, so z_l = W_l h_l carries a graph to differentiate.
+        // An anchor that is a constant (e.g. A_0 fixed), or that detach_anchor
+        // cuts, becomes a leaf, so z_l = W_l h_l carries a graph to differentiate.
         std::vector<Tensor> W;
-        for (const Tensor& w : anchor) W.push_back(requires_grad(w) ? w : leaf(w));
+        for (const Tensor& w : anchor) W.push_back(requires_grad(w) && !cfg.detach_anchor ? w : leaf(w));
         return factors_at(s, cfg, W, k, v, delta, true);
     }
     std::vector<Tensor> W;

@@ -46,6 +46,7 @@ void MemoryConfig::validate() const {
         fail("algorithm", "must be 'gd' or 'momentum', got '" + algorithm + "'");
     if (chunk < 1) fail("chunk", "(b) must be >= 1, got " + std::to_string(chunk));
     if (!(theta_max > 0) || !std::isfinite(theta_max)) fail("theta_max", "must be a finite number > 0, got " + num(theta_max));
+    if (!(a0_scale > 0) || !std::isfinite(a0_scale)) fail("a0_scale", "must be a finite number > 0, got " + num(a0_scale));
     for (auto& [g, v] : fixed_gates) {
         bool known = false;
         for (auto& n : gate_names()) known |= n == g;

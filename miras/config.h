@@ -59,6 +59,8 @@ struct MemoryConfig {
     bool fix_A0_zero = false;        // A_0 = 0, not a parameter (linear attention)
     bool conv_bias = false;          // conv_q/k/v get a bias (SPEC §1.1: off by default)
     bool first_order = false;        // treat every u_t as a constant (first-order MAML)
+    bool detach_anchor = false;      // u_t takes the anchor W_{t'} as a constant (keeps k, v, δ): docs/memory.md §3.8
+    double a0_scale = 1.0;           // multiplies the std of A_0's initialisation (> 0; §11)
 
     DType dtype = DType::f32;        // of the parameters
     uint64_t seed = 0;               // initialisation seed

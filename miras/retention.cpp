@@ -9,9 +9,9 @@
 namespace miras {
 namespace {
 
-// N(0, std²) in the config's dtype.
+// N(0, (a0_scale · std)²) in the config's dtype.
 Tensor normal_init(const Shape& shape, Generator& gen, const MemoryConfig& cfg, double std) {
-    return randn(shape, gen, cfg.dtype, 0.0, std);
+    return randn(shape, gen, cfg.dtype, 0.0, cfg.a0_scale * std);
 }
 
 // Default scale: 1/sqrt(fan_in), so |W k| ≈ |k| at the start.

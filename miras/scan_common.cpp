@@ -110,6 +110,12 @@ std::vector<Tensor> phi_all(const ScanSetup& s, const std::vector<Tensor>& A, co
 
 Tensor apply_weight(const Tensor& W, const Tensor& h) { return matmul(h, transpose(W, -1, -2)); }
 
+std::vector<Tensor> constant_leaves(const std::vector<Tensor>& W) {
+    std::vector<Tensor> out;
+    for (const Tensor& w : W) out.push_back(set_requires_grad(detach(w)));
+    return out;
+}
+
 std::vector<Tensor> differentiable(const std::vector<Tensor>& W) {
     std::vector<Tensor> out;
     for (const Tensor& w : W) out.push_back(requires_grad(w) ? w : set_requires_grad(detach(w)));

@@ -51,6 +51,10 @@ Tensor apply_weight(const Tensor& W, const Tensor& h);
 // requires grad (training: the anchor is part of the outer graph), otherwise
 // a detached leaf that requires grad (inference, or a constant anchor).
 std::vector<Tensor> differentiable(const std::vector<Tensor>& W);
+// Detached leaves that require grad, whatever W is: the inner loss is
+// differentiated at W's value, and no outer gradient flows into W through
+// it (MemoryConfig::detach_anchor).
+std::vector<Tensor> constant_leaves(const std::vector<Tensor>& W);
 
 // Counts how often an architecture calls lin(l, ·): the rank-1 factorisation
 // of the per-token gradients needs exactly once per weight matrix.

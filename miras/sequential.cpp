@@ -25,7 +25,8 @@ using namespace scan_detail;
 std::vector<Tensor> inner_gradient(const ScanSetup& s, const MemoryConfig& cfg, const std::vector<Tensor>& W_anchor,
                                    const Tensor& k, const Tensor& v, const Tensor& delta) {
     EnableGradGuard on;  // inference too: the inner loop always learns
-    std::vector<Tensor> W = differentiable(W_anchor);
+    // detach_anchor: the anchor's value, cut from the outer graph (u_t keeps k, v, δ).
+    std::vector<Tensor> W = cfg.detach_anchor && s.create_graph ? constant_leaves(W_anchor) : differentiable(W_anchor);
     UseCount uses(W.size());
     Tensor pred = s.arch->forward(k, [&](int l, const Tensor& h) {  // M_W(k_t): (B, H, 1, d_h)
         uses.use(l, "memory_scan_sequential");

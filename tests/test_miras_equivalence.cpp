@@ -129,6 +129,13 @@ BOOST_AUTO_TEST_CASE(first_order_fixed_gates_conv_bias_and_zero_A0) {
     cfg = small_config("linear", "l2", "l2", "momentum", 3);
     cfg.fixed_gates = {{"eta", 0.0}, {"alpha", 1.0}};  // factors of exactly 0 in the decay products
     check_equivalent(cfg, 7, "zero factors");
+    // detach_anchor: both scans cut the same path (tests/test_miras_gradcheck.cpp says which).
+    for (const std::string ret : {"l2", "kl"}) {
+        cfg = small_config("mlp", "l2", ret, "momentum", 3);
+        cfg.detach_anchor = true;
+        cfg.a0_scale = 3;
+        check_equivalent(cfg, 10, "detach_anchor mlp " + ret);
+    }
 }
 
 // Long enough for several chunks of the default size, in one config.

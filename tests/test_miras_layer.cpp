@@ -111,6 +111,16 @@ BOOST_AUTO_TEST_CASE(initialisation) {
     MirasLayer el3(c);
     BOOST_TEST(max_abs_diff(el.param("W_Q"), el2.param("W_Q")) == 0.0);
     BOOST_TEST(max_abs_diff(el.param("W_Q"), el3.param("W_Q")) > 0.0);
+    // a0_scale multiplies A_0's draw (same seed), and nothing else.
+    c = base("mlp");
+    MirasLayer one(c);
+    c.a0_scale = 3;
+    MirasLayer three(c);
+    for (size_t l = 0; l < one.A0().size(); ++l) {
+        std::vector<double> a = one.A0()[l].to_vector(), b = three.A0()[l].to_vector();
+        for (size_t i = 0; i < a.size(); ++i) BOOST_CHECK_SMALL(b[i] - 3 * a[i], 1e-12 * std::max(1.0, std::abs(b[i])));
+    }
+    BOOST_TEST(max_abs_diff(one.param("W_Q"), three.param("W_Q")) == 0.0);
 }
 
 // A stream fed in pieces of arbitrary lengths (ending inside chunks) gives the
@@ -235,6 +245,7 @@ BOOST_AUTO_TEST_CASE(bad_configs_are_clear_errors) {
     check_error(with([](MemoryConfig& c) { c.retention = "elastic"; c.gamma = -0.1; }), {"gamma must be >= 0"});
     check_error(with([](MemoryConfig& c) { c.retention = "kl"; c.kl_c = 0; }), {"kl_c must be > 0"});
     check_error(with([](MemoryConfig& c) { c.theta_max = 0; }), {"theta_max"});
+    check_error(with([](MemoryConfig& c) { c.a0_scale = 0; }), {"a0_scale"});
     check_error(with([](MemoryConfig& c) { c.bias = "huber"; c.huber_delta = 0; }), {"huber_delta must be > 0"});
     check_error(with([](MemoryConfig& c) { c.fixed_gates = {{"beta", 1.0}}; }), {"unknown gate 'beta'"});
     check_error(with([](MemoryConfig& c) { c.fixed_gates = {{"alpha", 1.5}}; }), {"fixed_gates.alpha", "[0, 1]"});
