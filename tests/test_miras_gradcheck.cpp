@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -174,6 +175,26 @@ void check_combos(const std::string& memory, const std::string& algorithm) {
         }
 }
 
+// The linear-memory l2 recurrence written out (B = 1, config cfg), with
+// u_t = inner(anchor, k_t, v_t): the reference for the gradient options.
+Tensor written_out_loss(const MemoryConfig& cfg, const Problem& p, const TensorList& x,
+                        const std::function<Tensor(const Tensor&, const Tensor&, const Tensor&)>& inner) {
+    MemoryInputs in = to_memory_inputs(cfg, p, x);
+    Tensor A = x.back(), S = zeros_like(A), anchor;  // (H, d_h, d_h); B = 1
+    TensorList ys;
+    for (int64_t t = 0; t < T; ++t) {
+        auto at = [&](const Tensor& g) { return reshape(narrow(g, 2, t, 1), {1, 1, 1}); };
+        Tensor k = reshape(narrow(in.k, 2, t, 1), {1, -1, 1}), v = reshape(narrow(in.v, 2, t, 1), {1, -1, 1});
+        Tensor q = reshape(narrow(in.q, 2, t, 1), {1, -1, 1});
+        if (t % cfg.chunk == 0) anchor = A;
+        Tensor step = neg(mul(at(in.theta), inner(anchor, k, v)));
+        if (cfg.momentum()) step = S = add(mul(at(in.eta), S), step);
+        A = add(mul(add(neg(at(in.alpha)), 1.0), A), step);
+        ys.push_back(reshape(matmul(A, q), {1, 1, 1, -1}));
+    }
+    return sum(mul(cat(ys, 2), p.R));
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(miras_gradcheck)
@@ -204,22 +225,10 @@ BOOST_AUTO_TEST_CASE(first_order_equals_detached_inner_gradient) {
     for (const std::string alg : {"gd", "momentum"}) {
         MemoryConfig cfg = gc_config("linear", "l2", "l2", alg);
         Problem p = make_problem(cfg, 3);
-        auto detached_reference = [&](const TensorList& x) {
-            MemoryInputs in = to_memory_inputs(cfg, p, x);
-            Tensor A = x.back(), S = zeros_like(A), anchor;  // (H, d_h, d_h); B = 1
-            TensorList ys;
-            for (int64_t t = 0; t < T; ++t) {
-                auto at = [&](const Tensor& g) { return reshape(narrow(g, 2, t, 1), {1, 1, 1}); };
-                Tensor k = reshape(narrow(in.k, 2, t, 1), {1, -1, 1}), v = reshape(narrow(in.v, 2, t, 1), {1, -1, 1});
-                Tensor q = reshape(narrow(in.q, 2, t, 1), {1, -1, 1});
-                if (t % cfg.chunk == 0) anchor = A;
-                Tensor u = detach(matmul(sub(matmul(anchor, k), v), transpose(k, -1, -2)));  // constant
-                Tensor step = neg(mul(at(in.theta), u));
-                if (alg == "momentum") step = S = add(mul(at(in.eta), S), step);
-                A = add(mul(add(neg(at(in.alpha)), 1.0), A), step);
-                ys.push_back(reshape(matmul(A, q), {1, 1, 1, -1}));
-            }
-            return sum(mul(cat(ys, 2), p.R));
+        auto detached_reference = [&](const TensorList& x) {  // u_t a constant
+            return written_out_loss(cfg, p, x, [](const Tensor& W, const Tensor& k, const Tensor& v) {
+                return detach(matmul(sub(matmul(W, k), v), transpose(k, -1, -2)));
+            });
         };
         cfg.first_order = true;
         TensorList g_first = grad({scan_loss(cfg, p, true)(p.inputs)[0]}, p.inputs, {}, false, false, true);
@@ -251,22 +260,10 @@ BOOST_AUTO_TEST_CASE(detach_anchor_equals_inner_gradient_at_a_constant_anchor) {
     for (const std::string alg : {"gd", "momentum"}) {
         MemoryConfig cfg = gc_config("linear", "l2", "l2", alg);
         Problem p = make_problem(cfg, 4);
-        auto reference = [&](const TensorList& x) {
-            MemoryInputs in = to_memory_inputs(cfg, p, x);
-            Tensor A = x.back(), S = zeros_like(A), anchor;  // (H, d_h, d_h); B = 1
-            TensorList ys;
-            for (int64_t t = 0; t < T; ++t) {
-                auto at = [&](const Tensor& g) { return reshape(narrow(g, 2, t, 1), {1, 1, 1}); };
-                Tensor k = reshape(narrow(in.k, 2, t, 1), {1, -1, 1}), v = reshape(narrow(in.v, 2, t, 1), {1, -1, 1});
-                Tensor q = reshape(narrow(in.q, 2, t, 1), {1, -1, 1});
-                if (t % cfg.chunk == 0) anchor = A;
-                Tensor u = matmul(sub(matmul(detach(anchor), k), v), transpose(k, -1, -2));  // k, v differentiable
-                Tensor step = neg(mul(at(in.theta), u));
-                if (alg == "momentum") step = S = add(mul(at(in.eta), S), step);
-                A = add(mul(add(neg(at(in.alpha)), 1.0), A), step);
-                ys.push_back(reshape(matmul(A, q), {1, 1, 1, -1}));
-            }
-            return sum(mul(cat(ys, 2), p.R));
+        auto reference = [&](const TensorList& x) {  // the anchor a constant inside u_t; k, v differentiable
+            return written_out_loss(cfg, p, x, [](const Tensor& W, const Tensor& k, const Tensor& v) {
+                return matmul(sub(matmul(detach(W), k), v), transpose(k, -1, -2));
+            });
         };
         auto grads = [&](bool chunked) {
             return grad({scan_loss(cfg, p, chunked)(p.inputs)[0]}, p.inputs, {}, false, false, true);
