@@ -199,6 +199,23 @@ size_t skip_string(const std::string& text, size_t i, int64_t& line) {
     return text.size();
 }
 
+// toml11 reads a binary integer digit by digit with a doubling int64 place
+// value, which overflows (undefined behaviour) at the 63rd digit, leading
+// zeros included. Throws if the token starting at text[i] is such a literal.
+constexpr size_t kMaxBinaryDigits = 62;
+
+void check_binary_literal(const std::string& text, size_t i, int64_t line, const std::string& source) {
+    const bool starts_token = i == 0 || !(std::isalnum(static_cast<unsigned char>(text[i - 1])) || text[i - 1] == '_');
+    if (!starts_token || text.compare(i, 2, "0b") != 0) return;
+    size_t digits = 0, j = i + 2;
+    for (; j < text.size() && (text[j] == '0' || text[j] == '1' || text[j] == '_'); ++j) digits += text[j] != '_';
+    if (digits > kMaxBinaryDigits)
+        throw std::runtime_error(source + ": line " + std::to_string(line) + ": binary integer " +
+                                 text.substr(i, std::min<size_t>(j - i, 24)) + "… has " + std::to_string(digits) +
+                                 " digits; at most " + std::to_string(kMaxBinaryDigits) +
+                                 " are read (beyond 64 bits, or too long for the TOML reader)");
+}
+
 // Throws if `text` nests arrays or inline tables deeper than kMaxNesting or
 // has a dotted key of more than kMaxKeyParts parts. Outside strings and
 // comments, dots follow each other in one run of key and value characters
@@ -219,6 +236,7 @@ void check_nesting(const std::string& text, const std::string& source) {
                                          " has a dotted key of more than " + std::to_string(kMaxKeyParts) + " parts");
         } else if (std::isalnum(c) || c == '_' || c == '-' || c == '+' || c == ':' || c == ' ' || c == '\t') {
             // key and value characters (numbers, dates, times) keep the run going
+            check_binary_literal(text, i, line, source);
         } else {
             dots = 0;
             if (c == '#') {
