@@ -382,6 +382,33 @@ BOOST_AUTO_TEST_CASE(streamed_in_pieces_is_the_whole_forward) {
         }
 }
 
+BOOST_AUTO_TEST_CASE(gradients_flow_through_the_stream_across_pieces) {
+    // The state carries the graph from piece to piece (it is not detached), so
+    // a loss over the streamed outputs has the whole forward's gradients, for
+    // x and every parameter: what training on a long sequence in pieces needs.
+    const int64_t B = 2, T = 11;
+    const std::vector<int64_t> cut = {3, 1, 4, 3};
+    for (const std::string kind : {"lmm", "mag", "mal", "mac"}) {
+        BOOST_TEST_CONTEXT(kind) {
+            auto mix = kind == "lmm" ? std::make_shared<MemoryMixer>(mem_cfg("mlp")) : make(kind, 3, kNp, "mlp");
+            Generator g(15);
+            Tensor x = set_requires_grad(randn({B, T, kD}, g, DType::f64));
+            Tensor R = randn({B, T, kD}, g, DType::f64);
+            TensorList wrt = {x};
+            for (auto& [name, p] : mix->named_parameters()) wrt.push_back(p);
+            TensorList whole = grad({sum(mul(mix->forward(x), R))}, wrt);
+            TensorList piecewise = grad({sum(mul(streamed(*mix, x, cut), R))}, wrt);
+            double worst = 0, largest = 0;
+            for (size_t i = 0; i < wrt.size(); ++i) {
+                worst = std::max(worst, max_abs_diff(piecewise[i].to_vector(), whole[i].to_vector()));
+                for (double v : whole[i].to_vector()) largest = std::max(largest, std::abs(v));
+            }
+            BOOST_TEST(worst < 1e-10 * std::max(1.0, largest));
+            BOOST_TEST(largest > 1e-3);  // the gradients are not all zero
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(mac_output_does_not_depend_on_the_length_after_it) {
     // forward of the first t tokens is the first t rows of forward of all T,
     // also when t ends inside a segment (the RoPE layout of a full segment):
