@@ -225,6 +225,13 @@ BOOST_AUTO_TEST_CASE(sampling_through_the_stream_draws_the_windowed_tokens) {
     const std::vector<int64_t> long_prompt = {3, 1, 4, 1, 5, 9, 2, 6, 5, 3};
     BOOST_TEST((sample_tokens(*m, long_prompt, 12, 0.0, 0, 0, 2) !=
                 sample_tokens(*m, long_prompt, 12, 0.0, 0, 0, 2, {}, true)));
+    // The caller's train/eval mode comes back, in both modes of sampling.
+    for (bool windowed : {false, true})
+        for (bool training : {true, false}) {
+            m->train(training);
+            sample_tokens(*m, long_prompt, 2, 0.0, 0, 0, 4, {}, windowed);
+            BOOST_TEST(m->is_training() == training);
+        }
     // The stream does not depend on `context`.
     BOOST_TEST((sample_tokens(*m, long_prompt, 12, 0.0, 0, 0, 2) == sample_tokens(*m, long_prompt, 12, 0.0, 0, 0, 64)));
 }

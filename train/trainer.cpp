@@ -414,7 +414,13 @@ std::vector<int64_t> sample_tokens(Transformer& model, const std::vector<int64_t
         if (id < 0 || id >= V)
             throw std::invalid_argument("sample_tokens: prompt token " + std::to_string(id) + " is outside [0, " +
                                         std::to_string(V) + ")");
-    const bool was_training = model.is_training();
+    // Evaluation mode while sampling, and the caller's mode back afterwards,
+    // also when a forward throws.
+    struct ModeGuard {
+        Transformer& m;
+        bool was_training;
+        ~ModeGuard() { m.train(was_training); }
+    } mode{model, model.is_training()};
     model.eval();
     NoGradGuard no_grad;
     Rng rng(seed);
@@ -466,7 +472,6 @@ std::vector<int64_t> sample_tokens(Transformer& model, const std::vector<int64_t
             seq.push_back(draw(model.forward(ids)));  // logits (1, T, V)
         }
     }
-    model.train(was_training);
     return out;
 }
 
