@@ -40,17 +40,6 @@ void check_batch(const char* who, int64_t batch) {
                                                std::to_string(batch));
 }
 
-// P's keys and values for MAC's segment attention, RoPE'd at P's positions
-// 0 … N_p − 1: P (N_p, d) -> (B, H, N_p, d_h) each.
-std::pair<Tensor, Tensor> prefix_keys(const Tensor& P, const Tensor& W_K, const Tensor& W_V,
-                                      const AttentionConfig& cfg, int64_t B) {
-    const Shape bnd = {B, cfg.n_persistent, cfg.d_model};
-    Tensor k = split_heads(expand(unsqueeze(matmul(P, W_K), 0), bnd), cfg.n_heads);
-    Tensor v = split_heads(expand(unsqueeze(matmul(P, W_V), 0), bnd), cfg.n_heads);
-    if (cfg.use_rope) k = rope_from(k, 0, cfg.rope_base);
-    return {k, v};
-}
-
 struct LmmState : MixerState {
     int64_t batch = 0;
     MemoryState memory;
@@ -161,7 +150,7 @@ std::unique_ptr<MixerState> MacMixer::begin_stream(int64_t batch) const {
     s->read = memory_->initial_state(batch);
     s->memory = memory_->initial_state(batch);
     if (ac.n_persistent > 0) {
-        std::tie(s->pk, s->pv) = prefix_keys(attn_->persistent(), attn_->W_K(), attn_->W_V(), ac, batch);
+        std::tie(s->pk, s->pv) = persistent_heads(attn_->persistent(), attn_->W_K(), attn_->W_V(), ac, batch);
     }
     return s;
 }

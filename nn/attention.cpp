@@ -4,6 +4,7 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <utility>
 
 #include "nn/init.h"
@@ -265,6 +266,14 @@ Tensor self_attention(const Tensor& x, const Tensor& W_Q, const Tensor& W_K, con
     return matmul(merge_heads(y), W_O);                                      // (B, T, d)
 }
 
+std::pair<Tensor, Tensor> persistent_heads(const Tensor& persistent, const Tensor& W_K, const Tensor& W_V,
+                                           const AttentionConfig& cfg, int64_t batch) {
+    auto [pk, pv] = prefix_kv(persistent, W_K, W_V, batch);  // (B, N_p, d)
+    Tensor k = split_heads(pk, cfg.n_heads), v = split_heads(pv, cfg.n_heads);  // (B, H, N_p, d_h)
+    if (cfg.use_rope) k = rope_from(k, 0, cfg.rope_base);
+    return {k, v};
+}
+
 Tensor self_attention_stream(const Tensor& x, const Tensor& W_Q, const Tensor& W_K, const Tensor& W_V,
                              const Tensor& W_O, const Tensor& persistent, const AttentionConfig& cfg,
                              AttentionState& st) {
@@ -273,13 +282,8 @@ Tensor self_attention_stream(const Tensor& x, const Tensor& W_Q, const Tensor& W
     if (B != st.batch || n < 1)
         throw std::invalid_argument("self_attention_stream: the stream was begun for " + std::to_string(st.batch) +
                                     " rows and takes pieces of >= 1 token; got x " + shape_str(x.shape()));
-    if (Np > 0 && !st.prefix_k.defined()) {
-        // P sits at positions 0..N_p−1, whatever comes after it.
-        auto [pk, pv] = prefix_kv(persistent, W_K, W_V, B);  // (B, N_p, d)
-        st.prefix_k = split_heads(pk, H);                   // (B, H, N_p, d_h)
-        st.prefix_v = split_heads(pv, H);
-        if (cfg.use_rope) st.prefix_k = rope_from(st.prefix_k, 0, cfg.rope_base);
-    }
+    if (Np > 0 && !st.prefix_k.defined())  // P sits at positions 0..N_p−1, whatever comes after it
+        std::tie(st.prefix_k, st.prefix_v) = persistent_heads(persistent, W_K, W_V, cfg, B);
     Tensor qh = split_heads(matmul(x, W_Q), H);  // (B, H, n, d_h)
     Tensor kh = split_heads(matmul(x, W_K), H);  // (B, H, n, d_h)
     Tensor vh = split_heads(matmul(x, W_V), H);  // (B, H, n, d_h)
@@ -293,15 +297,11 @@ Tensor self_attention_stream(const Tensor& x, const Tensor& W_Q, const Tensor& W
     // key c at N_p + c: their distance is that of the tokens in x (the past
     // holds the n_past tokens right before the piece), and the window and
     // the always-visible prefix select exactly what forward() would.
-    TensorList ks, vs;
-    if (Np > 0) { ks.push_back(st.prefix_k); vs.push_back(st.prefix_v); }
-    if (st.k.defined()) { ks.push_back(st.k); vs.push_back(st.v); }
-    Tensor k_new = kh, v_new = vh;  // the past after this piece, before trimming
-    if (st.k.defined()) { k_new = cat({st.k, kh}, 2); v_new = cat({st.v, vh}, 2); }
-    ks.push_back(kh);
-    vs.push_back(vh);
-    Tensor k_all = ks.size() == 1 ? kh : cat(ks, 2);  // (B, H, N_p + n_past + n, d_h)
-    Tensor v_all = vs.size() == 1 ? vh : cat(vs, 2);
+    // The past after this piece, before trimming: (B, H, n_past + n, d_h).
+    Tensor k_new = st.k.defined() ? cat({st.k, kh}, 2) : kh;
+    Tensor v_new = st.v.defined() ? cat({st.v, vh}, 2) : vh;
+    Tensor k_all = Np > 0 ? cat({st.prefix_k, k_new}, 2) : k_new;  // (B, H, N_p + n_past + n, d_h)
+    Tensor v_all = Np > 0 ? cat({st.prefix_v, v_new}, 2) : v_new;
     Tensor y = attention(qh, k_all, v_all, true, w, Np, cfg.block_size);  // (B, H, n, d_h)
 
     // Keep what a later query can see: with a window, the last w − 1 tokens

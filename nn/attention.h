@@ -5,6 +5,7 @@
 // tokens. Also the Mixer interface that every token mixer implements.
 #include <cstdint>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "nn/module.h"
@@ -126,6 +127,13 @@ struct AttentionState : MixerState {
     Tensor k, v, prefix_k, prefix_v;
     int64_t n_past() const { return k.defined() ? k.size(2) : 0; }
 };
+
+// The persistent tokens' keys and values per head, (B, H, N_p, d_h) each,
+// the keys RoPE'd at positions 0 … N_p − 1 (where [P ; x] puts them):
+// persistent (N_p, d), shared by the batch, or (B, N_p, d) per sequence.
+// What a stream keeps of the prefix (here, and MAC's in miras/).
+std::pair<Tensor, Tensor> persistent_heads(const Tensor& persistent, const Tensor& W_K, const Tensor& W_V,
+                                           const AttentionConfig& cfg, int64_t batch);
 
 // The next piece x (B, n, d), n >= 1, of the sequence `state` follows ->
 // (B, n, d): self_attention of the whole sequence so far, restricted to these

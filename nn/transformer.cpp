@@ -48,24 +48,20 @@ Block::Block(int64_t d, int64_t mlp_hidden, std::shared_ptr<Mixer> mixer, Genera
     mlp_ = register_module("mlp", std::make_shared<SwiGLU>(d, mlp_hidden, gen, dt));
 }
 
-Tensor Block::forward(const Tensor& x) {
-    // SPEC §2: pre-norm residual block.
-    Tensor y = mixer_->forward(norm1_->forward(x));  // (B, T, d)
+// SPEC §2: pre-norm residual block around the mixer's output y = Mixer(RMSNorm(x)).
+Tensor Block::around_mixer(const Tensor& x, const Tensor& y) {
     // A wrong shape would otherwise broadcast silently in the residual sum.
     if (y.shape() != x.shape())
         throw std::logic_error("Block: the mixer mapped " + shape_str(x.shape()) + " to " + shape_str(y.shape()) +
                                "; it must keep the shape");
-    Tensor h = x + y;                                    // (B, T, d)
-    return h + mlp_->forward(norm2_->forward(h));        // (B, T, d)
+    Tensor h = x + y;                              // (B, T, d)
+    return h + mlp_->forward(norm2_->forward(h));  // (B, T, d)
 }
 
+Tensor Block::forward(const Tensor& x) { return around_mixer(x, mixer_->forward(norm1_->forward(x))); }
+
 Tensor Block::forward_stream(const Tensor& x, MixerState& state) {
-    Tensor y = mixer_->forward_stream(norm1_->forward(x), state);  // (B, n, d)
-    if (y.shape() != x.shape())
-        throw std::logic_error("Block: the mixer's stream mapped " + shape_str(x.shape()) + " to " +
-                               shape_str(y.shape()) + "; it must keep the shape");
-    Tensor h = x + y;                              // (B, n, d)
-    return h + mlp_->forward(norm2_->forward(h));  // (B, n, d)
+    return around_mixer(x, mixer_->forward_stream(norm1_->forward(x), state));  // (B, n, d)
 }
 
 Transformer::Transformer(const TransformerConfig& cfg, const MixerFactory& mixers) : cfg_(cfg) {

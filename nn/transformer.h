@@ -64,6 +64,8 @@ public:
     const SwiGLU& mlp() const { return *mlp_; }
 
 private:
+    Tensor around_mixer(const Tensor& x, const Tensor& y);  // x + y, then the MLP half
+
     std::shared_ptr<RMSNorm> norm1_;
     std::shared_ptr<Mixer> mixer_;
     std::shared_ptr<RMSNorm> norm2_;

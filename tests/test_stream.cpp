@@ -178,6 +178,12 @@ BOOST_AUTO_TEST_CASE(transformer_stream_logits_equal_forward_for_every_cut) {
             TransformerStream st = m->begin_stream(B);
             BOOST_CHECK_THROW(m->forward_stream(columns(random_tokens(1, 2, c.vocab_size, g), 0, 1), st),
                               std::invalid_argument);
+            // A stream begun by a model of another depth.
+            TransformerConfig one = c;
+            one.n_layers = 1;
+            TransformerStream shallow = make_transformer(one)->begin_stream(B);
+            BOOST_CHECK_EXCEPTION(m->forward_stream(columns(ids, 0, 1), shallow), std::invalid_argument,
+                                  has({"1 block states", "2 blocks"}));
         }
     }
 }
