@@ -1,4 +1,4 @@
-// The built-in attentional biases (SPEC §1.4; Miras §4 and Eq. 16) and their
+// The built-in attentional biases (docs/math.md §1.4; Miras §4 and Eq. 16) and their
 // registry. Every formula is a plain composition of differentiable ops: the
 // inner gradient comes from autodiff, and so do its derivatives (the outer,
 // second-order gradient).
@@ -22,7 +22,7 @@ Tensor bias_l2(const Tensor& pred, const Tensor& v, const Tensor&, const MemoryC
     return mul(sum(square(e), {-1}), 0.5);
 }
 
-// ℓ = Σ_i (e_i² + ε)^{p/2}: Moneta's ℓ_p bias with one smooth formula [SPEC choice].
+// ℓ = Σ_i (e_i² + ε)^{p/2}: Moneta's ℓ_p bias with one smooth formula [choice, docs/math.md §1.4].
 Tensor bias_lp(const Tensor& pred, const Tensor& v, const Tensor&, const MemoryConfig& cfg) {
     Tensor e = sub(pred, v);
     return sum(pow(add(square(e), kLpEps), cfg.p / 2.0), {-1});
@@ -30,7 +30,7 @@ Tensor bias_lp(const Tensor& pred, const Tensor& v, const Tensor&, const MemoryC
 
 // Yaad (Miras Eq. 16): ½|e|² while |e|₂ ≤ δ_t, else δ_t Σ_i sqrt(e_i² + ε).
 // The branch test is taken on the values only and carries no gradient; the
-// loss is discontinuous at |e|₂ = δ_t (SPEC §1.4 warning).
+// loss is discontinuous at |e|₂ = δ_t (docs/math.md §1.4 warning).
 Tensor bias_huber_mix(const Tensor& pred, const Tensor& v, const Tensor& delta, const MemoryConfig&) {
     if (!delta.defined()) throw std::invalid_argument("bias huber_mix: needs the per-token threshold delta");
     Tensor e = sub(pred, v);                                   // (..., d_h)

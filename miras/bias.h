@@ -1,5 +1,5 @@
 #pragma once
-// Attentional biases ℓ(W; k, v) of SPEC §1.4, as functions of the memory's
+// Attentional biases ℓ(W; k, v) of docs/math.md §1.4, as functions of the memory's
 // prediction pred = M_W(k), the value v and the per-token threshold δ.
 //
 // Each bias is written with ordinary differentiable ops and returns one loss
@@ -14,7 +14,7 @@
 //
 // Built in: "dot", "l2", "lp", "huber_mix", "huber".
 //
-// Two warnings (SPEC §1.4):
+// Two warnings (docs/math.md §1.4):
 //  - huber_mix is the paper's rule (Miras Eq. 16) and is discontinuous at
 //    |e|₂ = δ_t: the branch test carries no gradient and the outer loss jumps
 //    there. Gradient checks keep every token >= 1e-3 away from the switch.
@@ -42,7 +42,7 @@ std::vector<std::string> bias_names();
 // Throws std::invalid_argument listing the known names if `name` is unknown.
 const BiasFn& bias_fn(const std::string& name);
 
-// The constants SPEC §1.4 fixes.
+// The constants docs/math.md §1.4 fixes.
 inline constexpr double kLpEps = 1e-6;        // lp: Σ (e² + ε)^{p/2}
 inline constexpr double kHuberMixEps = 1e-6;  // huber_mix linear branch: δ Σ sqrt(e² + ε)
 

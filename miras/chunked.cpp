@@ -1,9 +1,9 @@
-// Chunk-parallel memory scan (SPEC §1.8, second form). Same contract as the
+// Chunk-parallel memory scan (docs/math.md §1.8, second form). Same contract as the
 // sequential reference (miras/sequential.cpp) and held to it in f64 to 1e-9,
 // outputs and outer gradients.
 //
 // Inside a chunk every token takes its gradient at the same anchor weights
-// W_{t'} (SPEC §1.5), so for the n tokens of a chunk:
+// W_{t'} (docs/math.md §1.5), so for the n tokens of a chunk:
 //
 // 1. Inner gradients, all at once. The architecture runs once on all n keys
 //    at W_{t'}. Weight matrix l meets token j only through z_{j,l} = W_l h_{j,l},
@@ -11,14 +11,14 @@
 //        u_{j,l} = g_{j,l} h_{j,l}ᵀ,   g_{j,l} = ∂ℓ_j/∂z_{j,l},
 //    and one reverse pass over Σ_j ℓ_j gives every g_{j,l} (tokens do not
 //    interact inside the memory, so ∂(Σ ℓ)/∂z_j = ∂ℓ_j/∂z_j).
-// 2. The recurrences of SPEC §1.6 are linear, so they unroll in closed form.
+// 2. The recurrences of docs/math.md §1.6 are linear, so they unroll in closed form.
 //    With keep_m = 1 − α_m,
 //        S_i = Pη_i S_0 + Σ_{j≤i} Lη_ij (−θ_j) u_j
 //        A_i = P_i A_0 + Q_i S_0 + Σ_{j≤i} K_ij (−θ_j) u_j
 //    where P_i = Π_{m≤i} keep_m, Lkeep_ij = Π_{j<m≤i} keep_m (Pη, Lη alike
 //    with η), and K = Lkeep, Q = 0 for gd; K = Lkeep·Lη, Q = Lkeep·Pη for
 //    momentum.
-// 3. Retrieval of all n tokens, y_i = M_{φ(A_i)}(q_i) (SPEC §1.7):
+// 3. Retrieval of all n tokens, y_i = M_{φ(A_i)}(q_i) (docs/math.md §1.7):
 //    φ = identity: the dual form, no per-token weights,
 //        W_{l,i} x = P_i A_l x + Q_i S_l x + Σ_j C_ij (h_{j,l}ᵀ x) g_{j,l},  C_ij = K_ij (−θ_j);
 //    other φ: A_i materialised for every token (one matmul per weight
@@ -283,7 +283,7 @@ Tensor memory_scan_chunked(const MemoryConfig& cfg, const MemoryInputs& in, Memo
     const ScanSetup s = setup_scan(cfg, in, st, kOp);
     std::vector<Tensor> A = st.A, S = st.S, anchor = st.anchor;
     int64_t offset = st.offset;
-    // Chunks are counted from the first token of the stream (SPEC §0): a
+    // Chunks are counted from the first token of the stream (docs/math.md §0): a
     // segment runs to the end of the current chunk or of the input.
     std::vector<int64_t> sizes;
     for (int64_t t = 0, off = offset; t < s.T;) {
@@ -296,7 +296,7 @@ Tensor memory_scan_chunked(const MemoryConfig& cfg, const MemoryInputs& in, Memo
     TensorList ys;
     for (size_t i = 0; i < pieces.size(); ++i) {
         const MemoryInputs& piece = pieces[i];
-        if (offset == 0) anchor = phi_all(s, A, cfg);  // W_{t'} = φ(A_{t'}) (SPEC §1.5)
+        if (offset == 0) anchor = phi_all(s, A, cfg);  // W_{t'} = φ(A_{t'}) (docs/math.md §1.5)
         ys.push_back(segment(s, cfg, piece, coeffs[i], anchor, A, S));
         offset = (offset + piece.q.size(2)) % cfg.chunk;
     }

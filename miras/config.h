@@ -1,5 +1,5 @@
 #pragma once
-// MemoryConfig: every choice of SPEC §1 for one Miras memory layer.
+// MemoryConfig: every choice of docs/math.md §1 for one Miras memory layer.
 //
 // The names and defaults are those of the PyTorch reference
 // (tests/torch_ref/miras_ref.py, DEFAULTS), so one config file drives both.
@@ -13,7 +13,7 @@
 //   cfg.memory = "mlp"; cfg.bias = "lp"; cfg.retention = "lq";   // Moneta
 //   cfg.validate();            // throws std::invalid_argument naming the key
 //
-// Gates (SPEC §1.2) are learned unless listed in `fixed_gates`, in which case
+// Gates (docs/math.md §1.2) are learned unless listed in `fixed_gates`, in which case
 // the gate *is* the constant (theta_max is not applied): linear attention is
 // {bias = "dot", retention = "none", fixed_gates = {{"theta", 1}},
 //  fix_A0_zero = true}.
@@ -57,7 +57,7 @@ struct MemoryConfig {
     std::map<std::string, double> fixed_gates;  // keys in {theta, eta, alpha, delta}
 
     bool fix_A0_zero = false;        // A_0 = 0, not a parameter (linear attention)
-    bool conv_bias = false;          // conv_q/k/v get a bias (SPEC §1.1: off by default)
+    bool conv_bias = false;          // conv_q/k/v get a bias (docs/math.md §1.1: off by default)
     bool first_order = false;        // treat every u_t as a constant (first-order MAML)
     bool detach_anchor = false;      // u_t takes the anchor W_{t'} as a constant (keeps k, v, δ): docs/memory.md §3.8
     double a0_scale = 1.0;           // multiplies the std of A_0's initialisation (> 0; §11)
@@ -72,7 +72,7 @@ struct MemoryConfig {
     bool momentum() const { return algorithm == "momentum"; }
     // Whether gate g ("theta", "eta", "alpha", "delta") enters the layer at all:
     // theta always, eta with momentum, alpha unless retention is "none", delta
-    // with bias "huber_mix" (SPEC §1.2).
+    // with bias "huber_mix" (docs/math.md §1.2).
     bool gate_used(const std::string& g) const;
     // Used and not fixed: the layer owns gate_<g>_w (d, H) and gate_<g>_b (H,).
     bool gate_learned(const std::string& g) const;

@@ -79,7 +79,7 @@ MemoryState MirasLayer::initial_state(int64_t batch) const {
     return initial_memory_state(cfg_, A0_, batch, cfg_.dtype);
 }
 
-// SPEC §1.1: SiLU(conv(x W)) per head, the conv continuing from the last 3
+// docs/math.md §1.1: SiLU(conv(x W)) per head, the conv continuing from the last 3
 // inputs of the previous piece (zeros at the start of a stream); advances
 // `tail`. x (B, T, d) -> (B, H, T, d_h).
 Tensor MirasLayer::branch(const Tensor& x, const Tensor& W, const Tensor& conv_w, const Tensor& conv_b, Tensor& tail,
@@ -108,7 +108,7 @@ MemoryInputs MirasLayer::project(const Tensor& x, MemoryState& st) const {
     in.k = branch(x, W_K_, conv_k_, conv_k_b_, st.conv_k, true);
     in.v = branch(x, W_V_, conv_v_, conv_v_b_, st.conv_v, false);
 
-    // SPEC §1.2: one scalar per token and head; a fixed gate is the constant itself.
+    // docs/math.md §1.2: one scalar per token and head; a fixed gate is the constant itself.
     auto gate = [&](const std::string& g) -> Tensor {
         if (!cfg_.gate_used(g)) return Tensor();
         if (auto c = cfg_.fixed_gate(g)) return full({B, H, T}, *c, x.dtype());

@@ -1,5 +1,5 @@
 #pragma once
-// MirasLayer: one memory layer of SPEC §1, x (B, T, d) -> o (B, T, d).
+// MirasLayer: one memory layer of docs/math.md §1, x (B, T, d) -> o (B, T, d).
 //
 //   q, k, v  = per-head norm2/SiLU of causal convs of x W_Q, x W_K, x W_V   §1.1
 //   θ, η, α, δ = per token and head gates (each learned or fixed)            §1.2
@@ -53,13 +53,13 @@ public:
     Tensor forward(const Tensor& x, MemoryState* state = nullptr, ScanMode mode = ScanMode::chunked);
 
     // The stages of forward, for tests and for models that combine them.
-    // SPEC §1.1–1.2: q, k, v (B, H, T, d_h) and the gates (B, H, T); reads and
+    // docs/math.md §1.1–1.2: q, k, v (B, H, T, d_h) and the gates (B, H, T); reads and
     // advances the conv tails of `state` (which must be started).
     MemoryInputs project(const Tensor& x, MemoryState& state) const;
     // Only q of project(): (B, H, T, d_h); reads and advances the conv tail
     // of q alone (MAC's read, miras/mixers.h).
     Tensor project_queries(const Tensor& x, MemoryState& state) const;
-    // SPEC §1.7: y (B, H, T, d_h), x (B, T, d) -> o (B, T, d).
+    // docs/math.md §1.7: y (B, H, T, d_h), x (B, T, d) -> o (B, T, d).
     Tensor output(const Tensor& x, const Tensor& y) const;
     // The state at the start of a stream for a batch of B.
     MemoryState initial_state(int64_t batch) const;
@@ -85,8 +85,8 @@ private:
     Tensor add_param(const std::string& name, Tensor t);
 };
 
-inline constexpr double kNorm2Eps = 1e-6;    // SPEC §1.1: z / sqrt(|z|² + 1e-6)
-inline constexpr double kOutNormEps = 1e-6;  // SPEC §1.7 output RMSNorm
-inline constexpr int64_t kConvTaps = 4;      // SPEC §1.1
+inline constexpr double kNorm2Eps = 1e-6;    // docs/math.md §1.1: z / sqrt(|z|² + 1e-6)
+inline constexpr double kOutNormEps = 1e-6;  // docs/math.md §1.7 output RMSNorm
+inline constexpr int64_t kConvTaps = 4;      // docs/math.md §1.1
 
 }  // namespace miras

@@ -1,4 +1,4 @@
-// The two built-in memory architectures (SPEC §1.3) and the registry.
+// The two built-in memory architectures (docs/math.md §1.3) and the registry.
 #include "miras/memory_arch.h"
 
 #include <stdexcept>
@@ -22,7 +22,7 @@ std::vector<std::pair<int64_t, int64_t>> MlpMemory::weight_shapes(int64_t d_h) c
     return s;
 }
 
-// M_W(k) = k + LN(W_L gelu(… gelu(W_1 k))) (Titans §3.1 deep memory; SPEC §1.3).
+// M_W(k) = k + LN(W_L gelu(… gelu(W_1 k))) (Titans §3.1 deep memory; docs/math.md §1.3).
 Tensor MlpMemory::forward(const Tensor& k, const LinearFn& lin) const {
     Tensor h = k;                                 // (..., d_h)
     for (int l = 0; l + 1 < depth_; ++l) h = gelu(lin(l, h));  // (..., e·d_h)
@@ -39,7 +39,7 @@ Registry<MemoryArchFactory>& registry() {
         {"mlp",
          [](const MemoryConfig& c) -> std::shared_ptr<const MemoryArch> {
              if (c.depth < 2)
-                 throw std::invalid_argument("memory config: depth must be >= 2 for mlp memory (SPEC §1.3), got " +
+                 throw std::invalid_argument("memory config: depth must be >= 2 for mlp memory (docs/math.md §1.3), got " +
                                              std::to_string(c.depth));
              if (c.expansion < 1)
                  throw std::invalid_argument("memory config: expansion must be >= 1 for mlp memory, got " +

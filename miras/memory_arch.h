@@ -1,5 +1,5 @@
 #pragma once
-// Memory architectures M_W : R^{d_h} -> R^{d_h} (SPEC §1.3).
+// Memory architectures M_W : R^{d_h} -> R^{d_h} (docs/math.md §1.3).
 //
 // An architecture never touches its weights directly. It lists the shapes of
 // its weight matrices and writes only the non-linear glue between them; each
@@ -10,7 +10,7 @@
 //   - chunk-parallel inner gradient: lin multiplies every token of a chunk by
 //     the anchor weights W_{t'} and records (h_l, z_l), so the per-token
 //     gradient of W_l is the rank-1 outer product (∂ℓ/∂z_l) h_lᵀ;
-//   - chunk-parallel retrieval: lin applies the dual form (SPEC §1.8) or
+//   - chunk-parallel retrieval: lin applies the dual form (docs/math.md §1.8) or
 //     per-token weights.
 // Contract: forward calls lin exactly once per weight matrix (the rank-1
 // factorisation relies on it; the scans check it), and is otherwise made of
@@ -82,6 +82,6 @@ std::vector<std::string> memory_arch_names();
 // std::invalid_argument listing the known names if it is unknown.
 std::shared_ptr<const MemoryArch> make_memory_arch(const MemoryConfig& cfg);
 
-inline constexpr double kMemoryLnEps = 1e-5;  // SPEC §1.3
+inline constexpr double kMemoryLnEps = 1e-5;  // docs/math.md §1.3
 
 }  // namespace miras

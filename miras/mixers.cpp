@@ -1,4 +1,4 @@
-// The token mixers of SPEC §2 on the memory layer (see miras/mixers.h).
+// The token mixers of docs/math.md §2 on the memory layer (see miras/mixers.h).
 #include "miras/mixers.h"
 
 #include <stdexcept>
@@ -112,7 +112,7 @@ namespace {
 // later tokens of its segment). RoPE positions are those of a full segment
 // of C: P at 0 … N_p − 1, h_j at N_p + j, S_j at N_p + C + j, also in a last,
 // shorter segment, so that a token's output does not depend on how many
-// tokens follow it in its segment (streaming, SPEC §2 "segments of length C").
+// tokens follow it in its segment (streaming, docs/math.md §2 "segments of length C").
 Tensor segment_attention(const Attention& attn, const Tensor& h, const Tensor& S, int64_t C) {
     const AttentionConfig& ac = attn.config();
     const int64_t n = S.size(1), H = ac.n_heads, Np = ac.n_persistent;

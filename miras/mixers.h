@@ -1,5 +1,5 @@
 #pragma once
-// The token mixers of SPEC §2 built on the memory layer of SPEC §1: each maps
+// The token mixers of docs/math.md §2 built on the memory layer of docs/math.md §1: each maps
 // (B, T, d) -> (B, T, d), causal along T, and sits in a Transformer block
 // (nn/transformer.h) in place of attention.
 //
@@ -19,13 +19,13 @@
 // front of every sequence; the outputs at their positions are dropped. In
 // `mag` both branches read the same P (the attention's "persistent"
 // parameter). In `mal` the memory reads [P ; x] and the attention runs over
-// all N_p + T of its outputs, the first N_p always visible ([choice], SPEC §2:
+// all N_p + T of its outputs, the first N_p always visible ([choice], docs/math.md §2:
 // "SWA sees the N_p persistent tokens"), with queries at the T positions of x.
 // In `mac` the read h goes through the layer's own query projection and
-// output stage (q of SPEC §1.1 on the segment's tokens, then §1.7's RMSNorm,
+// output stage (q of docs/math.md §1.1 on the segment's tokens, then §1.7's RMSNorm,
 // gate and W_O), so h lives in the model's d-space next to S. The gate reads
-// each token after its own write, m_t = Mem_{W_t}(q(y_t)) ([choice]: SPEC
-// writes M_{W(s)}, the end-of-segment weights, for every token of the
+// each token after its own write, m_t = Mem_{W_t}(q(y_t)) ([choice], docs/math.md §2: Titans
+// Eq. 25 writes M_{W(s)}, the end-of-segment weights, for every token of the
 // segment, which would let a token see the later tokens of its segment; W_t
 // is W(s) at the segment's last token). RoPE positions in Ŝ are those of a
 // full segment of C (h_j at N_p + j, S_j at N_p + C + j) also in a shorter

@@ -1,4 +1,4 @@
-// The built-in retention maps φ (SPEC §1.6) and their A_0 initialisation.
+// The built-in retention maps φ (docs/math.md §1.6) and their A_0 initialisation.
 #include "miras/retention.h"
 
 #include <cmath>
@@ -21,7 +21,7 @@ Tensor fan_in_init(const Shape& shape, Generator& gen, const MemoryConfig& cfg) 
 
 Tensor phi_identity(const Tensor& A, const MemoryConfig&) { return A; }
 
-// Moneta's ℓ_q retention [SPEC choice: per matrix]: W = A / ‖A‖_q^{q−2} with
+// Moneta's ℓ_q retention [choice, docs/math.md §1.6: per matrix]: W = A / ‖A‖_q^{q−2} with
 // ‖A‖_q = (Σ_ij |A_ij|^q + ε)^{1/q}, i.e. W = A · (Σ|A|^q + ε)^{−(q−2)/q}.
 Tensor phi_lq(const Tensor& A, const MemoryConfig& cfg) {
     const double q = cfg.q;
@@ -29,7 +29,7 @@ Tensor phi_lq(const Tensor& A, const MemoryConfig& cfg) {
     return mul(A, pow(s, -(q - 2.0) / q));
 }
 
-// Memora's KL retention [SPEC choice: each row over the input axis]:
+// Memora's KL retention [choice, docs/math.md §1.6: each row over the input axis]:
 // W = c · softmax_row(A), so every row of W sums to c.
 Tensor phi_kl(const Tensor& A, const MemoryConfig& cfg) { return mul(softmax(A, -1), cfg.kl_c); }
 

@@ -1,6 +1,6 @@
 #pragma once
 // Retention: the map φ from a memory's pre-weight A to its weight W = φ(A)
-// (SPEC §1.6, Miras §5), one weight matrix at a time.
+// (docs/math.md §1.6, Miras §5), one weight matrix at a time.
 //
 // Every retention here keeps the recurrence linear in A,
 //   A_t = (1 − α_t) A_{t−1} + Δ_t,
@@ -22,8 +22,8 @@
 namespace miras {
 
 struct Retention {
-    // φ = identity: the chunk-parallel retrieval can use the dual form (SPEC
-    // §1.8) instead of materialising per-token weights.
+    // φ = identity: the chunk-parallel retrieval can use the dual form
+    // (docs/math.md §1.8) instead of materialising per-token weights.
     bool identity = false;
     // Whether the forget gate α_t enters the recurrence ("none" has α ≡ 0).
     bool uses_alpha = true;
@@ -31,7 +31,7 @@ struct Retention {
     // Written with differentiable ops.
     std::function<Tensor(const Tensor& A, const MemoryConfig& cfg)> phi;
     // A random A_0 of `shape` = (H, out, in) in the config's dtype, scaled as
-    // this retention needs (SPEC §1.6: lq unit q-norm, elastic std >= 3γ).
+    // this retention needs (docs/math.md §1.6: lq unit q-norm, elastic std >= 3γ).
     std::function<Tensor(const Shape& shape, Generator& gen, const MemoryConfig& cfg)> init;
 };
 

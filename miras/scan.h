@@ -1,5 +1,5 @@
 #pragma once
-// The memory recurrence of SPEC §1.4–1.7, computed two ways that must agree
+// The memory recurrence of docs/math.md §1.4–1.7, computed two ways that must agree
 // (outputs and outer gradients, f64 to 1e-9; tests/test_miras_equivalence.cpp):
 //
 //   memory_scan_sequential  the reference: a plain loop over tokens, u_t taken
@@ -34,7 +34,7 @@
 
 namespace miras {
 
-// Inputs of one memory layer for T tokens (SPEC §1.1–1.2).
+// Inputs of one memory layer for T tokens (docs/math.md §1.1–1.2).
 struct MemoryInputs {
     Tensor q, k, v;      // (B, H, T, d_h): queries, keys, values
     Tensor theta;        // (B, H, T) inner step size θ_t (always used)
@@ -67,12 +67,12 @@ struct MemoryState {
 MemoryState initial_memory_state(const MemoryConfig& cfg, const std::vector<Tensor>& A0, int64_t batch, DType dt);
 
 // y (B, H, T, d_h) with y_t = M_{W_t}(q_t), W_t = φ(A_t) the weights after
-// token t's write (SPEC §1.7). Advances `state` by T tokens.
+// token t's write (docs/math.md §1.7). Advances `state` by T tokens.
 Tensor memory_scan_sequential(const MemoryConfig& cfg, const MemoryInputs& in, MemoryState& state);
 Tensor memory_scan_chunked(const MemoryConfig& cfg, const MemoryInputs& in, MemoryState& state);
 
 // Read only: M_W(q) at the state's current weights W = φ(A), q (B, H, T, d_h)
-// -> (B, H, T, d_h). The state is not changed (the MAC read of SPEC §2).
+// -> (B, H, T, d_h). The state is not changed (the MAC read of docs/math.md §2).
 Tensor memory_retrieve(const MemoryConfig& cfg, const Tensor& q, const MemoryState& state);
 
 }  // namespace miras

@@ -163,10 +163,10 @@ MemoryState initial_memory_state(const MemoryConfig& cfg, const std::vector<Tens
                 throw std::invalid_argument("initial_memory_state: A0[" + std::to_string(l) + "] must be " + shape_str(hs) +
                                             " " + dtype_name(dt) + ", got " + shape_str(A0[l].shape()) + " " +
                                             dtype_name(A0[l].dtype()));
-            // A_0 is shared across the batch (SPEC §1.3): one parameter per head.
+            // A_0 is shared across the batch (docs/math.md §1.3): one parameter per head.
             st.A.push_back(expand(unsqueeze(A0[l], 0), bs));
         }
-        if (cfg.momentum()) st.S.push_back(zeros(bs, dt));  // S_0 = 0 (SPEC §1.6)
+        if (cfg.momentum()) st.S.push_back(zeros(bs, dt));  // S_0 = 0 (docs/math.md §1.6)
     }
     st.conv_q = zeros({batch, 3, cfg.d}, dt);
     st.conv_k = zeros({batch, 3, cfg.d}, dt);

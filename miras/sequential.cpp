@@ -1,14 +1,14 @@
-// The sequential reference of the memory recurrence (SPEC §1.8, first form):
+// The sequential reference of the memory recurrence (docs/math.md §1.8, first form):
 // one token at a time, written to be read against the equations. The
 // chunk-parallel scan (miras/chunked.cpp) is checked against this loop.
 //
-// Per token t, with t' the end of the previous chunk (SPEC §1.5):
-//   u_t = ∂ℓ(W; k_t, v_t)/∂W  at W = W_{t'}                 SPEC §1.4
-//   gd:        Δ_t = −θ_t u_t                                SPEC §1.6
+// Per token t, with t' the end of the previous chunk (docs/math.md §1.5):
+//   u_t = ∂ℓ(W; k_t, v_t)/∂W  at W = W_{t'}                 docs/math.md §1.4
+//   gd:        Δ_t = −θ_t u_t                                docs/math.md §1.6
 //   momentum:  S_t = η_t S_{t−1} − θ_t u_t,  Δ_t = S_t       Titans Eq. 14
 //   A_t = (1 − α_t) A_{t−1} + Δ_t                            Titans Eq. 13 (on A)
-//   W_t = φ(A_t)                                             SPEC §1.6, Miras §5
-//   y_t = M_{W_t}(q_t)                                       SPEC §1.7
+//   W_t = φ(A_t)                                             docs/math.md §1.6, Miras §5
+//   y_t = M_{W_t}(q_t)                                       docs/math.md §1.7
 #include <stdexcept>
 
 #include "miras/scan_common.h"
@@ -53,7 +53,7 @@ Tensor memory_scan_sequential(const MemoryConfig& cfg, const MemoryInputs& in, M
     TensorList ys;
     for (int64_t t = 0; t < s.T; ++t) {
         const MemoryInputs& tok = tokens[(size_t)t];
-        // SPEC §1.5: every token of a chunk takes its gradient at W_{t'}, the
+        // docs/math.md §1.5: every token of a chunk takes its gradient at W_{t'}, the
         // weights at the end of the previous chunk (W_0 = φ(A_0) for the first).
         if (offset == 0) anchor = phi_all(s, A, cfg);
 
@@ -62,7 +62,7 @@ Tensor memory_scan_sequential(const MemoryConfig& cfg, const MemoryInputs& in, M
         // A gate per (batch, head), broadcast over a weight matrix: (B, H, 1, 1).
         auto gate_t = [](const Tensor& g) { return unsqueeze(g, -1); };
 
-        // SPEC §1.4: u_t = ∂ℓ(W; k_t, v_t)/∂W at W = W_{t'}, by autodiff.
+        // docs/math.md §1.4: u_t = ∂ℓ(W; k_t, v_t)/∂W at W = W_{t'}, by autodiff.
         std::vector<Tensor> u = inner_gradient(s, cfg, anchor, k_t, v_t, d_t);
 
         Tensor theta = gate_t(tok.theta);
@@ -78,7 +78,7 @@ Tensor memory_scan_sequential(const MemoryConfig& cfg, const MemoryInputs& in, M
                 A[l] = add(A[l], step);
         }
 
-        // SPEC §1.7: read with the weights after token t's write, W_t = φ(A_t).
+        // docs/math.md §1.7: read with the weights after token t's write, W_t = φ(A_t).
         std::vector<Tensor> W_t = phi_all(s, A, cfg);
         UseCount uses(W_t.size());
         ys.push_back(s.arch->forward(q_t, [&](int l, const Tensor& h) {  // (B, H, 1, d_h)

@@ -1,5 +1,5 @@
 #pragma once
-// Multi-head softmax attention (SPEC §2): a functional kernel built from
+// Multi-head softmax attention (docs/math.md §2): a functional kernel built from
 // differentiable ops, usable by every architecture (attn, MAG, MAL, MAC), and
 // the causal self-attention mixer with RoPE, sliding window and persistent
 // tokens. Also the Mixer interface that every token mixer implements.
@@ -83,7 +83,7 @@ int64_t attention_score_count(int64_t Tq, int64_t Tk, bool causal, int64_t windo
 // self-attention over n_prefix + T keys with T queries (FLOPs accounting).
 double attended_keys_per_query(int64_t T, int64_t window, int64_t n_prefix);
 
-// (B, T, H·d_h) -> (B, H, T, d_h): head h owns channels [h·d_h, (h+1)·d_h) (SPEC §0).
+// (B, T, H·d_h) -> (B, H, T, d_h): head h owns channels [h·d_h, (h+1)·d_h) (docs/math.md §0).
 Tensor split_heads(const Tensor& x, int64_t n_heads);
 // (B, H, T, d_h) -> (B, T, H·d_h), the inverse.
 Tensor merge_heads(const Tensor& x);
@@ -99,7 +99,7 @@ struct AttentionConfig {
     DType dtype = DType::f32;
 };
 
-// Causal multi-head self-attention over [P ; x] (SPEC §2, mixer `attn`):
+// Causal multi-head self-attention over [P ; x] (docs/math.md §2, mixer `attn`):
 //   q = x W_Q, k = [P ; x] W_K, v = [P ; x] W_V   (row vectors, W stored (d_in, d_out))
 //   per head: RoPE on q and k, then attention(q, k, v, causal, w, N_p)
 //   out = concat_heads(·) W_O; the outputs of the persistent rows are never computed.

@@ -4,7 +4,7 @@
 // draws its initial values from an explicit Generator, so the same seed gives
 // the same model.
 //
-// Storage convention (SPEC §0): tokens are row vectors and a projection is
+// Storage convention (docs/math.md §0): tokens are row vectors and a projection is
 // y = x W + b, so a Linear weight is stored (d_in, d_out), not PyTorch's
 // (d_out, d_in). A checkpoint imported from PyTorch needs its Linear weights
 // transposed.
@@ -19,7 +19,7 @@ namespace miras {
 // y = x W (+ b).  x (..., d_in) -> (..., d_out).
 // Parameters: "weight" (d_in, d_out) ~ N(0, init_std²), default init_std =
 // 1/sqrt(d_in); "bias" (d_out), zeros, only with bias = true. Bias-free by
-// default: the SPEC's projections have none.
+// default: the memory layer's projections have none (docs/math.md §1.1).
 class Linear : public Module {
 public:
     Linear(int64_t d_in, int64_t d_out, Generator& gen, DType dt = DType::f32, bool bias = false,
@@ -51,7 +51,7 @@ private:
 
 // y = x / sqrt(mean(x²) + eps) ⊙ weight over the last dim.  x (..., d) -> (..., d).
 // Parameter "weight" (d), ones. With n_heads > 1 the normalisation is taken
-// per head over d / n_heads channels (SPEC §1.7) and the weight still spans d.
+// per head over d / n_heads channels (docs/math.md §1.7) and the weight still spans d.
 class RMSNorm : public Module {
 public:
     explicit RMSNorm(int64_t d, DType dt = DType::f32, double eps = 1e-6, int64_t n_heads = 1);
@@ -79,7 +79,7 @@ private:
     double eps_;
 };
 
-// The SwiGLU MLP of a block (SPEC §2): (silu(x W_gate) ⊙ (x W_up)) W_down.
+// The SwiGLU MLP of a block (docs/math.md §2): (silu(x W_gate) ⊙ (x W_up)) W_down.
 // x (..., d) -> (..., d). Parameters "W_gate", "W_up" (d, hidden) ~ N(0, 1/d)
 // and "W_down" (hidden, d) ~ N(0, 1/hidden).
 class SwiGLU : public Module {
@@ -94,12 +94,12 @@ private:
     Tensor W_gate_, W_up_, W_down_;
 };
 
-// Causal depthwise 1-D convolution over time (SPEC §1.1):
+// Causal depthwise 1-D convolution over time (docs/math.md §1.1):
 //   out[b, t, c] = Σ_{j=0..K−1} weight[c, j] · x[b, t−K+1+j, c]  (+ bias[c]),
 // left zero padding, so tap K−1 multiplies the current token.
 // x (B, T, C) -> (B, T, C). Parameters "weight" (C, K) ~ U(±1/sqrt(K)) (the
 // usual fan-in bound of a depthwise conv) and "bias" (C), zeros, only with
-// bias = true (off by default, as in the SPEC).
+// bias = true (off by default, as in docs/math.md §1.1).
 class CausalDepthwiseConv1d : public Module {
 public:
     CausalDepthwiseConv1d(int64_t channels, Generator& gen, DType dt = DType::f32, int64_t kernel = 4,

@@ -48,7 +48,7 @@ Block::Block(int64_t d, int64_t mlp_hidden, std::shared_ptr<Mixer> mixer, Genera
     mlp_ = register_module("mlp", std::make_shared<SwiGLU>(d, mlp_hidden, gen, dt));
 }
 
-// SPEC §2: pre-norm residual block around the mixer's output y = Mixer(RMSNorm(x)).
+// docs/math.md §2: pre-norm residual block around the mixer's output y = Mixer(RMSNorm(x)).
 Tensor Block::around_mixer(const Tensor& x, const Tensor& y) {
     // A wrong shape would otherwise broadcast silently in the residual sum.
     if (y.shape() != x.shape())

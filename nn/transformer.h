@@ -1,5 +1,5 @@
 #pragma once
-// The model skeleton of SPEC §2, shared by every architecture:
+// The model skeleton of docs/math.md §2, shared by every architecture:
 //   token embedding → N blocks → RMSNorm → output head (tied or untied) → logits,
 // a block being Llama style, h = x + Mixer(RMSNorm(x)), out = h + SwiGLU(RMSNorm(h)).
 // The mixer is pluggable: attention gives the baseline Transformer, the
@@ -47,7 +47,7 @@ MixerFactory attention_mixers(const TransformerConfig& cfg);
 AttentionConfig attention_config(const TransformerConfig& cfg);
 uint64_t attention_seed(uint64_t model_seed, int layer);
 
-// Llama-style pre-norm block (SPEC §2):
+// Llama-style pre-norm block (docs/math.md §2):
 //   h = x + Mixer(RMSNorm_1(x));  out = h + SwiGLU(RMSNorm_2(h)).
 // Parameters: "norm1.weight", "mixer.*", "norm2.weight", "mlp.W_gate",
 // "mlp.W_up", "mlp.W_down".

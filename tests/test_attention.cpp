@@ -320,7 +320,7 @@ BOOST_AUTO_TEST_CASE(module_parameters_and_shapes) {
 }
 
 BOOST_AUTO_TEST_CASE(module_matches_its_definition) {
-    // SPEC §2 written out: h = [P ; x]; q = x W_Q at RoPE positions N_p.., k =
+    // docs/math.md §2 written out: h = [P ; x]; q = x W_Q at RoPE positions N_p.., k =
     // h W_K at positions 0.. (P first), v = h W_V; naive masked attention per
     // head; concatenated heads times W_O.
     const int64_t B = 2, T = 11, d = 8, H = 2, w = 3, Np = 2;

@@ -1,4 +1,4 @@
-// Existing models as settings of the memory layer (SPEC §3): with b = 1 and
+// Existing models as settings of the memory layer (docs/math.md §3): with b = 1 and
 // linear memory the scans must equal the textbook recurrences, written here
 // independently as plain loops over doubles.
 #include <boost/test/unit_test.hpp>
@@ -135,7 +135,7 @@ BOOST_AUTO_TEST_CASE(linear_attention) {
 
 // DeltaNet: ℓ2 bias, no retention, b = 1: W_t = W_{t−1} − θ_t (W_{t−1} k_t − v_t) k_tᵀ.
 // Gated DeltaNet (ℓ2 retention): W_t = (1 − α_t) W_{t−1} − θ_t (W_{t−1} k_t − v_t) k_tᵀ
-// (SPEC §3: the error uses the undecayed W_{t−1}).
+// (docs/math.md §3: the error uses the undecayed W_{t−1}).
 BOOST_AUTO_TEST_CASE(deltanet_and_gated_deltanet) {
     for (bool gated : {false, true}) {
         MemoryConfig cfg = linear_config("l2", gated ? "l2" : "none", "gd");
@@ -189,7 +189,7 @@ BOOST_AUTO_TEST_CASE(momentum_with_forgetting) {
     check_against(cfg, in, {A0}, expected, "momentum");
 }
 
-// Memora's KL retention in the paper's form (SPEC §1.6), b = 1:
+// Memora's KL retention in the paper's form (docs/math.md §1.6), b = 1:
 // W_t = c · softmax_row((1 − α_t) log(W_{t−1}/c) − θ_t u_t), u_t = (W_{t−1} k_t − v_t) k_tᵀ,
 // W_0 = c · softmax_row(A_0). Checks y_t and the final weights.
 BOOST_AUTO_TEST_CASE(kl_retention_equals_softmax_form) {

@@ -1,4 +1,4 @@
-// Sequential reference == chunk-parallel scan (SPEC §1.8, §4): for every
+// Sequential reference == chunk-parallel scan (docs/math.md §1.8, §4): for every
 // architecture × bias × retention × algorithm and chunk sizes b ∈ {1, 3, 4}
 // with T not a multiple of b, the layer's outputs and the outer gradients of
 // every parameter (and of x) agree in f64 to 1e-9 · max(1, max|b|).
@@ -17,7 +17,7 @@ using namespace miras;
 
 namespace {
 
-// max |a − b| <= tol · max(1, max |b|) (SPEC §4).
+// max |a − b| <= tol · max(1, max |b|) (docs/math.md §4).
 void check_close(const Tensor& a, const Tensor& b, const std::string& what, double tol = 1e-9) {
     BOOST_REQUIRE_MESSAGE(a.shape() == b.shape(), what << ": shapes " << shape_str(a.shape()) << " vs " << shape_str(b.shape()));
     std::vector<double> va = a.to_vector(), vb = b.to_vector();
@@ -43,7 +43,7 @@ MemoryConfig small_config(const std::string& memory, const std::string& bias, co
     c.retention = retention;
     c.algorithm = algorithm;
     c.chunk = chunk;
-    c.theta_max = bias == "lp" ? 0.1 : 0.5;  // SPEC §4: well-conditioned
+    c.theta_max = bias == "lp" ? 0.1 : 0.5;  // docs/math.md §4: well-conditioned
     c.huber_delta = 0.3;
     c.dtype = DType::f64;
     c.seed = 11;

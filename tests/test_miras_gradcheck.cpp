@@ -1,12 +1,12 @@
 // The outer gradient through several inner steps (second order: every u_t is
 // itself a gradient) against central differences, for every architecture ×
-// bias × retention × algorithm (SPEC §4), and the first-order option.
+// bias × retention × algorithm (docs/math.md §4), and the first-order option.
 //
 // The function checked maps raw inputs to Σ y ⊙ R through the chunk-parallel
 // scan (b = 2, T = 4: four inner steps in two chunks, so gradients cross a
 // chunk boundary and the second chunk's anchor weights depend on the first
 // chunk's inner gradients). Configs are kept
-// well-conditioned as SPEC §4 asks: θ_max ≤ 0.5 (lp: 0.1), A_0 not tiny, and
+// well-conditioned as docs/math.md §4 asks: θ_max ≤ 0.5 (lp: 0.1), A_0 not tiny, and
 // every kink (huber switches, elastic threshold) at least 1e-3 away — the
 // test measures those margins and picks the first seed that satisfies them.
 #include <boost/test/unit_test.hpp>
@@ -76,7 +76,7 @@ Problem make_problem(const MemoryConfig& cfg, uint64_t seed) {
     return p;
 }
 
-// The scan's inputs from the raw ones, as the layer forms them (SPEC §1.1–1.2).
+// The scan's inputs from the raw ones, as the layer forms them (docs/math.md §1.1–1.2).
 MemoryInputs to_memory_inputs(const MemoryConfig& cfg, const Problem& p, const TensorList& x) {
     MemoryInputs in;
     in.q = l2_normalize(x[0], 1e-6);

@@ -81,7 +81,7 @@ BOOST_AUTO_TEST_CASE(parameter_names_and_shapes) {
     BOOST_CHECK_THROW(one.param("A0_1"), std::invalid_argument);
 }
 
-// SPEC §1.6: lq starts every matrix at ‖A_0‖_q = 1; elastic with std >= 3γ;
+// docs/math.md §1.6: lq starts every matrix at ‖A_0‖_q = 1; elastic with std >= 3γ;
 // the same seed gives the same parameters, another seed others.
 BOOST_AUTO_TEST_CASE(initialisation) {
     MemoryConfig c = base("mlp");
@@ -212,7 +212,7 @@ BOOST_AUTO_TEST_CASE(state_after_both_scans_and_detach) {
 }
 
 // f32 runs (the training dtype) and agrees with itself across the two scans
-// on a short sequence (SPEC §4: compare f32 on short sequences).
+// on a short sequence (docs/math.md §4: compare f32 on short sequences).
 BOOST_AUTO_TEST_CASE(f32_chunked_matches_sequential) {
     MemoryConfig c = base();
     c.dtype = DType::f32;

@@ -1,4 +1,4 @@
-// The SPEC §2 mixers on the memory layer (miras/mixers.h): mag, mal and mac
+// The docs/math.md §2 mixers on the memory layer (miras/mixers.h): mag, mal and mac
 // against their definitions written out from their parts, streaming in
 // pieces against the whole forward, causality, the
 // persistent tokens seen at every position whatever the window, the

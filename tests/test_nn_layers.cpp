@@ -45,7 +45,7 @@ void check_close(const Tensor& got, const std::vector<double>& want, double tol)
 
 double tol_for(DType dt) { return dt == DType::f32 ? 1e-5 : 1e-12; }
 
-// Naive reference of SPEC §1.1: out[b,t,c] = Σ_j w[c,j] x[b, t−K+1+j, c] (+ bias[c]).
+// Naive reference of docs/math.md §1.1: out[b,t,c] = Σ_j w[c,j] x[b, t−K+1+j, c] (+ bias[c]).
 std::vector<double> naive_conv(const Tensor& x, const Tensor& w, const Tensor& bias) {
     const int64_t B = x.size(0), T = x.size(1), C = x.size(2), K = w.size(1);
     std::vector<double> xv = x.to_vector(), wv = w.to_vector(), bv = bias.defined() ? bias.to_vector() : std::vector<double>();
@@ -143,7 +143,7 @@ BOOST_AUTO_TEST_CASE(embedding_grads) {
     check_grads([ids](const TensorList& a) { return TensorList{embedding(a[0], ids)}; }, {var64({4, 2}, g)});
 }
 
-// ---- the causal depthwise convolution (SPEC §1.1)
+// ---- the causal depthwise convolution (docs/math.md §1.1)
 
 BOOST_AUTO_TEST_CASE(conv_matches_naive_loop) {
     for (DType dt : kDtypes) {

@@ -1,5 +1,5 @@
-// The named presets of train/configs/presets (SPEC §3 table, and the Titans
-// hybrids of SPEC §2) and the `miras forward` / `miras grad` checking
+// The named presets of train/configs/presets (docs/math.md §3 table, and the Titans
+// hybrids of docs/math.md §2) and the `miras forward` / `miras grad` checking
 // interface (train/probe.h).
 #include <boost/test/unit_test.hpp>
 
@@ -32,7 +32,7 @@ using miras::test::max_abs_diff;
 
 namespace {
 
-// One row of SPEC §3.
+// One row of docs/math.md §3.
 struct Row {
     const char* name;
     const char* memory;
@@ -62,8 +62,8 @@ const std::vector<Row>& spec_rows() {
     return rows;
 }
 
-// The Titans hybrids of SPEC §2: the mixer, with the Titans LMM row of
-// SPEC §3 as memory (mlp, L = 2, l2, l2, momentum).
+// The Titans hybrids of docs/math.md §2: the mixer, with the Titans LMM row of
+// docs/math.md §3 as memory (mlp, L = 2, l2, l2, momentum).
 // window, n_persistent, segment and the memory's chunk are the preset's
 // (docs/training.md: mag and mal read [P ; x], so their chunk is
 // n_persistent + 16 to keep MQAR's pairs in one chunk).
@@ -137,7 +137,7 @@ void check_grad_reaches_every_parameter(const std::string& name, const RunConfig
     BOOST_CHECK_EQUAL(nonzero, total);
 }
 
-// The preset folder holds exactly the SPEC §3 rows and the hybrids.
+// The preset folder holds exactly the docs/math.md §3 rows and the hybrids.
 BOOST_AUTO_TEST_CASE(every_spec_row_has_a_preset) {
     std::vector<std::string> names = preset_names();
     BOOST_REQUIRE_EQUAL(names.size(), spec_rows().size() + hybrid_rows().size());
@@ -147,7 +147,7 @@ BOOST_AUTO_TEST_CASE(every_spec_row_has_a_preset) {
         BOOST_CHECK_MESSAGE(std::find(names.begin(), names.end(), h.name) != names.end(), "no preset " << h.name);
 }
 
-// Each preset's [memory] is its SPEC §3 row, and the model it builds trains.
+// Each preset's [memory] is its docs/math.md §3 row, and the model it builds trains.
 BOOST_AUTO_TEST_CASE(presets_match_spec_and_run) {
     for (const Row& r : spec_rows()) {
         BOOST_TEST_CONTEXT("preset " << r.name) {
@@ -171,9 +171,9 @@ BOOST_AUTO_TEST_CASE(presets_match_spec_and_run) {
                 BOOST_CHECK_EQUAL(m.p, 3.0);
                 BOOST_CHECK_EQUAL(m.q, 4.0);
             }
-            // SPEC §1.4: lp with retention none/l2/elastic needs θ_max <= 0.1.
+            // docs/math.md §1.4: lp with retention none/l2/elastic needs θ_max <= 0.1.
             if (m.bias == "lp" && m.retention != "lq" && m.retention != "kl") BOOST_CHECK_LE(m.theta_max, 0.1);
-            // Only SPEC's fixed gates are fixed: every other gate is learned.
+            // Only the fixed gates of docs/math.md §3 are fixed: every other gate is learned.
             for (const auto& [g, v] : m.fixed_gates) BOOST_CHECK_EQUAL(g, "theta");
 
             // One forward + backward on a tiny batch reaches every parameter.
@@ -182,8 +182,8 @@ BOOST_AUTO_TEST_CASE(presets_match_spec_and_run) {
     }
 }
 
-// Each hybrid preset is its SPEC §2 mixer over the Titans LMM memory of
-// SPEC §3 (the same [memory] as titans-lmm but the chunk), with the
+// Each hybrid preset is its docs/math.md §2 mixer over the Titans LMM memory of
+// docs/math.md §3 (the same [memory] as titans-lmm but the chunk), with the
 // documented window, persistent tokens, segment and chunk, and the model it
 // builds trains.
 BOOST_AUTO_TEST_CASE(hybrid_presets_match_spec_and_run) {

@@ -1,5 +1,5 @@
 // Our memory layer against the independent PyTorch reference
-// (tests/torch_ref, SPEC §4): same parameters and input, f64; outputs, loss
+// (tests/torch_ref, docs/math.md §4): same parameters and input, f64; outputs, loss
 // and every gradient (parameters and x) must agree to
 // 1e-9 · max(1, max|ref|), for the chunked and the sequential scan.
 // Skipped (with a message) when /usr/bin/python3 cannot import torch.

@@ -317,7 +317,7 @@ int cmd_probe(const ProbeArgs& a, bool grads, std::ostream& out) {
     std::map<std::string, std::string> meta{{"config", rc.toml}, {"mode", a.layer ? "layer" : "model"}};
     TensorMap result;
     if (a.layer) {
-        // One memory layer from [memory], always in f64: the precision it is checked in (SPEC §4).
+        // One memory layer from [memory], always in f64: the precision it is checked in (docs/math.md §4).
         MemoryConfig mc = rc.model.memory;
         mc.d = rc.model.d;
         mc.heads = rc.model.heads;

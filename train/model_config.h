@@ -29,7 +29,7 @@
 namespace miras {
 
 struct ModelConfig {
-    std::string mixer = "lmm";   // "attn" | "lmm" | "mag" | "mal" | "mac" (SPEC §2, miras/mixers.h)
+    std::string mixer = "lmm";   // "attn" | "lmm" | "mag" | "mal" | "mac" (docs/math.md §2, miras/mixers.h)
     int64_t vocab = 0;           // 0: the task's vocabulary; resolved by read_run_config
     int64_t d = 64;
     int64_t heads = 4;
@@ -107,9 +107,9 @@ RunConfig run_config_from_string(const std::string& toml_text, const std::string
 inline const char* kBuiltinConfigName = "<built-in default>";
 RunConfig default_run_config(const std::vector<std::string>& overrides = {});
 
-// Named presets: train/configs/presets/<name>.toml, one per model of SPEC §3
+// Named presets: train/configs/presets/<name>.toml, one per model of docs/math.md §3
 // (titans-lmm, moneta, yaad, memora, linear-attention, retnet, deltanet,
-// gated-deltanet, ttt-linear, ttt-mlp) and per Titans hybrid of SPEC §2
+// gated-deltanet, ttt-linear, ttt-mlp) and per Titans hybrid of docs/math.md §2
 // (titans-mac, titans-mag, titans-mal). The folder is looked for relative to
 // the working folder first, then in the source tree the program was built
 // from (so `miras train --preset …` works from anywhere).

@@ -4,7 +4,7 @@
 // named like tests/torch_ref/compare.py's, so another implementation can be
 // diffed against ours (`miras forward` / `miras grad`, docs/training.md).
 //
-// Layer mode (one MirasLayer of SPEC §1, f64):
+// Layer mode (one MirasLayer of docs/math.md §1, f64):
 //   input   "x" (B, T, d), optional "R" (B, T, d), the cotangent (default: ones)
 //   result  "out" o (B, T, d), "loss" sum(o * R) (shape []),
 //           with grads: "grad.<param>" for every layer parameter (miras/layer.h

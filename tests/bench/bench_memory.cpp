@@ -1,11 +1,11 @@
-// Throughput of one Miras memory layer (SPEC §1), training step: forward,
+// Throughput of one Miras memory layer (docs/math.md §1), training step: forward,
 // loss = sum(o ⊙ R) for a fixed random R, and the gradients of x and of every
 // parameter (second order through the inner updates, as in training).
 //
 //   layer: d = 128, 4 heads (d_h = 32), chunk b = 16, f32, l2 bias,
 //          l2 retention, momentum (Titans-like), batch 8, T = 512
 //          (--quick: T = 64); memory linear, and mlp (depth 2, expansion 4)
-//   cases: the whole layer, chunk-parallel (ScanMode::chunked, SPEC §1.8)
+//   cases: the whole layer, chunk-parallel (ScanMode::chunked, docs/math.md §1.8)
 //          against the sequential reference (ScanMode::sequential), and
 //          against the same layer in PyTorch eager
 //          (tests/torch_ref/bench_torch.py, which times
@@ -78,7 +78,7 @@ struct LayerBench {
     }
 };
 
-// The recurrence alone (SPEC §1.4–1.7): q, k, v and the gates of the layer
+// The recurrence alone (docs/math.md §1.4–1.7): q, k, v and the gates of the layer
 // above, computed once and made leaves; a step scans them from A_0 and
 // differentiates sum(y ⊙ R_y) with respect to them and to A_0.
 struct ScanBench {

@@ -13,12 +13,12 @@ timed with time.perf_counter, with torch.set_num_threads(2) (override with
   matmul             square n x n @ n x n, GFLOP/s = 2 n^3 / time.
   miras_layer        forward + backward (loss = sum(o * R), gradients for x
                      and every parameter, second order through the inner
-                     updates) of one memory layer, SPEC §1: d=128, 4 heads,
+                     updates) of one memory layer, docs/math.md §1: d=128, 4 heads,
                      T=512, chunk b=16, batch 8, l2 bias, l2 retention,
                      momentum; linear and mlp memory (depth 2, expansion 4).
                      "form" says what was timed:
                        chunked    = miras_chunk.layer_forward_chunked (per-chunk
-                                    rank-1 gradients + dual form, SPEC §1.8)
+                                    rank-1 gradients + dual form, docs/math.md §1.8)
                        sequential = miras_ref.layer_forward (token-by-token
                                     loop with autograd.grad per token)
                      tokens_per_s = batch * T / time.

@@ -6,7 +6,7 @@ self-tests.
 Usage
   compare.py --config cfg.json --params params.safetensors \
              --input x.safetensors --out ref.safetensors
-      Runs the layer in f64 (SPEC §1). The input file holds "x" (B, T, d) and
+      Runs the layer in f64 (docs/math.md §1). The input file holds "x" (B, T, d) and
       "R" (B, T, d), the cotangent. Writes
           "out"             o, (B, T, d)
           "loss"            sum(o * R), shape []
@@ -20,7 +20,7 @@ Usage
       Write random parameters (miras_ref.init_params) / a random x and R, in f64.
 
   compare.py --diff a.safetensors b.safetensors [--tol 1e-9]
-      Per tensor: |a - b| <= tol * max(1, max|b|) (SPEC §4); shapes [] and [1]
+      Per tensor: |a - b| <= tol * max(1, max|b|) (docs/math.md §4); shapes [] and [1]
       are treated as equal. Exit status 1 on any mismatch or missing name.
 
   compare.py --selftest [--quick]
@@ -144,7 +144,7 @@ def _rand_x(B, T, d, seed, scale=1.0):
 
 def _find_seed(cfg, B, T, accept, tweak=None, tries=200):
     """First seed whose forward pass satisfies accept(stats): keeps tests away
-    from the kinks of huber / elastic (SPEC §4: every kink >= 1e-3 away)."""
+    from the kinks of huber / elastic (docs/math.md §4: every kink >= 1e-3 away)."""
     for seed in range(tries):
         p = _leaf_params(cfg, seed, tweak)
         x = _rand_x(B, T, cfg['d'], seed)
@@ -158,7 +158,7 @@ def _find_seed(cfg, B, T, accept, tweak=None, tries=200):
 
 def _gradcheck_case(cfg, B=2, T=6, accept=None, tweak=None):
     """gradcheck of the sequential layer's outer gradient w.r.t. x and every
-    parameter (central differences, eps 1e-6, atol 1e-5, rtol 1e-3, SPEC §4)."""
+    parameter (central differences, eps 1e-6, atol 1e-5, rtol 1e-3, docs/math.md §4)."""
     cfg = R.normalize_config(cfg)
     seed, stats = (0, {}) if accept is None else _find_seed(cfg, B, T, accept, tweak)
     p = _leaf_params(cfg, seed, tweak)
@@ -182,7 +182,7 @@ def _max_rel(a, b):
 
 
 def _chunk_case(cfg, B=2, T=11, seed=3):
-    """Chunk-parallel == sequential, outputs and outer gradients (SPEC §1.8, §4)."""
+    """Chunk-parallel == sequential, outputs and outer gradients (docs/math.md §1.8, §4)."""
     cfg = R.normalize_config(cfg)
     p = _leaf_params(cfg, seed)
     names = R.param_names(cfg)
@@ -206,8 +206,8 @@ def _chunk_case(cfg, B=2, T=11, seed=3):
 
 
 def _textbook(kind):
-    """With b = 1 and linear memory, settings of SPEC §1 must equal the classic
-    recurrences (SPEC §3). W is per (batch, head); y_t = W_t q_t."""
+    """With b = 1 and linear memory, settings of docs/math.md §1 must equal the classic
+    recurrences (docs/math.md §3). W is per (batch, head); y_t = W_t q_t."""
     B, T, d, H = 2, 7, 8, 2
     base = dict(d=d, heads=H, memory='linear', chunk=1, algorithm='gd')
     if kind == 'linear_attention':
@@ -267,7 +267,7 @@ def _textbook(kind):
 
 
 def _inner_grad_closed_forms():
-    """u from autodiff equals the closed forms for linear memory (SPEC §1.4)."""
+    """u from autodiff equals the closed forms for linear memory (docs/math.md §1.4)."""
     g = torch.Generator().manual_seed(5)
     B, H, dh = 3, 2, 5
     W = torch.randn(B, H, dh, dh, generator=g, dtype=F64)
@@ -295,7 +295,7 @@ def _inner_grad_closed_forms():
 
 
 def _phi_properties():
-    """kl rows sum to c; lq: ||phi(A)||_q = ||A||_q^(3-q) (SPEC §1.6); elastic shrinks."""
+    """kl rows sum to c; lq: ||phi(A)||_q = ||A||_q^(3-q) (docs/math.md §1.6); elastic shrinks."""
     g = torch.Generator().manual_seed(6)
     A = torch.randn(2, 3, 4, 5, generator=g, dtype=F64)
     W = R.phi(A, R.normalize_config(dict(retention='kl', kl_c=2.5)))

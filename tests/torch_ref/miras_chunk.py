@@ -1,24 +1,24 @@
-"""Chunk-parallel PyTorch version of one Miras layer (SPEC §1.8, second form).
+"""Chunk-parallel PyTorch version of one Miras layer (docs/math.md §1.8, second form).
 
 Same inputs, parameters and config as miras_ref.layer_forward, and it must give
 the same outputs and outer gradients (the selftest in compare.py holds it to
-SPEC §4's 1e-9 in f64). It exists so the benchmark can time something closer
+docs/math.md §4's 1e-9 in f64). It exists so the benchmark can time something closer
 to what a real implementation does than the token-by-token loop.
 
-Per chunk of n tokens (all inner gradients at W_{t'}, SPEC §1.5):
+Per chunk of n tokens (all inner gradients at W_{t'}, docs/math.md §1.5):
   1. Run the memory once on all n keys at W_{t'}. Every weight matrix W_l only
      touches a token through its pre-activation z_l = W_l h_{l-1}, so the
      per-token gradient is the rank-1 outer product u_{t,l} = g_{t,l} h_{t,l-1}^T
      with g_{t,l} = d l_t / d z_{t,l}. One reverse pass over the summed loss
      yields all g_{t,l} at once (tokens do not interact inside it).
-  2. The recurrences of SPEC §1.6 are linear in A inside a chunk:
+  2. The recurrences of docs/math.md §1.6 are linear in A inside a chunk:
         A_i = P_i A_{t'} + Q_i S_{t'} + sum_{j<=i} K_ij (-theta_j) u_j
         S_i = Peta_i S_{t'} + sum_{j<=i} Leta_ij (-theta_j) u_j
      with P_i = prod_{m<=i} (1-alpha_m), Lkeep_ij = prod_{j<m<=i} (1-alpha_m),
      Leta_ij = prod_{j<m<=i} eta_m, Peta_i = prod_{m<=i} eta_m and
      K = Lkeep (gd) or Lkeep Leta (momentum), Q = 0 (gd) or Lkeep Peta.
-  3. Retrieval (SPEC §1.7):
-     - phi = identity (retention none / l2): the "dual form" of SPEC §1.8,
+  3. Retrieval (docs/math.md §1.7):
+     - phi = identity (retention none / l2): the "dual form" of docs/math.md §1.8,
        W_{l,i} x = P_i A x + Q_i S x + sum_j K_ij (-theta_j)(h_j^T x) g_j,
        applied layer by layer; no per-token weights are formed.
      - other phi: the per-token pre-weights A_i are materialised and read

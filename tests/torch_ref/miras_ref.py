@@ -1,14 +1,14 @@
-"""Sequential PyTorch reference of one Miras memory layer (SPEC §1).
+"""Sequential PyTorch reference of one Miras memory layer (docs/math.md §1).
 
 This file is the outside check for the C++ layer. It is written for clarity,
 not speed: the memory is updated token by token, and every inner gradient u_t
-is taken with torch.autograd.grad, exactly as SPEC §1.8 ("sequential
+is taken with torch.autograd.grad, exactly as docs/math.md §1.8 ("sequential
 reference") describes.
 
 Conventions shared with the C++ side
 ------------------------------------
 Tensors
-    x : (B, T, d) layer input, tokens are row vectors (SPEC §0).
+    x : (B, T, d) layer input, tokens are row vectors (docs/math.md §0).
     o : (B, T, d) layer output.
     H heads of width d_h = d / H; head h owns channels [h*d_h, (h+1)*d_h).
 
@@ -30,7 +30,7 @@ Parameters: a dict name -> tensor
     A0_2 .. A0_{L-1}          (H, e*d_h, e*d_h)      mlp memory, middle layers
     A0_L                      (H, d_h, e*d_h)        mlp memory, last layer
                               Memory weights act on columns (W k), stored (out, in).
-                              A0 is the *pre-weight*; W_0 = phi(A0) (SPEC §1.6).
+                              A0 is the *pre-weight*; W_0 = phi(A0) (docs/math.md §1.6).
                               Absent when cfg['fix_A0_zero'].
     out_norm_w                (d,)      RMSNorm weight of the output norm.
 
@@ -40,10 +40,10 @@ Config: a plain dict (missing keys take the defaults in DEFAULTS)
     retention ('none'|'l2'|'lq'|'kl'|'elastic'), q, kl_c, gamma,
     algorithm ('gd'|'momentum'), chunk, theta_max,
     fixed_gates  e.g. {'theta': 1.0}  (a fixed gate *is* the constant; theta_max
-                 is not applied, SPEC §1.2),
+                 is not applied, docs/math.md §1.2),
     fix_A0_zero, conv_bias, first_order.
 
-Choices below that SPEC leaves to the implementation
+Choices below that docs/math.md leaves to the implementation
     - LN variance is the population (biased) variance over the features.
     - The huber_mix branch test uses the exact |e|_2 (no epsilon) and carries
       no gradient.
@@ -53,14 +53,14 @@ import math
 
 import torch
 
-# Numerical constants fixed by SPEC §1.
-NORM2_EPS = 1e-6      # norm2(z) = z / sqrt(|z|^2 + 1e-6), SPEC §1.1
-LN_EPS = 1e-5         # memory LayerNorm, SPEC §1.3
-LP_EPS = 1e-6         # lp bias smoothing, SPEC §1.4
-HUBER_MIX_EPS = 1e-6  # huber_mix linear branch smoothing, SPEC §1.4
-LQ_EPS = 1e-6         # ||A||_q = (sum |A|^q + 1e-6)^(1/q), SPEC §1.6
-RMS_EPS = 1e-6        # output RMSNorm, SPEC §1.7
-CONV_K = 4            # causal depthwise conv kernel, SPEC §1.1
+# Numerical constants fixed by docs/math.md §1.
+NORM2_EPS = 1e-6      # norm2(z) = z / sqrt(|z|^2 + 1e-6), docs/math.md §1.1
+LN_EPS = 1e-5         # memory LayerNorm, docs/math.md §1.3
+LP_EPS = 1e-6         # lp bias smoothing, docs/math.md §1.4
+HUBER_MIX_EPS = 1e-6  # huber_mix linear branch smoothing, docs/math.md §1.4
+LQ_EPS = 1e-6         # ||A||_q = (sum |A|^q + 1e-6)^(1/q), docs/math.md §1.6
+RMS_EPS = 1e-6        # output RMSNorm, docs/math.md §1.7
+CONV_K = 4            # causal depthwise conv kernel, docs/math.md §1.1
 
 DEFAULTS = {
     'd': 16,
@@ -110,7 +110,7 @@ def normalize_config(cfg):
     assert out['algorithm'] in ('gd', 'momentum')
     assert out['chunk'] >= 1
     if out['memory'] == 'mlp':
-        assert out['depth'] >= 2, 'mlp memory needs depth >= 2 (SPEC §1.3)'
+        assert out['depth'] >= 2, 'mlp memory needs depth >= 2 (docs/math.md §1.3)'
     if out['retention'] == 'lq':
         assert out['q'] >= 2
     if out['bias'] == 'lp':
@@ -119,7 +119,7 @@ def normalize_config(cfg):
 
 
 def gate_used(cfg, g):
-    """Whether gate g enters the layer's computation at all (SPEC §1.2)."""
+    """Whether gate g enters the layer's computation at all (docs/math.md §1.2)."""
     if g == 'theta':
         return True
     if g == 'eta':
@@ -136,7 +136,7 @@ def gate_learned(cfg, g):
 
 
 def memory_shapes(cfg):
-    """(out, in) shape of every memory weight matrix, in order (SPEC §1.3)."""
+    """(out, in) shape of every memory weight matrix, in order (docs/math.md §1.3)."""
     dh = cfg['d'] // cfg['heads']
     if cfg['memory'] == 'linear':
         return [(dh, dh)]
@@ -171,8 +171,8 @@ def param_names(cfg):
 # ---------------------------------------------------------------------------
 
 def init_params(cfg, seed=0, dtype=torch.float64):
-    """Random parameters for cfg. Any reasonable init is allowed by SPEC; the
-    only constraints are those of SPEC §1.6 on A_0 (lq: ||A_0||_q = 1 per
+    """Random parameters for cfg. Any reasonable init is allowed by docs/math.md; the
+    only constraints are those of docs/math.md §1.6 on A_0 (lq: ||A_0||_q = 1 per
     matrix; elastic: std >= 3*gamma so the memory does not start dead)."""
     cfg = normalize_config(cfg)
     g = torch.Generator().manual_seed(int(seed))
@@ -222,17 +222,17 @@ def silu(z):
 
 
 def gelu_tanh(z):
-    # gelu, tanh form (SPEC §0)
+    # gelu, tanh form (docs/math.md §0)
     return 0.5 * z * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (z + 0.044715 * z ** 3)))
 
 
 def norm2(z):
-    # SPEC §1.1: z / sqrt(|z|^2 + 1e-6), over the last axis (one head)
+    # docs/math.md §1.1: z / sqrt(|z|^2 + 1e-6), over the last axis (one head)
     return z / torch.sqrt((z * z).sum(-1, keepdim=True) + NORM2_EPS)
 
 
 def causal_conv(z, w, b=None):
-    """Causal depthwise conv, SPEC §1.1.
+    """Causal depthwise conv, docs/math.md §1.1.
     z: (B, T, d), w: (d, 4). out[t, c] = sum_j w[c, j] z[t-3+j, c], zero left pad."""
     B, T, d = z.shape
     zp = torch.cat([z.new_zeros(B, CONV_K - 1, d), z], dim=1)   # (B, T+3, d)
@@ -245,20 +245,20 @@ def causal_conv(z, w, b=None):
 
 
 def layer_norm(z):
-    # SPEC §1.3: no affine parameters, population variance
+    # docs/math.md §1.3: no affine parameters, population variance
     mu = z.mean(-1, keepdim=True)
     var = ((z - mu) ** 2).mean(-1, keepdim=True)
     return (z - mu) / torch.sqrt(var + LN_EPS)
 
 
 def matvec(W, x):
-    """Memory weights act on columns: (W x)_i = sum_j W_ij x_j (SPEC §0).
+    """Memory weights act on columns: (W x)_i = sum_j W_ij x_j (docs/math.md §0).
     W: (..., out, in), x: (..., in) -> (..., out)."""
     return torch.matmul(W, x.unsqueeze(-1)).squeeze(-1)
 
 
 def memory_apply(Ws, x, cfg):
-    """M_W(x), SPEC §1.3. Ws: list of (B, H, out, in); x: (B, H, d_h)."""
+    """M_W(x), docs/math.md §1.3. Ws: list of (B, H, out, in); x: (B, H, d_h)."""
     if cfg['memory'] == 'linear':
         return matvec(Ws[0], x)
     h = x
@@ -273,7 +273,7 @@ def memory_apply(Ws, x, cfg):
 
 
 def attentional_bias(pred, v, delta, cfg, stats=None):
-    """l(W; k, v) with pred = M_W(k) and e = pred - v, SPEC §1.4.
+    """l(W; k, v) with pred = M_W(k) and e = pred - v, docs/math.md §1.4.
     pred, v: (B, H, d_h); delta: (B, H) or None. Returns (B, H)."""
     bias = cfg['bias']
     if bias == 'dot':
@@ -284,7 +284,7 @@ def attentional_bias(pred, v, delta, cfg, stats=None):
     if bias == 'lp':
         return ((e * e + LP_EPS) ** (cfg['p'] / 2.0)).sum(-1)
     if bias == 'huber_mix':
-        # The branch test carries no gradient (SPEC §1.4 warning).
+        # The branch test carries no gradient (docs/math.md §1.4 warning).
         with torch.no_grad():
             enorm = torch.sqrt((e * e).sum(-1))
             inner = enorm <= delta
@@ -308,7 +308,7 @@ def attentional_bias(pred, v, delta, cfg, stats=None):
 
 
 def phi(A, cfg, stats=None):
-    """Pre-weight -> weight map of the retention, SPEC §1.6. A: (B, H, out, in)."""
+    """Pre-weight -> weight map of the retention, docs/math.md §1.6. A: (B, H, out, in)."""
     r = cfg['retention']
     if r in ('none', 'l2'):
         return A
@@ -335,7 +335,7 @@ def phi(A, cfg, stats=None):
 # ---------------------------------------------------------------------------
 
 def project(params, x, cfg):
-    """SPEC §1.1 and §1.2. Returns q, k, v of shape (B, T, H, d_h) and a dict
+    """docs/math.md §1.1 and §1.2. Returns q, k, v of shape (B, T, H, d_h) and a dict
     of gates, each (B, T, H) (or None when the gate is not used)."""
     cfg = normalize_config(cfg)
     B, T, d = x.shape
@@ -356,7 +356,7 @@ def project(params, x, cfg):
         if not gate_used(cfg, g):
             gates[g] = None
         elif g in cfg['fixed_gates']:
-            # A fixed gate is the constant itself (SPEC §1.2).
+            # A fixed gate is the constant itself (docs/math.md §1.2).
             gates[g] = x.new_full((B, T, H), cfg['fixed_gates'][g])
         else:
             z = x @ params['gate_%s_w' % g] + params['gate_%s_b' % g]
@@ -370,7 +370,7 @@ def project(params, x, cfg):
 
 
 def initial_state(params, cfg, B, dtype, device=None):
-    """A_0 per weight matrix, expanded over the batch (shared, SPEC §1.3)."""
+    """A_0 per weight matrix, expanded over the batch (shared, docs/math.md §1.3)."""
     H = cfg['heads']
     A = []
     for name, (o, i) in zip(a0_names(cfg), memory_shapes(cfg)):
@@ -382,7 +382,7 @@ def initial_state(params, cfg, B, dtype, device=None):
 
 
 def inner_grad(Ws, k, v, delta, cfg, stats=None):
-    """u = dl(W; k, v)/dW for every weight matrix, taken at Ws (SPEC §1.4),
+    """u = dl(W; k, v)/dW for every weight matrix, taken at Ws (docs/math.md §1.4),
     for all (batch, head) memories at once: they are independent, so the
     gradient of the sum is the per-memory gradient."""
     # W must be a differentiable input of l. When the caller needs no outer
@@ -392,7 +392,7 @@ def inner_grad(Ws, k, v, delta, cfg, stats=None):
     Win = [W if (outer and W.requires_grad) else W.detach().requires_grad_(True) for W in Ws]
     with torch.enable_grad():
         loss = attentional_bias(memory_apply(Win, k, cfg), v, delta, cfg, stats).sum()
-        # create_graph: the outer gradient flows through u (second order, SPEC §1.8);
+        # create_graph: the outer gradient flows through u (second order, docs/math.md §1.8);
         # first_order treats u as a constant.
         u = torch.autograd.grad(loss, Win, create_graph=not cfg['first_order'],
                                 retain_graph=True)
@@ -402,7 +402,7 @@ def inner_grad(Ws, k, v, delta, cfg, stats=None):
 
 
 def memory_scan(q, k, v, gates, A_init, cfg, stats=None):
-    """SPEC §1.5-1.7, token by token. Returns y (B, T, H, d_h)."""
+    """docs/math.md §1.5-1.7, token by token. Returns y (B, T, H, d_h)."""
     B, T, H, dh = q.shape
     b = cfg['chunk']
     theta, eta, alpha, delta = gates['theta'], gates['eta'], gates['alpha'], gates['delta']
@@ -412,7 +412,7 @@ def memory_scan(q, k, v, gates, A_init, cfg, stats=None):
     W_chunk = None
     for t in range(T):
         if t % b == 0:
-            # SPEC §1.5: gradients of the whole chunk are taken at the weights at
+            # docs/math.md §1.5: gradients of the whole chunk are taken at the weights at
             # the end of the previous chunk (W_0 for the first chunk).
             W_chunk = [phi(a, cfg, stats) for a in A]
         u = inner_grad(W_chunk, k[:, t], v[:, t],
@@ -420,21 +420,21 @@ def memory_scan(q, k, v, gates, A_init, cfg, stats=None):
         th = theta[:, t, :, None, None]
         for l in range(len(A)):
             step = -th * u[l]                                  # gd: Delta = -theta u
-            if S is not None:                                  # momentum, SPEC §1.6
+            if S is not None:                                  # momentum, docs/math.md §1.6
                 S[l] = eta[:, t, :, None, None] * S[l] + step  # S_t = eta S_{t-1} - theta u
                 step = S[l]
             if alpha is None:                                  # retention none: alpha == 0
                 A[l] = A[l] + step
             else:                                              # A_t = (1-alpha) A_{t-1} + Delta
                 A[l] = (1.0 - alpha[:, t, :, None, None]) * A[l] + step
-        # SPEC §1.7: read with the weights after token t's write.
+        # docs/math.md §1.7: read with the weights after token t's write.
         W_t = [phi(a, cfg, stats) for a in A]
         ys.append(memory_apply(W_t, q[:, t], cfg))
     return torch.stack(ys, dim=1)
 
 
 def output(params, x, y, cfg):
-    """SPEC §1.7: o = (RMSNorm_per_head(y) * sigmoid(x W_G)) W_O."""
+    """docs/math.md §1.7: o = (RMSNorm_per_head(y) * sigmoid(x W_G)) W_O."""
     B, T, H, dh = y.shape
     yn = y / torch.sqrt((y * y).mean(-1, keepdim=True) + RMS_EPS)
     yn = yn.reshape(B, T, H * dh) * params['out_norm_w']
@@ -442,9 +442,9 @@ def output(params, x, y, cfg):
 
 
 def layer_forward(params, x, cfg, stats=None):
-    """One Miras layer, SPEC §1. x: (B, T, d) -> o: (B, T, d).
+    """One Miras layer, docs/math.md §1. x: (B, T, d) -> o: (B, T, d).
     stats (optional dict) collects distances to kinks (huber switch, elastic
-    threshold) so tests can confirm they stay away from them (SPEC §4)."""
+    threshold) so tests can confirm they stay away from them (docs/math.md §4)."""
     cfg = normalize_config(cfg)
     assert x.shape[-1] == cfg['d']
     q, k, v, gates = project(params, x, cfg)
