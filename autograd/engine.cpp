@@ -229,7 +229,7 @@ TensorList run(const TensorList& outputs, const TensorList& grad_outputs, size_t
         if (!n->fn)
             throw std::runtime_error("backward through " + n->name +
                                      " a second time: its saved values were freed by the first pass; use "
-                                     "retain_graph=true on the first call");
+                                     ".retain_graph = true on the first call");
         check_versions(*n);
         TensorList in_grads;
         {
@@ -265,17 +265,17 @@ TensorList run(const TensorList& outputs, const TensorList& grad_outputs, size_t
     for (size_t i = 0; i < results.size(); ++i)
         if (!results[i].defined() && !task.accumulate && !allow_unused)
             throw std::invalid_argument("grad: input " + std::to_string(i) +
-                                        " is not used by the outputs (pass allow_unused=true to get an undefined gradient)");
+                                        " is not used by the outputs (pass .allow_unused = true for an undefined gradient, .materialize_grads = true for zeros)");
     return results;
 }
 
 }  // namespace
 
-TensorList grad(const TensorList& outputs, const TensorList& inputs, const TensorList& grad_outputs, bool create_graph,
-                int retain_graph, bool allow_unused) {
+TensorList grad(const TensorList& outputs, const TensorList& inputs, const TensorList& grad_outputs,
+                const GradOptions& options) {
     Task task;
-    task.create_graph = create_graph;
-    task.retain_graph = retain_graph < 0 ? create_graph : retain_graph != 0;
+    task.create_graph = options.create_graph;
+    task.retain_graph = options.retain_graph.value_or(options.create_graph);
     std::vector<std::shared_ptr<Node>> keep;  // accumulators created here must live through the run
     for (size_t i = 0; i < inputs.size(); ++i) {
         Edge e = gradient_edge(inputs[i]);
@@ -285,14 +285,18 @@ TensorList grad(const TensorList& outputs, const TensorList& inputs, const Tenso
         task.targets.push_back({e.node.get(), e.input_nr, i});
         keep.push_back(e.node);
     }
-    return run(outputs, grad_outputs, inputs.size(), task, allow_unused);
+    TensorList results = run(outputs, grad_outputs, inputs.size(), task, options.allow_unused || options.materialize_grads);
+    if (options.materialize_grads)
+        for (size_t i = 0; i < results.size(); ++i)
+            if (!results[i].defined()) results[i] = zeros_like(inputs[i]);
+    return results;
 }
 
-void backward(const Tensor& output, const Tensor& grad_output, bool retain_graph, bool create_graph) {
+void backward(const Tensor& output, const Tensor& grad_output, const BackwardOptions& options) {
     Task task;
     task.accumulate = true;
-    task.create_graph = create_graph;
-    task.retain_graph = retain_graph || create_graph;
+    task.create_graph = options.create_graph;
+    task.retain_graph = options.retain_graph || options.create_graph;
     run({output}, {grad_output}, 0, task, true);
 }
 

@@ -61,7 +61,7 @@ GradcheckResult gradcheck(const TensorFn& f, const TensorList& inputs, const Gra
             } else {
                 std::vector<double> onehot((size_t)o.numel(), 0.0);
                 onehot[(size_t)j] = 1;
-                TensorList gs = grad({o}, diff_inputs, {from_vector(onehot, o.shape(), DType::f64)}, false, true, true);
+                TensorList gs = grad({o}, diff_inputs, {from_vector(onehot, o.shape(), DType::f64)}, {.retain_graph = true, .allow_unused = true});
                 for (size_t k = 0; k < gs.size(); ++k)
                     row.push_back(gs[k].defined() ? gs[k].to_vector() : std::vector<double>((size_t)diff_inputs[k].numel(), 0.0));
             }
@@ -123,7 +123,7 @@ GradcheckResult gradgradcheck(const TensorFn& f, const TensorList& inputs, const
             for (auto& w : wrt) res.push_back(zeros_like(w));
             return res;
         }
-        TensorList gs = grad(used_y, wrt, used_v, true, true, true);
+        TensorList gs = grad(used_y, wrt, used_v, {.create_graph = true, .allow_unused = true});
         for (size_t i = 0; i < gs.size(); ++i) res.push_back(gs[i].defined() ? gs[i] : zeros_like(wrt[i]));
         return res;
     };

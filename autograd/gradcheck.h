@@ -27,7 +27,7 @@ struct GradcheckResult {
 // grad) computed by the engine with central differences.
 GradcheckResult gradcheck(const TensorFn& f, const TensorList& inputs, const GradcheckOptions& opt = {});
 
-// gradcheck of (inputs, v) -> grad(f(inputs), inputs, v, create_graph=true),
+// gradcheck of (inputs, v) -> grad(f(inputs), inputs, v, {.create_graph = true}),
 // with random cotangents v: checks the second derivative.
 GradcheckResult gradgradcheck(const TensorFn& f, const TensorList& inputs, const GradcheckOptions& opt = {},
                               uint64_t seed = 0);

@@ -104,7 +104,7 @@ Factors factors_at(const ScanSetup& s, const MemoryConfig& cfg, const std::vecto
     });
     uses.check(kOp);
     Tensor loss = sum((*s.bias)(pred, v, delta, cfg));  // Σ_{b,h,j} ℓ_j
-    TensorList G = grad({loss}, Z, {}, create_graph, create_graph, /*allow_unused=*/true);
+    TensorList G = grad({loss}, Z, {}, {.create_graph = create_graph, .allow_unused = true});
     for (size_t l = 0; l < L; ++l) f.G[l] = G[l].defined() ? G[l] : zeros_like(Z[l]);
     return f;
 }

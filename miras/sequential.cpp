@@ -36,7 +36,7 @@ std::vector<Tensor> inner_gradient(const ScanSetup& s, const MemoryConfig& cfg, 
     Tensor loss = sum((*s.bias)(pred, v, delta, cfg));  // Σ_{b,h} ℓ(W; k_t, v_t)
     // create_graph while training: u_t stays a function of W_{t'}, k_t, v_t, δ_t,
     // so the outer gradient differentiates through it (second order).
-    TensorList u = grad({loss}, W, {}, s.create_graph, s.create_graph, /*allow_unused=*/true);
+    TensorList u = grad({loss}, W, {}, {.create_graph = s.create_graph, .allow_unused = true});
     for (size_t l = 0; l < u.size(); ++l)
         if (!u[l].defined()) u[l] = zeros_like(W[l]);
     return u;

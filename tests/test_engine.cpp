@@ -63,7 +63,7 @@ BOOST_AUTO_TEST_CASE(multiple_outputs_with_grad_outputs) {
     Tensor x = leaf({1, -2, 3}, {3}), w = leaf({0.5, 4, -1}, {3});
     Tensor y1 = x * x, y2 = sum(x * w);
     Tensor v1 = F({1, 10, 100}, {3}), c = F({2}, {});
-    TensorList g = grad({y1, y2}, {x, w}, {v1, c}, false, /*retain_graph=*/true);
+    TensorList g = grad({y1, y2}, {x, w}, {v1, c}, {.retain_graph = true});
     check_close(g[0], {2 * 1 * 1 + 2 * 0.5, 2 * -2 * 10 + 2 * 4, 2 * 3 * 100 + 2 * -1});
     check_close(g[1], {2 * 1, 2 * -2, 2 * 3});
     // An undefined entry in grad_outputs means the implicit 1 for a scalar.
@@ -109,7 +109,7 @@ BOOST_AUTO_TEST_CASE(summed_contributions_never_write_into_shared_gradients) {
         Tensor p = x * 2.0, q = z * 3.0;
         Tensor shared = sum(mul(add(p, q), w)), own = add(sum(p * 5.0), sum(q * 7.0));
         Tensor y = shared_first ? add(shared, own) : add(own, shared);
-        TensorList g = grad({y}, {x, z}, {}, create_graph);
+        TensorList g = grad({y}, {x, z}, {}, {.create_graph = create_graph});
         check_close(g[0], {2 * (0.5 + 5), 2 * (-1 + 5)});
         check_close(g[1], {3 * (0.5 + 7), 3 * (-1 + 7)});
         BOOST_TEST(w.to_vector() == std::vector<double>({0.5, -1}));
@@ -124,11 +124,20 @@ BOOST_AUTO_TEST_CASE(summed_contributions_never_write_into_shared_gradients) {
 BOOST_AUTO_TEST_CASE(allow_unused) {
     Tensor x = leaf({1, 2}, {2}), z = leaf({3}, {1});
     Tensor y = sum(x * 2.0);
-    check_throws<std::invalid_argument>([&] { grad({y}, {x, z}, {}, false, true); },
+    check_throws<std::invalid_argument>([&] { grad({y}, {x, z}, {}, {.retain_graph = true}); },
                                         {"input 1", "not used", "allow_unused"});
-    TensorList g = grad({y}, {x, z}, {}, false, false, true);
+    TensorList g = grad({y}, {x, z}, {}, {.retain_graph = true, .allow_unused = true});
     check_close(g[0], {2, 2});
     BOOST_TEST(!g[1].defined());
+    // materialize_grads: zeros of the unused input's shape and dtype instead.
+    Tensor z32 = set_requires_grad(zeros({2, 3}, DType::f32));
+    g = grad({y}, {x, z32}, {}, {.materialize_grads = true});
+    check_close(g[0], {2, 2});
+    BOOST_REQUIRE(g[1].defined());
+    BOOST_TEST(g[1].shape() == Shape({2, 3}));
+    BOOST_TEST((g[1].dtype() == DType::f32));
+    BOOST_TEST(g[1].to_vector() == std::vector<double>(6, 0.0));
+    BOOST_TEST(!requires_grad(g[1]));
 }
 
 BOOST_AUTO_TEST_CASE(non_leaf_input) {
@@ -136,7 +145,7 @@ BOOST_AUTO_TEST_CASE(non_leaf_input) {
     Tensor x = leaf({0.3, -1.2}, {2});
     Tensor h = x * x;
     Tensor y = sum(sin(h));
-    TensorList g = grad({y}, {h, x}, {}, false, true);
+    TensorList g = grad({y}, {h, x}, {}, {.retain_graph = true});
     std::vector<double> hv = h.to_vector();
     check_close(g[0], {std::cos(hv[0]), std::cos(hv[1])});
     check_close(g[1], {2 * 0.3 * std::cos(hv[0]), 2 * -1.2 * std::cos(hv[1])});
@@ -157,7 +166,7 @@ BOOST_AUTO_TEST_CASE(grad_walks_only_the_graph_above_its_inputs) {
     std::vector<double> hv = h.to_vector();
     const std::vector<double> dy_dh = {std::exp(hv[0]) + 1, std::exp(hv[1]) + 1};
     const uint64_t before = grad_fn(y)->walk_id;
-    check_close(grad({y}, {h}, {}, false, /*retain_graph=*/true)[0], dy_dh);
+    check_close(grad({y}, {h}, {}, {.retain_graph = true})[0], dy_dh);
     const uint64_t walk = grad_fn(y)->walk_id;
     BOOST_TEST(walk != before);               // y's node was visited by this walk
     BOOST_TEST(grad_fn(h)->walk_id == walk);  // so was the target's
@@ -181,7 +190,7 @@ BOOST_AUTO_TEST_CASE(grad_with_respect_to_itself) {
     Tensor x = leaf({4}, {});
     check_close(grad({x}, {x})[0], {1});
     Tensor y = x * x;
-    check_close(grad({y}, {y}, {}, false, true)[0], {1});
+    check_close(grad({y}, {y}, {}, {.retain_graph = true})[0], {1});
     // Non-scalar: the gradient is the cotangent itself.
     Tensor v = leaf({1, 2, 3}, {3});
     Tensor w = v * 2.0;
@@ -200,7 +209,7 @@ BOOST_AUTO_TEST_CASE(backward_accumulates_into_leaves) {
     // Twice through one graph with retain_graph: twice the gradient.
     Tensor p = leaf({0.5}, {1});
     Tensor q = sum(exp(p));
-    backward(q, Tensor(), true);
+    backward(q, {}, {.retain_graph = true});
     backward(q);
     check_close(grad_of(p), {2 * std::exp(0.5)});
     // A non-scalar output with an explicit grad_output.
@@ -215,7 +224,7 @@ BOOST_AUTO_TEST_CASE(backward_create_graph_then_plain_backward) {
     // in-place accumulation writes into the other leaf's gradient.
     Tensor a = leaf({1, 2, 3}, {3}), b = leaf({4, 5, 6}, {3});
     Tensor y = sum(a + b);
-    backward(y, Tensor(), false, true);
+    backward(y, {}, {.create_graph = true});
     BOOST_TEST(!grad_of(a).same_storage(grad_of(b)));
     backward(y);
     check_close(grad_of(a), {2, 2, 2});
@@ -223,7 +232,7 @@ BOOST_AUTO_TEST_CASE(backward_create_graph_then_plain_backward) {
     // With create_graph the accumulated gradient is differentiable:
     // d/dx (x³)' = 6x.
     Tensor x = leaf({2}, {1});
-    backward(sum(x * x * x), Tensor(), false, true);
+    backward(sum(x * x * x), {}, {.create_graph = true});
     BOOST_TEST(requires_grad(grad_of(x)));
     check_close(grad({sum(grad_of(x))}, {x})[0], {12});
 }
@@ -231,10 +240,10 @@ BOOST_AUTO_TEST_CASE(backward_create_graph_then_plain_backward) {
 BOOST_AUTO_TEST_CASE(create_graph_controls_result_graph) {
     Tensor x = leaf({0.7, 1.1}, {2});
     Tensor y = sum(x * x * x);
-    TensorList g0 = grad({y}, {x}, {}, false, true);
+    TensorList g0 = grad({y}, {x}, {}, {.retain_graph = true});
     BOOST_TEST(!requires_grad(g0[0]));
     BOOST_TEST(!grad_fn(g0[0]));
-    TensorList g1 = grad({y}, {x}, {}, true);
+    TensorList g1 = grad({y}, {x}, {}, {.create_graph = true});
     BOOST_TEST(requires_grad(g1[0]));
     BOOST_TEST(grad_fn(g1[0]) != nullptr);
     check_close(g1[0], {3 * 0.49, 3 * 1.21});
@@ -248,14 +257,14 @@ BOOST_AUTO_TEST_CASE(create_graph_controls_result_graph) {
 BOOST_AUTO_TEST_CASE(retain_graph) {
     Tensor x = leaf({0.2, -0.4}, {2});
     Tensor y = sum(tanh(x) * x);
-    TensorList a = grad({y}, {x}, {}, false, /*retain_graph=*/true);
-    TensorList b = grad({y}, {x}, {}, false, true);
+    TensorList a = grad({y}, {x}, {}, {.retain_graph = true});
+    TensorList b = grad({y}, {x}, {}, {.retain_graph = true});
     check_close(b[0], a[0].to_vector(), 0);
     grad({y}, {x});  // frees the graph
     check_throws<std::runtime_error>([&] { grad({y}, {x}); }, {"a second time", "retain_graph"});
     // create_graph retains by default.
     Tensor y2 = sum(tanh(x) * x);
-    grad({y2}, {x}, {}, true);
+    grad({y2}, {x}, {}, {.create_graph = true});
     BOOST_CHECK_NO_THROW(grad({y2}, {x}));
 }
 
@@ -372,7 +381,7 @@ BOOST_AUTO_TEST_CASE(grad_mode_guards) {
     Tensor y = sum(x * x * x);
     {
         NoGradGuard ng;
-        TensorList g = grad({y}, {x}, {}, true);
+        TensorList g = grad({y}, {x}, {}, {.create_graph = true});
         BOOST_TEST(requires_grad(g[0]));
         BOOST_TEST(!grad_enabled());
     }

@@ -172,7 +172,7 @@ BOOST_AUTO_TEST_CASE(scalar_ops_and_operators) {
     // pow(x, 0) = 1: a zero gradient (or none at all)
     Tensor y = pow(p, 0.0);
     check_values(y, {3, 2}, {1, 1, 1, 1, 1, 1});
-    Tensor g0 = grad({sum(y)}, {p}, {}, false, -1, true)[0];
+    Tensor g0 = grad({sum(y)}, {p}, {}, {.allow_unused = true})[0];
     if (g0.defined()) check_values(g0, {3, 2}, {0, 0, 0, 0, 0, 0});
     check_grads("pow(x, 2) on negatives", fn1([](const Tensor& x) { return pow(x, 2.0); }), {a});
     check_grads("operators", fn2([](const Tensor& x, const Tensor& z) {
@@ -202,7 +202,7 @@ BOOST_AUTO_TEST_CASE(clamp_and_where) {
     // a condition that requires grad carries none (it is detached)
     Tensor c2 = leaf(T({1, 0, 1}, {3}));
     Tensor w = where(c2, b, mul(b, 2.0));
-    BOOST_TEST(!grad({sum(w)}, {c2}, {}, false, -1, true)[0].defined());
+    BOOST_TEST(!grad({sum(w)}, {c2}, {}, {.allow_unused = true})[0].defined());
 }
 
 BOOST_AUTO_TEST_CASE(comparisons_carry_no_gradient) {
@@ -211,7 +211,7 @@ BOOST_AUTO_TEST_CASE(comparisons_carry_no_gradient) {
         Tensor c = op(a, b);
         BOOST_TEST(!requires_grad(c));
         // used as a mask, only the other factor gets gradient
-        TensorList gs = grad({sum(mul(c, a))}, {a, b}, {}, false, -1, true);
+        TensorList gs = grad({sum(mul(c, a))}, {a, b}, {}, {.allow_unused = true});
         check_values(gs[0], {2}, c.to_vector());
         BOOST_TEST(!gs[1].defined());
     }
@@ -342,8 +342,8 @@ BOOST_AUTO_TEST_CASE(activation_third_derivatives) {
             // g1 = f'(x), g2 = f''(x), g3 = f'''(x): Σ keeps each in its own slot
             auto derivs = [&](const std::vector<double>& at, bool third) {
                 Tensor x = leaf(T(at, shape));
-                Tensor g1 = grad({sum(a.op(x))}, {x}, {}, true)[0];
-                Tensor g2 = grad({sum(g1)}, {x}, {}, true)[0];
+                Tensor g1 = grad({sum(a.op(x))}, {x}, {}, {.create_graph = true})[0];
+                Tensor g2 = grad({sum(g1)}, {x}, {}, {.create_graph = true})[0];
                 Tensor g3 = third ? grad({sum(g2)}, {x})[0] : Tensor();
                 return TensorList{g1, g2, g3};
             };
@@ -363,8 +363,8 @@ BOOST_AUTO_TEST_CASE(activation_third_derivatives) {
             for (size_t i = 0; i < xs.size(); ++i) w3.push_back((fp[i] - fm[i]) / (2 * h));
             check_values(d[2], shape, w3, 1e-8);
             TensorFn second = [op = a.op](const TensorList& in) -> TensorList {
-                Tensor g1 = grad({sum(op(in[0]))}, {in[0]}, {}, true)[0];
-                return {grad({sum(g1)}, {in[0]}, {}, true)[0]};
+                Tensor g1 = grad({sum(op(in[0]))}, {in[0]}, {}, {.create_graph = true})[0];
+                return {grad({sum(g1)}, {in[0]}, {}, {.create_graph = true})[0]};
             };
             GradcheckResult r = gradcheck(second, {leaf(T(xs, shape))});
             BOOST_TEST(r.ok, r.message);

@@ -158,7 +158,7 @@ BOOST_AUTO_TEST_CASE(mul_sum_to_values_and_gradients) {
     check_same(mul_sum_to(xt, ye, {3, 1}), sum_to(mul(xt, ye), {3, 1}), 1e-12);
     // mul's backward uses it when an operand is broadcast
     Tensor a = rn({2, 3, 4}, g), s = rn({2, 1, 1}, g);
-    Tensor gs = grad({sum(mul(a, s))}, {s}, {}, /*create_graph=*/true)[0];
+    Tensor gs = grad({sum(mul(a, s))}, {s}, {}, {.create_graph = true})[0];
     BOOST_TEST(grad_fn(gs)->name == "mul_sum_to");
     check_same(gs, sum(a, {1, 2}, true), 1e-12);
     // errors name the shapes

@@ -34,7 +34,7 @@ void check_close(const Tensor& got, const std::vector<double>& want, double rtol
 Tensor inner_step(const Tensor& W, const Tensor& k, const Tensor& v, const Tensor& lr) {
     Tensor err = sub(matmul(W, k), v);  // (out,)
     Tensor loss = mul(sum(square(err)), 0.5);
-    Tensor g = grad({loss}, {W}, {}, /*create_graph=*/true)[0];  // (out, in)
+    Tensor g = grad({loss}, {W}, {}, {.create_graph = true})[0];  // (out, in)
     return sub(W, mul(lr, g));
 }
 
@@ -70,8 +70,8 @@ BOOST_AUTO_TEST_CASE(third_derivative_of_x3_sin_x) {
             Tensor x = set_requires_grad(F(xs, {5}));
             Tensor cube = form == 0 ? pow(x, 3.0) : x * x * x;
             Tensor f = sum(cube * sin(x));  // elementwise: Σ keeps each derivative in its own slot
-            Tensor g1 = grad({f}, {x}, {}, true)[0];
-            Tensor g2 = grad({sum(g1)}, {x}, {}, true)[0];
+            Tensor g1 = grad({f}, {x}, {}, {.create_graph = true})[0];
+            Tensor g2 = grad({sum(g1)}, {x}, {}, {.create_graph = true})[0];
             Tensor g3 = grad({sum(g2)}, {x})[0];
             check_close(g1, d1, 1e-12, 1e-12);
             check_close(g2, d2, 1e-12, 1e-12);
@@ -84,8 +84,8 @@ BOOST_AUTO_TEST_CASE(third_derivative_of_x3_sin_x) {
     // third derivative is checked against finite differences too).
     Tensor x = set_requires_grad(F(xs, {5}));
     TensorFn second = [](const TensorList& in) -> TensorList {
-        Tensor g1 = grad({sum(pow(in[0], 3.0) * sin(in[0]))}, {in[0]}, {}, true)[0];
-        return {grad({sum(g1)}, {in[0]}, {}, true)[0]};
+        Tensor g1 = grad({sum(pow(in[0], 3.0) * sin(in[0]))}, {in[0]}, {}, {.create_graph = true})[0];
+        return {grad({sum(g1)}, {in[0]}, {}, {.create_graph = true})[0]};
     };
     GradcheckResult r = gradcheck(second, {x});
     BOOST_TEST(r.ok, r.message);
@@ -99,9 +99,9 @@ BOOST_AUTO_TEST_CASE(hvp_quadratic_form) {
     Tensor x = set_requires_grad(randn({n}, gen, DType::f64));
     Tensor v = randn({n}, gen, DType::f64);
     Tensor f = sum(x * matmul(A, x));
-    Tensor g = grad({f}, {x}, {}, true)[0];
+    Tensor g = grad({f}, {x}, {}, {.create_graph = true})[0];
     // retain_graph: g's graph runs through the forward graph, used again below.
-    Tensor hv = grad({g}, {x}, {v}, false, true)[0];
+    Tensor hv = grad({g}, {x}, {v}, {.retain_graph = true})[0];
     std::vector<double> a = A.to_vector(), xv = x.to_vector(), vv = v.to_vector(), want_g(n), want_hv(n);
     for (int i = 0; i < n; ++i)
         for (int j = 0; j < n; ++j) {
@@ -116,12 +116,12 @@ BOOST_AUTO_TEST_CASE(hvp_quadratic_form) {
     check_close(hv2, want_hv, 1e-12, 1e-12);
     // The Hessian of a quadratic is constant: the same at another x.
     Tensor x2 = set_requires_grad(randn({n}, gen, DType::f64));
-    Tensor g2 = grad({sum(x2 * matmul(A, x2))}, {x2}, {}, true)[0];
+    Tensor g2 = grad({sum(x2 * matmul(A, x2))}, {x2}, {}, {.create_graph = true})[0];
     check_close(grad({g2}, {x2}, {v})[0], want_hv, 1e-12, 1e-12);
     // Mixed second derivative: ∂/∂A ⟨∇_x f, v⟩ = v xᵀ + x vᵀ.
     Tensor A2 = set_requires_grad(raw::clone(A));
     Tensor x3 = set_requires_grad(raw::clone(x));
-    Tensor g3 = grad({sum(x3 * matmul(A2, x3))}, {x3}, {}, true)[0];
+    Tensor g3 = grad({sum(x3 * matmul(A2, x3))}, {x3}, {}, {.create_graph = true})[0];
     Tensor dA = grad({sum(g3 * v)}, {A2})[0];
     std::vector<double> want_dA(n * n);
     for (int i = 0; i < n; ++i)
@@ -145,7 +145,7 @@ BOOST_AUTO_TEST_CASE(hvp_mlp_against_finite_differences_of_gradients) {
         TensorList p;
         for (size_t i = 0; i < theta.size(); ++i)
             p.push_back(set_requires_grad(raw::axpby(theta[i], 1.0, dir[i], eps)));
-        return std::make_pair(p, grad({loss(p)}, p, {}, create_graph));
+        return std::make_pair(p, grad({loss(p)}, p, {}, {.create_graph = create_graph}));
     };
     auto [p, g] = gradient_at(0.0, true);
     TensorList hv = grad(g, p, dir);

@@ -115,7 +115,7 @@ BOOST_AUTO_TEST_CASE(saved_outputs_make_no_cycle) {
             {
                 Tensor y = op(x);
                 node = grad_fn(y);
-                Tensor g = grad({sum(y * y)}, {x}, {}, true)[0];
+                Tensor g = grad({sum(y * y)}, {x}, {}, {.create_graph = true})[0];
                 y = Tensor();
                 BOOST_TEST(!node.expired());
                 g = Tensor();
@@ -161,7 +161,7 @@ BOOST_AUTO_TEST_CASE(backward_create_graph_cycle_is_broken_by_clearing_grad) {
     {
         Tensor x = leaf({1.5}, {1});
         leaf_impl = x.impl_shared();
-        backward(sum(x * x * x), Tensor(), false, true);
+        backward(sum(x * x * x), {}, {.create_graph = true});
         grad_graph = all_nodes(grad_of(x));
         BOOST_TEST(!grad_graph.empty());
         set_grad(x, Tensor());
@@ -173,7 +173,7 @@ BOOST_AUTO_TEST_CASE(backward_create_graph_cycle_is_broken_by_clearing_grad) {
     {
         Tensor x = leaf({1.5}, {1});
         leaf_impl = x.impl_shared();
-        Tensor g = grad({sum(x * x * x)}, {x}, {}, true)[0];
+        Tensor g = grad({sum(x * x * x)}, {x}, {}, {.create_graph = true})[0];
         g_graph = all_nodes(g);
     }
     BOOST_TEST(leaf_impl.expired());

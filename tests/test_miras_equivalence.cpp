@@ -61,7 +61,7 @@ Run run(MirasLayer& layer, const Tensor& x, const Tensor& R, ScanMode mode) {
     Tensor o = layer.forward(xi, nullptr, mode);
     TensorList wrt = layer.parameters();
     wrt.push_back(xi);
-    TensorList g = grad({sum(mul(o, R))}, wrt, {}, false, false, /*allow_unused=*/true);
+    TensorList g = grad({sum(mul(o, R))}, wrt, {}, {.allow_unused = true});
     for (size_t i = 0; i < g.size(); ++i)
         if (!g[i].defined()) g[i] = zeros_like(wrt[i]);
     return {detach(o), g};
@@ -205,14 +205,14 @@ BOOST_AUTO_TEST_CASE(hessian_vector_products_agree) {
         std::vector<TensorList> hv;
         for (ScanMode mode : {ScanMode::sequential, ScanMode::chunked}) {
             Tensor o = layer.forward(x, nullptr, mode);
-            TensorList g = grad({sum(mul(o, R))}, wrt, {}, true, true, true);
+            TensorList g = grad({sum(mul(o, R))}, wrt, {}, {.create_graph = true, .allow_unused = true});
             Tensor gv;
             for (size_t i = 0; i < g.size(); ++i) {
                 if (!g[i].defined()) continue;
                 Tensor t = sum(mul(g[i], dirs[i]));
                 gv = gv.defined() ? add(gv, t) : t;
             }
-            TensorList h = grad({gv}, wrt, {}, false, false, true);
+            TensorList h = grad({gv}, wrt, {}, {.allow_unused = true});
             for (size_t i = 0; i < h.size(); ++i)
                 if (!h[i].defined()) h[i] = zeros_like(wrt[i]);
             hv.push_back(h);

@@ -231,11 +231,11 @@ BOOST_AUTO_TEST_CASE(first_order_equals_detached_inner_gradient) {
             });
         };
         cfg.first_order = true;
-        TensorList g_first = grad({scan_loss(cfg, p, true)(p.inputs)[0]}, p.inputs, {}, false, false, true);
-        TensorList g_first_seq = grad({scan_loss(cfg, p, false)(p.inputs)[0]}, p.inputs, {}, false, false, true);
-        TensorList g_ref = grad({detached_reference(p.inputs)}, p.inputs, {}, false, false, true);
+        TensorList g_first = grad({scan_loss(cfg, p, true)(p.inputs)[0]}, p.inputs, {}, {.allow_unused = true});
+        TensorList g_first_seq = grad({scan_loss(cfg, p, false)(p.inputs)[0]}, p.inputs, {}, {.allow_unused = true});
+        TensorList g_ref = grad({detached_reference(p.inputs)}, p.inputs, {}, {.allow_unused = true});
         cfg.first_order = false;
-        TensorList g_full = grad({scan_loss(cfg, p, true)(p.inputs)[0]}, p.inputs, {}, false, false, true);
+        TensorList g_full = grad({scan_loss(cfg, p, true)(p.inputs)[0]}, p.inputs, {}, {.allow_unused = true});
         double diff_full = 0;
         for (size_t i = 0; i < p.inputs.size(); ++i) {
             auto vals = [&](const Tensor& g) {
@@ -266,11 +266,11 @@ BOOST_AUTO_TEST_CASE(detach_anchor_equals_inner_gradient_at_a_constant_anchor) {
             });
         };
         auto grads = [&](bool chunked) {
-            return grad({scan_loss(cfg, p, chunked)(p.inputs)[0]}, p.inputs, {}, false, false, true);
+            return grad({scan_loss(cfg, p, chunked)(p.inputs)[0]}, p.inputs, {}, {.allow_unused = true});
         };
         cfg.detach_anchor = true;
         TensorList g_chunked = grads(true), g_seq = grads(false);
-        TensorList g_ref = grad({reference(p.inputs)}, p.inputs, {}, false, false, true);
+        TensorList g_ref = grad({reference(p.inputs)}, p.inputs, {}, {.allow_unused = true});
         cfg.detach_anchor = false;
         TensorList g_full = grads(true);
         cfg.first_order = true;

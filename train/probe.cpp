@@ -54,7 +54,7 @@ bool read_integers(const StEntry& e, std::vector<int64_t>& out) {
 void add_grads(TensorMap& out, const Tensor& loss, const std::vector<std::pair<std::string, Tensor>>& inputs) {
     TensorList xs;
     for (const auto& [n, t] : inputs) xs.push_back(t);
-    TensorList gs = grad({loss}, xs, {}, false, -1, /*allow_unused=*/true);
+    TensorList gs = grad({loss}, xs, {}, {.allow_unused = true});
     for (size_t i = 0; i < inputs.size(); ++i)
         out["grad." + inputs[i].first] = gs[i].defined() ? detach(gs[i]) : zeros_like(inputs[i].second);
 }

@@ -74,7 +74,7 @@ struct LayerBench {
     void step(ScanMode mode) {
         Tensor o = layer->forward(x, nullptr, mode);  // (B, T, d)
         Tensor loss = sum(o * R);
-        TensorList g = grad({loss}, inputs, {}, /*create_graph=*/false, -1, /*allow_unused=*/true);
+        TensorList g = grad({loss}, inputs, {}, {.allow_unused = true});
     }
 };
 
@@ -104,7 +104,7 @@ struct ScanBench {
         const MemoryConfig& cfg = layer->config();
         MemoryState st = initial_memory_state(cfg, layer->A0(), kBatch, cfg.dtype);
         Tensor y = mode == ScanMode::chunked ? memory_scan_chunked(cfg, in, st) : memory_scan_sequential(cfg, in, st);
-        TensorList g = grad({sum(y * Ry)}, inputs, {}, false, -1, true);
+        TensorList g = grad({sum(y * Ry)}, inputs, {}, {.allow_unused = true});
     }
 };
 
