@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <set>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "train/tasks.h"
@@ -234,6 +235,203 @@ BOOST_AUTO_TEST_CASE(passkey_per_row_depths_cover_the_range) {
     BOOST_TEST(err({40, 100, 5, 0.5, 1.5}).find("depth_max") != std::string::npos);
 }
 
+
+// Spread MQAR (MQAR at length): every property the layout promises.
+void check_spread(const MqarSpec& s, const TokenBatch& batch) {
+    const int64_t T = s.seq_len, F = s.filler_vocab, K = (s.vocab_size - 1 - F) / 2;
+    const int64_t first_value = 1 + K, first_filler = s.vocab_size - F;
+    for (int64_t b = 0; b < batch.batch; ++b) {
+        const auto in = row(batch.inputs, b, T), tg = row(batch.targets, b, T);
+        const std::vector<int32_t> gr(batch.groups.begin() + b * T, batch.groups.begin() + (b + 1) * T);
+        std::map<int64_t, int64_t> value_of;  // pairs written so far
+        std::set<int64_t> asked;
+        int64_t pairs = 0, queries = 0, filler = 0;
+        for (int64_t t = 0; t < T;) {
+            const int64_t x = in[(size_t)t];
+            if (F > 0 ? x >= first_filler : x == 0) {  // filler
+                BOOST_TEST(tg[(size_t)t] == kIgnoreIndex);
+                ++filler, ++t;
+                continue;
+            }
+            BOOST_REQUIRE((x >= 1 && x < first_value));  // a key starts every item
+            BOOST_REQUIRE(t + 1 < T);
+            const int64_t v = in[(size_t)t + 1];
+            BOOST_TEST((v >= first_value && v < first_filler));
+            BOOST_TEST(tg[(size_t)t + 1] == kIgnoreIndex);
+            if (!value_of.count(x)) {  // a write: no target
+                value_of[x] = v;
+                BOOST_TEST(tg[(size_t)t] == kIgnoreIndex);
+                ++pairs;
+            } else {  // a query, after its pair: its target is the pair's value
+                BOOST_TEST(asked.insert(x).second);
+                BOOST_TEST(v == value_of[x]);
+                BOOST_TEST(tg[(size_t)t] == v);
+                BOOST_TEST(gr[(size_t)t] == std::min<int64_t>(3, 4 * t / T));
+                ++queries;
+            }
+            t += 2;
+        }
+        const int64_t lo = s.min_pairs > 0 ? s.min_pairs : s.num_pairs;
+        BOOST_TEST((pairs >= lo && pairs <= s.num_pairs));
+        BOOST_TEST(queries == (s.num_queries ? std::min(s.num_queries, pairs) : pairs));
+        BOOST_TEST(filler == T - 2 * (pairs + queries));
+    }
+}
+
+BOOST_AUTO_TEST_CASE(spread_mqar_rows_hold_what_they_claim) {
+    MqarSpec s{1024, 256, 32, 0};
+    s.spread = true;
+    s.filler_vocab = 128;
+    const TokenBatch b = make_mqar(s, 64, 3);
+    check_spread(s, b);
+    // Queries land in every quarter of the row, at many distances from their pairs.
+    std::set<int32_t> quarters;
+    std::set<int64_t> distances;
+    for (int64_t r = 0; r < 64; ++r) {
+        std::map<int64_t, int64_t> at;
+        for (int64_t t = 0; t < 256; ++t) {
+            const int64_t x = b.inputs[(size_t)(r * 256 + t)];
+            if (b.targets[(size_t)(r * 256 + t)] != kIgnoreIndex) {
+                quarters.insert(b.groups[(size_t)(r * 256 + t)]);
+                distances.insert(t - at[x]);
+            } else if (x >= 1 && x < 448) {  // a key (values and filler lie above): its first place is its write
+                at.emplace(x, t);
+            }
+        }
+    }
+    BOOST_TEST(quarters.size() == 4u);
+    BOOST_TEST(distances.size() > 100u, distances.size() << " distinct query-pair distances");
+    // Deterministic in the seed, row b independent of the batch size.
+    BOOST_TEST(make_mqar(s, 4, 3).inputs == std::vector<int64_t>(b.inputs.begin(), b.inputs.begin() + 4 * 256));
+    BOOST_TEST(make_mqar(s, 4, 4).inputs != make_mqar(s, 4, 3).inputs);
+    // Filler 0 (no filler ids), fewer queries than pairs, rows of mixed size.
+    MqarSpec z{64, 96, 12, 6};
+    z.spread = true;
+    z.min_pairs = 4;
+    check_spread(z, make_mqar(z, 64, 1));
+    std::set<int64_t> sizes;
+    const TokenBatch m = make_mqar(z, 64, 1);
+    for (int64_t r = 0; r < 64; ++r) {
+        int64_t q = 0;
+        for (int64_t t = 0; t < 96; ++t) q += m.targets[(size_t)(r * 96 + t)] != kIgnoreIndex;
+        sizes.insert(q);
+    }
+    BOOST_TEST(sizes.size() > 1u);  // min(6, P) varies with P in [4, 12]
+    // Mixed sizes in the packed layout: queries right after the row's pairs.
+    MqarSpec p{64, 64, 12, 0};
+    p.min_pairs = 2;
+    const TokenBatch pb = make_mqar(p, 32, 5);
+    for (int64_t r = 0; r < 32; ++r) {
+        int64_t first_target = -1, n = 0;
+        for (int64_t t = 0; t < 64; ++t)
+            if (pb.targets[(size_t)(r * 64 + t)] != kIgnoreIndex) {
+                if (first_target < 0) first_target = t;
+                ++n;
+            }
+        BOOST_TEST((n >= 2 && n <= 12));
+        BOOST_TEST(first_target == 2 * n);  // n pairs, then the first query
+    }
+    BOOST_TEST(describe(s) == "mqar: vocab 1024, seq_len 256, 32 pairs, every pair queried, spread over the row; pad 0, "
+                              "keys [1, 448), values [448, 896), filler [896, 1024)");
+    auto err = [](MqarSpec x) { return error_of<std::invalid_argument>([&] { make_mqar(x, 1, 0); }); };
+    MqarSpec bad = s;
+    bad.filler_vocab = 1000;
+    BOOST_TEST(err(bad).find("with 1000 filler ids leaves 11 key tokens") != std::string::npos, err(bad));
+    bad = s;
+    bad.min_pairs = 33;
+    BOOST_TEST(err(bad) == "mqar: min_pairs must be in [0, num_pairs = 32], got 33");
+    bad = MqarSpec{1024, 256, 32, 0};
+    bad.filler_vocab = 8;
+    BOOST_TEST(err(bad) == "mqar: filler_vocab is for the spread layout; set spread = true");
+}
+
+BOOST_AUTO_TEST_CASE(passkey_targets_are_grouped_by_depth) {
+    const PasskeySpec s{40, 100, 5, 0.0, 1.0};
+    const TokenBatch b = make_passkey(s, 300, 4);
+    std::set<int32_t> seen;
+    for (int64_t r = 0; r < 300; ++r) {
+        int64_t pos = -1;
+        for (int64_t t = 0; t < 94; ++t)
+            if (b.inputs[(size_t)(r * 100 + t)] == kPasskeyMarker) pos = t;
+        const double depth_lo = (double)pos / 88;  // the needle's start, as a depth (88 = last start)
+        for (int64_t t = 0; t < 100; ++t) {
+            const int32_t g = b.groups[(size_t)(r * 100 + t)];
+            BOOST_TEST((g >= 0) == (b.targets[(size_t)(r * 100 + t)] != kIgnoreIndex));
+            if (g < 0) continue;
+            seen.insert(g);
+            // The group is the row's depth in fifths (to within the rounding of the position).
+            BOOST_TEST(std::abs(depth_lo - (g + 0.5) / 5) <= 0.1 + 1.0 / 88, "depth " << depth_lo << " group " << g);
+        }
+    }
+    BOOST_TEST(seen.size() == 5u);
+    BOOST_TEST(passkey_group_names().size() == 5u);
+    BOOST_TEST(mqar_group_names().size() == 4u);
+}
+
+struct TempDirTree {
+    std::filesystem::path dir;
+    explicit TempDirTree(const std::string& tag) {
+        dir = std::filesystem::temp_directory_path() / ("miras_docs_" + tag + "_" + std::to_string(::getpid()));
+        std::filesystem::remove_all(dir);
+        std::filesystem::create_directories(dir / "sub");
+    }
+    ~TempDirTree() { std::filesystem::remove_all(dir); }
+    void write(const std::string& name, const std::string& text) const { std::ofstream(dir / name, std::ios::binary) << text; }
+};
+
+// A folder corpus: whole documents held out (by their names' hashes), the
+// same choice whatever else the folder holds; a separate validation set.
+BOOST_AUTO_TEST_CASE(byte_corpus_of_a_folder_holds_out_whole_documents) {
+    TempDirTree t("corpus");
+    std::map<std::string, std::string> docs;
+    for (int i = 0; i < 20; ++i) {
+        const std::string name = (i % 3 ? "" : "sub/") + std::string("doc") + std::to_string(i) + ".txt";
+        docs[name] = std::string(50 + i, static_cast<char>('A' + i));  // each document its own letter
+        t.write(name, docs[name]);
+    }
+    const ByteCorpus c(t.dir.string(), 0.2);
+    BOOST_TEST(c.documents(Split::kHeldout) == 4);
+    BOOST_TEST(c.documents(Split::kTrain) == 16);
+    // Every document is wholly in one split: its letter appears in one only, as often as its length.
+    const TokenBatch tr = c.sequential(Split::kTrain, 1, 0, c.num_windows(Split::kTrain, 1));
+    const TokenBatch he = c.sequential(Split::kHeldout, 1, 0, c.num_windows(Split::kHeldout, 1));
+    std::map<int64_t, int64_t> in_train, in_held;
+    for (int64_t x : tr.inputs) ++in_train[x];
+    for (int64_t x : he.inputs) ++in_held[x];
+    int64_t total = 0;
+    for (const auto& [name, text] : docs) {
+        const int64_t letter = (unsigned char)text[0];
+        BOOST_TEST(((in_train.count(letter) > 0) != (in_held.count(letter) > 0)), name);
+        total += (int64_t)text.size();
+    }
+    BOOST_TEST(c.size(Split::kTrain) + c.size(Split::kHeldout) == total);
+    // The choice depends on the names only: a FIFO or another file added does not move it.
+    const ByteCorpus again(t.dir.string(), 0.2);
+    BOOST_TEST(again.sequential(Split::kHeldout, 8, 0, 2).inputs == c.sequential(Split::kHeldout, 8, 0, 2).inputs);
+    BOOST_TEST(::mkfifo((t.dir / "a_fifo").c_str(), 0600) == 0);  // skipped, never opened (it would block)
+    const ByteCorpus with_fifo(t.dir.string(), 0.2);
+    BOOST_TEST(with_fifo.size(Split::kHeldout) == c.size(Split::kHeldout));
+    BOOST_TEST(c.describe().find("16 documents) + ") != std::string::npos, c.describe());
+    // A separate validation file: all of the folder trains.
+    TempBytes valid(std::vector<uint8_t>(300, 'z'));
+    const ByteCorpus v(t.dir.string(), 0.2, valid.path);
+    BOOST_TEST(v.size(Split::kTrain) == total);
+    BOOST_TEST(v.size(Split::kHeldout) == 300);
+    BOOST_TEST(v.describe().find("held out: '" + valid.path + "'") != std::string::npos, v.describe());
+    // Windows spread evenly, and a list of windows.
+    BOOST_TEST((spread_indices(10, 4) == std::vector<int64_t>{0, 2, 5, 7}));
+    BOOST_TEST((spread_indices(3, 8) == std::vector<int64_t>{0, 1, 2}));
+    const TokenBatch w = c.windows(Split::kTrain, 8, {3, 0});
+    BOOST_TEST(std::vector<int64_t>(w.inputs.begin() + 8, w.inputs.end()) == c.sequential(Split::kTrain, 8, 0, 1).inputs);
+    // Errors: an empty folder, a FIFO as the corpus.
+    TempDirTree empty("empty");
+    std::filesystem::remove_all(empty.dir / "sub");
+    BOOST_TEST(error_of<std::runtime_error>([&] { ByteCorpus(empty.dir.string(), 0.1); }).find("holds no regular file") !=
+               std::string::npos);
+    const std::string fifo_err = error_of<std::runtime_error>([&] { ByteCorpus((t.dir / "a_fifo").string(), 0.1); });
+    BOOST_TEST(fifo_err.find("is not a regular file or folder") != std::string::npos, fifo_err);
+}
+
 BOOST_AUTO_TEST_CASE(byte_corpus_windows_come_from_their_split) {
     std::vector<uint8_t> bytes(1000);
     uint64_t st = 99;
@@ -262,7 +460,7 @@ BOOST_AUTO_TEST_CASE(byte_corpus_windows_come_from_their_split) {
         BOOST_TEST(all.targets[static_cast<size_t>(i)] == held[static_cast<size_t>(i) + 1]);
     }
     BOOST_TEST(c.describe() ==
-               "byte corpus '" + file.path + "': 900 training + 100 held-out bytes (held-out fraction 0.1)");
+               "byte corpus '" + file.path + "': 900 training bytes (1 document) + 100 held-out bytes (1 document; held-out fraction 0.1, the tail)");
 
     BOOST_TEST(error_of<std::runtime_error>([&] { c.sample(Split::kHeldout, 1, 100, 0); }) ==
                "byte corpus '" + file.path + "': the held-out split has 100 bytes, fewer than seq_len + 1 = 101");

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "tensor/threads.h"
+#include "tests/op_test_util.h"
 #include "tests/temp_dir.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
@@ -95,8 +96,8 @@ BOOST_AUTO_TEST_CASE(batches_depend_only_on_seed_and_step) {
     BOOST_TEST((std::vector<int64_t>(small.inputs.begin(), small.inputs.end()) ==
                 std::vector<int64_t>(big.inputs.begin(), big.inputs.begin() + (long)small.inputs.size())));
     // The evaluation set is fixed and apart from the training stream.
-    BOOST_TEST((a.eval_set(2, 4)[1].inputs == b.eval_set(2, 4)[1].inputs));
-    for (int64_t s = 0; s < 50; ++s) BOOST_TEST((a.train_batch(s, 4).inputs != a.eval_set(1, 4)[0].inputs));
+    BOOST_TEST((a.eval_sets(2, 4)[0].batches[1].inputs == b.eval_sets(2, 4)[0].batches[1].inputs));
+    for (int64_t s = 0; s < 50; ++s) BOOST_TEST((a.train_batch(s, 4).inputs != a.eval_sets(1, 4)[0].batches[0].inputs));
     // Another data seed, other batches.
     RunConfig other = tiny_mqar(1, {"data.seed=2"});
     BOOST_TEST((TaskData(other.data).train_batch(7, 4).inputs != a.train_batch(7, 4).inputs));
@@ -295,6 +296,100 @@ BOOST_AUTO_TEST_CASE(parameter_counts_group_by_top_level_module) {
     BOOST_TEST((names == std::vector<std::string>{"embed", "blocks.0", "blocks.1", "norm", "head"}));
     BOOST_TEST(total == model->num_parameters());
     BOOST_TEST(groups[0].second == 13 * 16);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(train_eval)
+
+// Evaluation at several lengths, with accuracy by group (the query's quarter
+// of the row), logged per length with what it covered.
+BOOST_AUTO_TEST_CASE(eval_at_several_lengths_reports_groups_and_coverage) {
+    TempDir tmp;
+    RunConfig cfg = tiny_mqar(3, {"data.mqar.spread=true", "data.seq_len=24", "data.mqar.vocab=20",
+                                  "data.mqar.filler_vocab=4", "data.eval_lengths=[24, 48]"});
+    TrainOptions opt;
+    opt.out_dir = tmp.dir.string();
+    opt.handle_sigint = false;
+    TrainResult r;
+    run_losses(cfg, opt, &r);
+    BOOST_REQUIRE(r.last_report.per_length.size() == 2u);
+    BOOST_TEST(r.last_report.seq_lens[1] == 48);
+    // 2 batches of 16 rows, 3 queries per row, at each length.
+    BOOST_TEST(r.last_report.per_length[0].count == 2 * 16 * 3);
+    BOOST_TEST(r.last_report.per_length[1].count == 2 * 16 * 3);
+    BOOST_TEST(r.last_eval.count == 2 * 2 * 16 * 3);  // pooled
+    int64_t in_groups = 0;
+    for (int64_t n : r.last_report.per_length[1].group_count) in_groups += n;
+    BOOST_TEST(in_groups == 2 * 16 * 3);  // every answer has its group
+    BOOST_TEST(r.last_report.per_length[1].group_count.size() == 4u);
+    auto lines = read_jsonl(r.metrics_path);
+    std::vector<nlohmann::json> evals;
+    for (auto& j : lines)
+        if (j["split"] == "eval") evals.push_back(j);
+    BOOST_REQUIRE(evals.size() == 2u);
+    BOOST_TEST(evals[1]["seq_len"].get<int64_t>() == 48);
+    BOOST_TEST(evals[1]["final"].get<bool>());
+    BOOST_TEST(evals[1]["covered"].get<std::string>() == "32 rows of 48 tokens");
+    BOOST_TEST(evals[1]["accuracy_by_group"].size() == 4u);
+    // The first length draws the rows a single-length evaluation draws.
+    TaskData one(tiny_mqar(3, {"data.mqar.spread=true", "data.seq_len=24", "data.mqar.vocab=20", "data.mqar.filler_vocab=4"}).data);
+    TaskData two(cfg.data);
+    BOOST_TEST((one.eval_sets(2, 16)[0].batches[1].inputs == two.eval_sets(2, 16)[0].batches[1].inputs));
+    // An evaluation length the task cannot fill is an error naming the key.
+    BOOST_TEST(miras::test::error_of<std::runtime_error>([&] { tiny_mqar(3, {"data.eval_lengths=[12, 8]"}); }).find("data.eval_lengths = 8") !=
+               std::string::npos);
+}
+
+// Bytes: periodic evaluations read windows spread evenly over the held-out
+// split, the last one all of them (train.final_eval = "all"), and say so.
+BOOST_AUTO_TEST_CASE(final_byte_eval_covers_the_whole_heldout_split) {
+    TempDir tmp;
+    const std::string corpus = tmp.file("corpus.txt");
+    {
+        std::ofstream f(corpus);
+        for (int i = 0; i < 400; ++i) f << "line " << i << " of a small corpus\n";
+    }
+    auto cfg_with = [&](const std::string& final_eval) {
+        return default_run_config({"model.mixer=attn", "data.task=bytes", "data.bytes.path=\"" + corpus + "\"",
+                                   "data.seq_len=16", "model.d=16", "model.heads=2", "model.layers=1", "train.batch=4",
+                                   "train.steps=4", "train.eval_every=2", "train.eval_batches=1", "optim.warmup=0",
+                                   "train.final_eval=" + final_eval});
+    };
+    RunConfig cfg = cfg_with("all");
+    TaskData data(cfg.data);
+    const int64_t total = ByteCorpus(corpus, 0.1).num_windows(Split::kHeldout, 16);
+    BOOST_REQUIRE(total > 8);
+    const auto spread = data.eval_sets(1, 4, false), all = data.eval_sets(1, 4, true);
+    BOOST_TEST(spread[0].windows == 4);
+    BOOST_TEST(all[0].windows == total);
+    BOOST_TEST(all[0].coverage() == std::to_string(total) + " of " + std::to_string(total) + " held-out windows of 16 bytes (all)");
+    BOOST_TEST(spread[0].coverage().find("(spread evenly)") != std::string::npos);
+    // The spread windows are the tiling's windows i · total / 4, not the first four.
+    BOOST_TEST((spread[0].batches[0].inputs ==
+                ByteCorpus(corpus, 0.1).windows(Split::kHeldout, 16, spread_indices(total, 4)).inputs));
+    TrainOptions opt;
+    opt.out_dir = tmp.file("run");
+    opt.handle_sigint = false;
+    TrainResult r;
+    run_losses(cfg, opt, &r);
+    BOOST_TEST(r.last_eval.count == total * 16);
+    auto lines = read_jsonl(r.metrics_path);
+    int periodic = 0;
+    for (auto& j : lines) {
+        if (j["split"] != "eval") continue;
+        BOOST_TEST(j.contains("bits_per_byte"));
+        if (j.contains("final")) {
+            BOOST_TEST(j["count"].get<int64_t>() == total * 16);
+        } else {
+            ++periodic;
+            BOOST_TEST(j["count"].get<int64_t>() == 4 * 16);
+        }
+    }
+    BOOST_TEST(periodic == 1);  // at step 2; step 4 is the final one
+    opt.out_dir = tmp.file("run2");
+    run_losses(cfg_with("sample"), opt, &r);
+    BOOST_TEST(r.last_eval.count == 4 * 16);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

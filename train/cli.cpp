@@ -102,22 +102,42 @@ std::string percent(double x) {
 // are values (the upper half of the vocabulary), passkey answers are digits.
 double chance_accuracy(const DataConfig& d) {
     if (d.task == "mqar") {
-        const int64_t keys = (d.mqar.vocab_size - 1) / 2;
-        return 1.0 / (double)(d.mqar.vocab_size - 1 - keys);
+        const int64_t keys = (d.mqar.vocab_size - 1 - d.mqar.filler_vocab) / 2;
+        return 1.0 / (double)(d.mqar.vocab_size - d.mqar.filler_vocab - 1 - keys);
     }
     if (d.task == "passkey") return 0.1;
     return 1.0 / 256;
 }
 
-void print_eval(std::ostream& out, const DataConfig& d, const EvalResult& e, const std::string& what) {
+void print_result(std::ostream& out, const DataConfig& d, const EvalResult& e, const std::string& what) {
     if (d.task == "bytes") {
         out << what << ": " << std::fixed << std::setprecision(4) << e.bits_per_token() << " bits/byte (loss "
-            << e.loss << " nats), next-byte accuracy " << percent(e.accuracy()) << " over " << e.count << " bytes\n";
+            << e.loss << " nats), next-byte accuracy " << percent(e.accuracy()) << " over " << e.count << " bytes";
     } else {
         out << what << ": recall accuracy " << percent(e.accuracy()) << " (chance " << percent(chance_accuracy(d))
-            << ") over " << e.count << " answers, loss " << std::fixed << std::setprecision(4) << e.loss << "\n";
+            << ") over " << e.count << " answers, loss " << std::fixed << std::setprecision(4) << e.loss;
     }
     out.unsetf(std::ios::floatfield);
+}
+
+// The pooled result, then (with several lengths) each length, what each
+// covered, and the accuracy per group (query position, needle depth).
+void print_eval(std::ostream& out, const DataConfig& d, const EvalReport& r, const std::string& what) {
+    print_result(out, d, r.all, what);
+    out << (r.per_length.size() == 1 ? " (" + r.coverage[0] + ")" : "") << "\n";
+    for (size_t i = 0; r.per_length.size() > 1 && i < r.per_length.size(); ++i) {
+        print_result(out, d, r.per_length[i], "  T " + std::to_string(r.seq_lens[i]));
+        out << " (" << r.coverage[i] << ")\n";
+    }
+    for (size_t i = 0; i < r.per_length.size(); ++i) {
+        const EvalResult& e = r.per_length[i];
+        if (e.group_count.empty()) continue;
+        out << "  " << (r.per_length.size() > 1 ? "T " + std::to_string(r.seq_lens[i]) + " " : "") << "by group:";
+        for (size_t g = 0; g < e.group_count.size() && g < r.group_names.size(); ++g)
+            if (e.group_count[g] > 0)
+                out << "  " << r.group_names[g] << " " << percent((double)e.group_correct[g] / (double)e.group_count[g]);
+        out << "\n";
+    }
 }
 
 // ---------------------------------------------------------------- train
@@ -147,9 +167,9 @@ int cmd_train(const TrainArgs& a, std::ostream& out, std::ostream& err) {
     out << "config: " << cfg.source << "\n";
     TrainResult r = train(cfg, opt);
     if (!r.interrupted)
-        print_eval(out, cfg.data, r.last_eval, "final");
+        print_eval(out, cfg.data, r.last_report, "final");
     else if (r.last_eval_step >= 0)
-        print_eval(out, cfg.data, r.last_eval, "last evaluation (step " + std::to_string(r.last_eval_step) + ")");
+        print_eval(out, cfg.data, r.last_report, "last evaluation (step " + std::to_string(r.last_eval_step) + ")");
     out << "checkpoint: " << r.checkpoint_path << "\nmetrics:    " << r.metrics_path << "\n";
     if (r.interrupted) {
         out << "resume with: build/miras train --resume " << r.checkpoint_path << "\n";
@@ -172,8 +192,10 @@ int cmd_eval(const std::string& ckpt_arg, const std::vector<std::string>& sets, 
     load_model_state(ck, *model, path);
     TaskData data(cfg.data);
     out << "checkpoint: " << path << " (step " << ck.step << ")\ndata: " << data.describe() << "\n";
-    EvalResult e = evaluate(*model, data.eval_set(cfg.train.eval_batches, cfg.train.batch));
-    print_eval(out, cfg.data, e, "eval");
+    // The whole held-out split, as the run's last evaluation (train.final_eval).
+    const EvalReport r = evaluate_sets(*model, data.eval_sets(cfg.train.eval_batches, cfg.train.batch, cfg.train.final_eval_all),
+                                       data.group_names());
+    print_eval(out, cfg.data, r, "eval");
     return 0;
 }
 

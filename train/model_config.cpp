@@ -105,6 +105,9 @@ void read_data(ConfigReader& cfg, DataConfig& d) {
     d.mqar.vocab_size = cfg.get_int("data.mqar.vocab", d.mqar.vocab_size, 3, 1 << 24);
     d.mqar.num_pairs = cfg.get_int("data.mqar.num_pairs", d.mqar.num_pairs, 1, 1 << 20);
     d.mqar.num_queries = cfg.get_int("data.mqar.num_queries", d.mqar.num_queries, 0, 1 << 20);
+    d.mqar.spread = cfg.get_bool("data.mqar.spread", d.mqar.spread);
+    d.mqar.filler_vocab = cfg.get_int("data.mqar.filler_vocab", d.mqar.filler_vocab, 0, 1 << 24);
+    d.mqar.min_pairs = cfg.get_int("data.mqar.min_pairs", d.mqar.min_pairs, 0, 1 << 20);
     d.mqar.seq_len = d.seq_len;
     d.passkey.vocab_size = cfg.get_int("data.passkey.vocab", d.passkey.vocab_size, kPasskeyFirstFiller + 1, 1 << 24);
     d.passkey.num_digits = cfg.get_int("data.passkey.num_digits", d.passkey.num_digits, 1, 1 << 20);
@@ -115,12 +118,20 @@ void read_data(ConfigReader& cfg, DataConfig& d) {
     d.passkey.seq_len = d.seq_len;
     d.bytes_path = cfg.get_string("data.bytes.path", d.bytes_path);
     d.heldout_fraction = cfg.get_double("data.bytes.heldout_fraction", d.heldout_fraction, 0.001, 0.9);
-    try {
-        // The generators check the combination (pairs fit the vocabulary and the sequence, ...).
-        if (d.task == "mqar") make_mqar(d.mqar, 1, 0);
-        if (d.task == "passkey") make_passkey(d.passkey, 1, 0);
-    } catch (const std::invalid_argument& e) {
-        fail(cfg, "[data." + d.task + "] with data.seq_len = " + std::to_string(d.seq_len) + ": " + e.what());
+    d.valid_path = cfg.get_string("data.bytes.valid_path", d.valid_path);
+    d.eval_lengths = cfg.get_int_list("data.eval_lengths", d.eval_lengths, 1, 1 << 24);
+    // The generators check the combination (pairs fit the vocabulary and the sequence, ...),
+    // at the training length and at every evaluation length.
+    std::vector<int64_t> lengths = {d.seq_len};
+    lengths.insert(lengths.end(), d.eval_lengths.begin(), d.eval_lengths.end());
+    for (int64_t T : lengths) {
+        try {
+            if (d.task == "mqar") make_mqar(d.at_length(T).mqar, 1, 0);
+            if (d.task == "passkey") make_passkey(d.at_length(T).passkey, 1, 0);
+        } catch (const std::invalid_argument& e) {
+            fail(cfg, "[data." + d.task + "] with " + (T == d.seq_len ? "data.seq_len" : "data.eval_lengths") +
+                          " = " + std::to_string(T) + ": " + e.what());
+        }
     }
     if (d.task == "bytes" && d.bytes_path.empty())
         fail(cfg, "key 'data.bytes.path' must name a file when data.task = \"bytes\"");
@@ -146,6 +157,7 @@ void read_loop(ConfigReader& cfg, LoopConfig& l) {
     l.eval_every = cfg.get_int("train.eval_every", l.eval_every, 0, kMaxInt);
     l.eval_batches = cfg.get_int("train.eval_batches", l.eval_batches, 1, 1 << 20);
     l.log_every = cfg.get_int("train.log_every", l.log_every, 1, kMaxInt);
+    l.final_eval_all = cfg.get_string("train.final_eval", l.final_eval_all ? "all" : "sample", {"all", "sample"}) == "all";
     l.threads = cfg.get_int("train.threads", l.threads, 1, kMaxThreads);
 }
 
@@ -177,6 +189,16 @@ TransformerConfig ModelConfig::transformer() const {
     t.dtype = dtype;
     t.seed = seed;
     return t;
+}
+
+DataConfig DataConfig::at_length(int64_t T) const {
+    DataConfig d = *this;
+    d.seq_len = d.mqar.seq_len = d.passkey.seq_len = T;
+    return d;
+}
+
+std::vector<int64_t> DataConfig::eval_seq_lens() const {
+    return eval_lengths.empty() ? std::vector<int64_t>{seq_len} : eval_lengths;
 }
 
 int64_t DataConfig::vocab() const {

@@ -55,8 +55,14 @@ struct DataConfig {
     PasskeySpec passkey{64, 32, 5, 0.5};  // vocab, seq_len (= seq_len above), digits, depth
     std::string bytes_path;
     double heldout_fraction = 0.1;
+    std::string valid_path;              // bytes: a separate held-out file or folder (heldout_fraction unused)
+    std::vector<int64_t> eval_lengths;   // evaluation sequence lengths; empty = {seq_len}
 
     int64_t vocab() const;  // of the task: mqar/passkey as configured, bytes 256
+    // The same data at sequence length T (the task specs follow).
+    DataConfig at_length(int64_t T) const;
+    // The lengths evaluation runs at: eval_lengths, or {seq_len}.
+    std::vector<int64_t> eval_seq_lens() const;
 };
 
 struct OptimConfig {
@@ -75,6 +81,7 @@ struct LoopConfig {
     int64_t eval_every = 100;  // 0: only at the end
     int64_t eval_batches = 4;
     int64_t log_every = 10;    // plain-text progress lines when not on a terminal
+    bool final_eval_all = true;  // bytes: the last evaluation reads the whole held-out split (train.final_eval = "all")
     // BLAS (OpenBLAS) threads of the run's matmuls; applied by train() over
     // OPENBLAS_NUM_THREADS. 1: the matrices are small, and the result must
     // not depend on the machine's core count (tensor/threads.h).

@@ -6,6 +6,8 @@
 #include <fstream>
 #include <iterator>
 #include <numeric>
+#include <algorithm>
+#include <utility>
 #include <stdexcept>
 
 namespace miras {
@@ -92,46 +94,129 @@ double Rng::uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
 
 namespace {
 
-int64_t mqar_queries(const MqarSpec& s) { return s.num_queries == 0 ? s.num_pairs : s.num_queries; }
+int64_t mqar_queries(const MqarSpec& s, int64_t pairs) {
+    return s.num_queries == 0 ? pairs : std::min(s.num_queries, pairs);
+}
+int64_t mqar_keys(const MqarSpec& s) { return (s.vocab_size - 1 - s.filler_vocab) / 2; }
 
 void check(const MqarSpec& s, int64_t batch) {
-    const int64_t keys = (s.vocab_size - 1) / 2;
+    const int64_t keys = mqar_keys(s);
     require(batch >= 1, "mqar: batch must be >= 1, got " + std::to_string(batch));
     require(s.num_pairs >= 1, "mqar: num_pairs must be >= 1, got " + std::to_string(s.num_pairs));
-    require(keys >= s.num_pairs, "mqar: vocab_size " + std::to_string(s.vocab_size) + " leaves " +
-                                     std::to_string(keys) + " key tokens, too few for " + std::to_string(s.num_pairs) +
-                                     " distinct keys (needs vocab_size >= " + std::to_string(2 * s.num_pairs + 1) +
-                                     ")");
+    require(s.filler_vocab >= 0 && s.filler_vocab < s.vocab_size,
+            "mqar: filler_vocab must be in [0, vocab_size), got " + std::to_string(s.filler_vocab));
+    require(keys >= s.num_pairs,
+            "mqar: vocab_size " + std::to_string(s.vocab_size) +
+                (s.filler_vocab ? " with " + std::to_string(s.filler_vocab) + " filler ids" : "") + " leaves " + std::to_string(std::max<int64_t>(keys, 0)) + " key tokens, too few for " +
+                std::to_string(s.num_pairs) + " distinct keys (needs vocab_size >= " +
+                std::to_string(2 * s.num_pairs + 1 + s.filler_vocab) + ")");
     require(s.num_queries >= 0 && s.num_queries <= s.num_pairs,
             "mqar: num_queries must be in [0, num_pairs = " + std::to_string(s.num_pairs) + "], got " +
                 std::to_string(s.num_queries));
-    const int64_t need = 2 * s.num_pairs + 2 * mqar_queries(s);
+    require(s.min_pairs >= 0 && s.min_pairs <= s.num_pairs,
+            "mqar: min_pairs must be in [0, num_pairs = " + std::to_string(s.num_pairs) + "], got " +
+                std::to_string(s.min_pairs));
+    require(s.spread || s.filler_vocab == 0, "mqar: filler_vocab is for the spread layout; set spread = true");
+    const int64_t need = 2 * s.num_pairs + 2 * mqar_queries(s, s.num_pairs);
     require(s.seq_len >= need, "mqar: seq_len " + std::to_string(s.seq_len) + " is too short for " +
-                                   std::to_string(s.num_pairs) + " pairs and " + std::to_string(mqar_queries(s)) +
-                                   " queries (needs >= " + std::to_string(need) + ")");
+                                   std::to_string(s.num_pairs) + " pairs and " +
+                                   std::to_string(mqar_queries(s, s.num_pairs)) + " queries (needs >= " +
+                                   std::to_string(need) + ")");
+}
+
+// The group of a query at position t of a row of T tokens: its quarter.
+int32_t quarter(int64_t t, int64_t T) { return static_cast<int32_t>(std::min<int64_t>(3, 4 * t / T)); }
+
+// One row of the spread layout. `key` and `value` hold the row's P pairs.
+void spread_row(const MqarSpec& s, Rng& rng, const std::vector<int64_t>& key, const std::vector<int64_t>& value,
+                int64_t Q, int64_t* in, int64_t* tg, int32_t* gr) {
+    const int64_t P = static_cast<int64_t>(key.size()), T = s.seq_len, items = P + Q;
+    const int64_t filler = T - 2 * items;
+    // Which of the items + filler units are items: a uniform subset, by a
+    // partial Fisher-Yates shuffle of the unit indices, then in order.
+    std::vector<int64_t> units(static_cast<size_t>(items + filler));
+    std::iota(units.begin(), units.end(), 0);
+    for (int64_t i = 0; i < items; ++i)
+        std::swap(units[static_cast<size_t>(i)],
+                  units[static_cast<size_t>(i) + rng.below(static_cast<uint64_t>(items + filler - i))]);
+    std::vector<char> is_item(units.size(), 0);
+    for (int64_t i = 0; i < items; ++i) is_item[static_cast<size_t>(units[static_cast<size_t>(i)])] = 1;
+    // Walk the units: an item is a write (the next pair) or a read (a pair
+    // written and not asked yet); a read is drawn with probability
+    // reads left / items left whenever one is possible, and forced when no
+    // write is left.
+    std::vector<int64_t> open;  // pairs written, not yet asked
+    int64_t writes = P, reads = Q, t = 0, next_pair = 0;
+    for (size_t u = 0; u < units.size(); ++u) {
+        if (!is_item[u]) {
+            in[t++] = s.filler_vocab ? s.vocab_size - s.filler_vocab + static_cast<int64_t>(rng.below(static_cast<uint64_t>(s.filler_vocab))) : 0;
+            continue;
+        }
+        const bool read = reads > 0 && !open.empty() &&
+                          (writes == 0 || rng.below(static_cast<uint64_t>(writes + reads)) < static_cast<uint64_t>(reads));
+        if (read) {
+            const size_t i = rng.below(open.size());
+            const int64_t pair = open[i];
+            open[i] = open.back();
+            open.pop_back();
+            in[t] = key[static_cast<size_t>(pair)];
+            in[t + 1] = value[static_cast<size_t>(pair)];
+            tg[t] = in[t + 1];
+            gr[t] = quarter(t, T);
+            --reads;
+        } else {
+            in[t] = key[static_cast<size_t>(next_pair)];
+            in[t + 1] = value[static_cast<size_t>(next_pair)];
+            open.push_back(next_pair++);
+            --writes;
+        }
+        t += 2;
+    }
 }
 
 }  // namespace
 
+const std::vector<std::string>& mqar_group_names() {
+    static const std::vector<std::string> names = {"query at 0-25%", "query at 25-50%", "query at 50-75%",
+                                                   "query at 75-100%"};
+    return names;
+}
+
 TokenBatch make_mqar(const MqarSpec& s, int64_t batch, uint64_t seed) {
     check(s, batch);
-    const int64_t keys = (s.vocab_size - 1) / 2, first_value = 1 + keys, values = s.vocab_size - first_value;
-    const int64_t P = s.num_pairs, Q = mqar_queries(s), T = s.seq_len;
+    const int64_t keys = mqar_keys(s), first_value = 1 + keys, values = s.vocab_size - s.filler_vocab - first_value;
+    const int64_t T = s.seq_len;
     TokenBatch out = empty_batch(batch, T, /*pad*/ 0);
-    std::vector<int64_t> key_pool(static_cast<size_t>(keys)), order(static_cast<size_t>(P));
+    out.groups.assign(out.targets.size(), -1);
+    std::vector<int64_t> key_pool(static_cast<size_t>(keys)), order;
     for (int64_t b = 0; b < batch; ++b) {
         Rng rng = Rng::stream(seed, static_cast<uint64_t>(b));
         int64_t* in = &out.inputs[static_cast<size_t>(b * T)];
         int64_t* tg = &out.targets[static_cast<size_t>(b * T)];
+        int32_t* gr = &out.groups[static_cast<size_t>(b * T)];
+        const int64_t P = s.min_pairs > 0
+                              ? s.min_pairs + static_cast<int64_t>(rng.below(static_cast<uint64_t>(s.num_pairs - s.min_pairs + 1)))
+                              : s.num_pairs;
+        const int64_t Q = mqar_queries(s, P);
         // Distinct keys: the first P steps of a Fisher-Yates shuffle of all keys.
         std::iota(key_pool.begin(), key_pool.end(), 1);
+        std::vector<int64_t> key(static_cast<size_t>(P)), value(static_cast<size_t>(P));
         for (int64_t i = 0; i < P; ++i) {
             std::swap(key_pool[static_cast<size_t>(i)],
                       key_pool[static_cast<size_t>(i) + rng.below(static_cast<uint64_t>(keys - i))]);
-            in[2 * i] = key_pool[static_cast<size_t>(i)];
-            in[2 * i + 1] = first_value + static_cast<int64_t>(rng.below(static_cast<uint64_t>(values)));
+            key[static_cast<size_t>(i)] = key_pool[static_cast<size_t>(i)];
+            value[static_cast<size_t>(i)] = first_value + static_cast<int64_t>(rng.below(static_cast<uint64_t>(values)));
+        }
+        if (s.spread) {
+            spread_row(s, rng, key, value, Q, in, tg, gr);
+            continue;
+        }
+        for (int64_t i = 0; i < P; ++i) {
+            in[2 * i] = key[static_cast<size_t>(i)];
+            in[2 * i + 1] = value[static_cast<size_t>(i)];
         }
         // Which pairs are asked, in which order: a prefix of a random permutation.
+        order.resize(static_cast<size_t>(P));
         std::iota(order.begin(), order.end(), 0);
         for (int64_t i = 0; i < Q; ++i) {
             std::swap(order[static_cast<size_t>(i)],
@@ -140,17 +225,26 @@ TokenBatch make_mqar(const MqarSpec& s, int64_t batch, uint64_t seed) {
             in[q] = in[2 * pair];
             in[q + 1] = in[2 * pair + 1];
             tg[q] = in[q + 1];
+            gr[q] = quarter(q, T);
         }
     }
     return out;
 }
 
 std::string describe(const MqarSpec& s) {
-    const int64_t keys = (s.vocab_size - 1) / 2;
-    return "mqar: vocab " + std::to_string(s.vocab_size) + ", seq_len " + std::to_string(s.seq_len) + ", " +
-           std::to_string(s.num_pairs) + " pairs, " + std::to_string(mqar_queries(s)) + " queries; pad 0, keys [1, " +
-           std::to_string(1 + keys) + "), values [" + std::to_string(1 + keys) + ", " + std::to_string(s.vocab_size) +
-           ")";
+    const int64_t keys = mqar_keys(s), first_value = 1 + keys, fill = s.vocab_size - s.filler_vocab;
+    const int64_t Q = mqar_queries(s, s.num_pairs);
+    std::string pairs = s.min_pairs > 0 ? std::to_string(s.min_pairs) + "-" + std::to_string(s.num_pairs) + " pairs per row"
+                                        : std::to_string(s.num_pairs) + " pairs";
+    std::string queries = s.num_queries == 0 ? "every pair queried" : std::to_string(Q) + " queries";
+    std::string out = "mqar: vocab " + std::to_string(s.vocab_size) + ", seq_len " + std::to_string(s.seq_len) + ", " +
+                      pairs + ", " + queries + (s.spread ? ", spread over the row" : "") + "; pad 0, keys [1, " +
+                      std::to_string(first_value) + "), values [" + std::to_string(first_value) + ", " +
+                      std::to_string(fill) + ")";
+    if (s.spread)
+        out += s.filler_vocab ? ", filler [" + std::to_string(fill) + ", " + std::to_string(s.vocab_size) + ")"
+                              : ", filler 0";
+    return out;
 }
 
 // ---------------------------------------------------------------- passkey
@@ -191,6 +285,7 @@ TokenBatch make_passkey(const PasskeySpec& s, int64_t batch, uint64_t seed) {
     const uint64_t fillers = static_cast<uint64_t>(s.vocab_size - kPasskeyFirstFiller);
     const bool per_row = s.depth_max >= 0;
     TokenBatch out = empty_batch(batch, T, 0);
+    out.groups.assign(out.targets.size(), -1);
     for (int64_t b = 0; b < batch; ++b) {
         Rng rng = Rng::stream(seed, static_cast<uint64_t>(b));
         // This row's depth, the first draw of its stream (fixed-depth rows draw nothing here).
@@ -206,9 +301,17 @@ TokenBatch make_passkey(const PasskeySpec& s, int64_t batch, uint64_t seed) {
             in[needle + i] = digit;
             in[query + i] = digit;
             tg[query + i - 1] = digit;
+            out.groups[static_cast<size_t>(b * T + query + i - 1)] =
+                static_cast<int32_t>(std::min(4.0, std::floor(5 * depth)));  // depth in fifths
         }
     }
     return out;
+}
+
+const std::vector<std::string>& passkey_group_names() {
+    static const std::vector<std::string> names = {"depth 0.0-0.2", "depth 0.2-0.4", "depth 0.4-0.6", "depth 0.6-0.8",
+                                                   "depth 0.8-1.0"};
+    return names;
 }
 
 std::string describe(const PasskeySpec& s) {
@@ -226,22 +329,102 @@ std::string describe(const PasskeySpec& s) {
 
 // ---------------------------------------------------------------- bytes
 
-ByteCorpus::ByteCorpus(const std::string& path, double heldout_fraction)
-    : path_(path), heldout_fraction_(heldout_fraction) {
+namespace {
+
+// A document of a byte corpus: its name (relative to the corpus folder) and bytes.
+struct Document {
+    std::string name;
+    std::vector<uint8_t> bytes;
+};
+
+// Reads one regular file whole. The type is checked before the file is
+// opened, so a FIFO or a device is refused instead of blocking or reading
+// forever.
+std::vector<uint8_t> read_document(const std::filesystem::path& p, const std::string& corpus) {
+    std::error_code ec;
+    const auto st = std::filesystem::status(p, ec);
+    if (ec || !std::filesystem::exists(st)) throw std::runtime_error("byte corpus '" + corpus + "': '" + p.string() + "' not found");
+    if (!std::filesystem::is_regular_file(st))
+        throw std::runtime_error("byte corpus '" + corpus + "': '" + p.string() + "' is not a regular file or folder");
+    std::ifstream in(p, std::ios::binary);
+    if (!in) throw std::runtime_error("byte corpus '" + corpus + "': '" + p.string() + "' cannot be read");
+    std::vector<uint8_t> all{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    if (in.bad()) throw std::runtime_error("byte corpus '" + corpus + "': read error in '" + p.string() + "'");
+    return all;
+}
+
+// The documents at `path`: the file itself, or every regular file below the
+// folder (other entries, e.g. FIFOs, are skipped), sorted by relative path.
+std::vector<Document> read_documents(const std::string& path) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (!fs::exists(path, ec)) throw std::runtime_error("byte corpus '" + path + "' not found");
+    if (!fs::is_directory(path, ec)) return {{fs::path(path).filename().string(), read_document(path, path)}};
+    std::vector<Document> docs;
+    for (fs::recursive_directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec)) {
+        if (!it->is_regular_file(ec)) continue;
+        docs.push_back({fs::relative(it->path(), path).generic_string(), {}});
+    }
+    if (ec) throw std::runtime_error("byte corpus '" + path + "': cannot list the folder: " + ec.message());
+    std::sort(docs.begin(), docs.end(), [](const Document& a, const Document& b) { return a.name < b.name; });
+    for (Document& d : docs) d.bytes = read_document(fs::path(path) / d.name, path);
+    if (docs.empty()) throw std::runtime_error("byte corpus '" + path + "': the folder holds no regular file");
+    return docs;
+}
+
+// FNV-1a of a document name: the held-out choice, the same on every machine.
+uint64_t name_hash(const std::string& name) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (unsigned char c : name) {
+        h ^= c;
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+void append(std::vector<uint8_t>& to, const std::vector<uint8_t>& from) { to.insert(to.end(), from.begin(), from.end()); }
+
+}  // namespace
+
+ByteCorpus::ByteCorpus(const std::string& path, double heldout_fraction, const std::string& valid_path)
+    : path_(path), valid_path_(valid_path), heldout_fraction_(heldout_fraction) {
     require(heldout_fraction >= 0 && heldout_fraction < 1,
             "byte corpus '" + path + "': heldout_fraction must be in [0, 1), got " + num(heldout_fraction));
-    if (!std::filesystem::exists(path)) throw std::runtime_error("byte corpus '" + path + "' not found");
-    std::ifstream in(path, std::ios::binary);
-    if (!in || !std::filesystem::is_regular_file(path))
-        throw std::runtime_error("byte corpus '" + path + "' cannot be read");
-    std::vector<uint8_t> all{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-    if (in.bad()) throw std::runtime_error("byte corpus '" + path + "': read error");
-    // The held-out part is the tail, so it never overlaps a training window.
-    const size_t held = static_cast<size_t>(std::floor(heldout_fraction * static_cast<double>(all.size())));
-    heldout_.assign(all.end() - static_cast<long>(held), all.end());
-    all.resize(all.size() - held);
-    train_ = std::move(all);
+    std::vector<Document> docs = read_documents(path);
+    if (!valid_path.empty()) {
+        // A separate validation set: all of `path` trains.
+        for (const Document& d : docs) append(train_, d.bytes);
+        train_docs_ = static_cast<int64_t>(docs.size());
+        const std::vector<Document> valid = read_documents(valid_path);
+        for (const Document& d : valid) append(heldout_, d.bytes);
+        heldout_docs_ = static_cast<int64_t>(valid.size());
+        return;
+    }
+    if (docs.size() == 1) {
+        // One document: the held-out part is its tail, so it never overlaps a training window.
+        std::vector<uint8_t>& all = docs[0].bytes;
+        const size_t held = static_cast<size_t>(std::floor(heldout_fraction * static_cast<double>(all.size())));
+        heldout_.assign(all.end() - static_cast<long>(held), all.end());
+        all.resize(all.size() - held);
+        train_ = std::move(all);
+        train_docs_ = heldout_docs_ = 1;
+        tail_ = true;
+        return;
+    }
+    // Whole documents are held out: those whose names hash lowest.
+    const int64_t n = static_cast<int64_t>(docs.size());
+    const int64_t held = std::clamp<int64_t>(std::llround(heldout_fraction * static_cast<double>(n)), 1, n - 1);
+    std::vector<std::pair<uint64_t, size_t>> by_hash;
+    for (size_t i = 0; i < docs.size(); ++i) by_hash.emplace_back(name_hash(docs[i].name), i);
+    std::sort(by_hash.begin(), by_hash.end());
+    std::vector<char> is_held(docs.size(), 0);
+    for (int64_t i = 0; i < held; ++i) is_held[by_hash[static_cast<size_t>(i)].second] = 1;
+    for (size_t i = 0; i < docs.size(); ++i) append(is_held[i] ? heldout_ : train_, docs[i].bytes);
+    heldout_docs_ = held;
+    train_docs_ = n - held;
 }
+
+int64_t ByteCorpus::documents(Split split) const { return split == Split::kTrain ? train_docs_ : heldout_docs_; }
 
 int64_t ByteCorpus::size(Split split) const {
     return static_cast<int64_t>(split == Split::kTrain ? train_.size() : heldout_.size());
@@ -293,10 +476,38 @@ TokenBatch ByteCorpus::sequential(Split split, int64_t seq_len, int64_t first, i
     return out;
 }
 
+TokenBatch ByteCorpus::windows(Split split, int64_t seq_len, const std::vector<int64_t>& indices) const {
+    const std::vector<uint8_t>& data = bytes(split, seq_len);
+    const int64_t total = num_windows(split, seq_len), count = static_cast<int64_t>(indices.size());
+    require(count >= 1, "byte corpus '" + path_ + "': no windows asked for");
+    TokenBatch out = empty_batch(count, seq_len, 0);
+    for (int64_t b = 0; b < count; ++b) {
+        const int64_t w = indices[static_cast<size_t>(b)];
+        require(w >= 0 && w < total, "byte corpus '" + path_ + "': window " + std::to_string(w) + " out of the " +
+                                         std::to_string(total) + " of the " + split_name(split) + " split");
+        const size_t start = static_cast<size_t>(w * seq_len);
+        for (int64_t t = 0; t < seq_len; ++t) {
+            out.inputs[static_cast<size_t>(b * seq_len + t)] = data[start + static_cast<size_t>(t)];
+            out.targets[static_cast<size_t>(b * seq_len + t)] = data[start + static_cast<size_t>(t) + 1];
+        }
+    }
+    return out;
+}
+
+std::vector<int64_t> spread_indices(int64_t total, int64_t count) {
+    const int64_t n = std::min(total, count);
+    std::vector<int64_t> out(static_cast<size_t>(std::max<int64_t>(n, 0)));
+    for (int64_t i = 0; i < n; ++i) out[static_cast<size_t>(i)] = i * total / n;
+    return out;
+}
+
 std::string ByteCorpus::describe() const {
-    return "byte corpus '" + path_ + "': " + std::to_string(train_.size()) + " training + " +
-           std::to_string(heldout_.size()) + " held-out bytes (held-out fraction " + num(heldout_fraction_) +
-           ")";
+    auto docs = [](int64_t n) { return std::to_string(n) + (n == 1 ? " document" : " documents"); };
+    std::string held = !valid_path_.empty() ? "held out: '" + valid_path_ + "'"
+                       : tail_ ? "held-out fraction " + num(heldout_fraction_) + ", the tail"
+                               : "held-out fraction " + num(heldout_fraction_) + " of the documents";
+    return "byte corpus '" + path_ + "': " + std::to_string(train_.size()) + " training bytes (" + docs(train_docs_) +
+           ") + " + std::to_string(heldout_.size()) + " held-out bytes (" + docs(heldout_docs_) + "; " + held + ")";
 }
 
 }  // namespace miras

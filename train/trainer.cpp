@@ -46,11 +46,14 @@ IndexTensor targets_of(const TokenBatch& b) { return IndexTensor({b.batch, b.seq
 
 TaskData::TaskData(const DataConfig& cfg) : cfg_(cfg) {
     if (is_bytes()) {
-        corpus_ = std::make_shared<ByteCorpus>(cfg.bytes_path, cfg.heldout_fraction);
-        if (corpus_->size(Split::kTrain) < cfg.seq_len + 1 || corpus_->size(Split::kHeldout) < cfg.seq_len + 1)
-            throw std::runtime_error(corpus_->describe() + ": each split needs at least data.seq_len + 1 = " +
-                                     std::to_string(cfg.seq_len + 1) +
-                                     " bytes; use a longer file, a shorter data.seq_len or another "
+        corpus_ = std::make_shared<ByteCorpus>(cfg.bytes_path, cfg.heldout_fraction, cfg.valid_path);
+        int64_t longest = cfg.seq_len;
+        for (int64_t T : cfg.eval_seq_lens()) longest = std::max(longest, T);
+        if (corpus_->size(Split::kTrain) < cfg.seq_len + 1 || corpus_->size(Split::kHeldout) < longest + 1)
+            throw std::runtime_error(corpus_->describe() + ": the training split needs at least data.seq_len + 1 = " +
+                                     std::to_string(cfg.seq_len + 1) + " bytes and the held-out split " +
+                                     std::to_string(longest + 1) +
+                                     "; use a longer file, a shorter data.seq_len or data.eval_lengths, or another "
                                      "data.bytes.heldout_fraction");
     }
 }
@@ -62,19 +65,50 @@ TokenBatch TaskData::train_batch(int64_t step, int64_t batch) const {
     return corpus_->sample(Split::kTrain, batch, cfg_.seq_len, seed);
 }
 
-std::vector<TokenBatch> TaskData::eval_set(int64_t batches, int64_t batch) const {
-    std::vector<TokenBatch> out;
-    if (is_bytes()) {
-        const int64_t windows = std::min(batches * batch, corpus_->num_windows(Split::kHeldout, cfg_.seq_len));
-        for (int64_t first = 0; first < windows; first += batch)
-            out.push_back(corpus_->sequential(Split::kHeldout, cfg_.seq_len, first, std::min(batch, windows - first)));
-        return out;
+std::string TaskData::EvalSet::coverage() const {
+    int64_t rows = 0;
+    for (const TokenBatch& b : batches) rows += b.batch;
+    if (total_windows == 0) return std::to_string(rows) + " rows of " + std::to_string(seq_len) + " tokens";
+    return std::to_string(windows) + " of " + std::to_string(total_windows) + " held-out windows of " +
+           std::to_string(seq_len) + " bytes" + (windows == total_windows ? " (all)" : " (spread evenly)");
+}
+
+std::vector<TaskData::EvalSet> TaskData::eval_sets(int64_t batches, int64_t batch, bool whole) const {
+    std::vector<EvalSet> sets;
+    const std::vector<int64_t> lengths = cfg_.eval_seq_lens();
+    for (size_t li = 0; li < lengths.size(); ++li) {
+        EvalSet set;
+        set.seq_len = lengths[li];
+        if (is_bytes()) {
+            set.total_windows = corpus_->num_windows(Split::kHeldout, set.seq_len);
+            const std::vector<int64_t> idx =
+                spread_indices(set.total_windows, whole ? set.total_windows : batches * batch);
+            set.windows = (int64_t)idx.size();
+            for (size_t first = 0; first < idx.size(); first += (size_t)batch) {
+                const size_t n = std::min(idx.size() - first, (size_t)batch);
+                set.batches.push_back(corpus_->windows(Split::kHeldout, set.seq_len,
+                                                       std::vector<int64_t>(idx.begin() + (long)first,
+                                                                            idx.begin() + (long)(first + n))));
+            }
+        } else {
+            // The first length draws the same rows as a single-length evaluation.
+            const DataConfig d = cfg_.at_length(set.seq_len);
+            for (int64_t i = 0; i < batches; ++i) {
+                const uint64_t seed = batch_seed(cfg_.seed, kEvalStream + ((uint64_t)li << 32) + (uint64_t)i);
+                set.batches.push_back(cfg_.task == "mqar" ? make_mqar(d.mqar, batch, seed)
+                                                          : make_passkey(d.passkey, batch, seed));
+            }
+        }
+        sets.push_back(std::move(set));
     }
-    for (int64_t i = 0; i < batches; ++i) {
-        const uint64_t seed = batch_seed(cfg_.seed, kEvalStream + (uint64_t)i);
-        out.push_back(cfg_.task == "mqar" ? make_mqar(cfg_.mqar, batch, seed) : make_passkey(cfg_.passkey, batch, seed));
-    }
-    return out;
+    return sets;
+}
+
+const std::vector<std::string>& TaskData::group_names() const {
+    static const std::vector<std::string> none;
+    if (cfg_.task == "mqar") return mqar_group_names();
+    if (cfg_.task == "passkey") return passkey_group_names();
+    return none;
 }
 
 std::string TaskData::describe() const {
@@ -97,14 +131,68 @@ EvalResult evaluate(Transformer& model, const std::vector<TokenBatch>& batches) 
         const IndexTensor targets = targets_of(b);
         Tensor logits = model.forward(inputs_of(b));  // (B, T, V)
         CrossEntropyResult ce = cross_entropy(logits, targets);
-        Accuracy acc = accuracy(logits, targets);
         nats += ce.loss.item() * (double)ce.count;  // undo the mean: batches may count different targets
-        r.count += acc.count;
-        r.correct += acc.correct;
+        const IndexTensor pred = raw::max_dim(logits, -1).indices;  // (B, T): first maximum on ties
+        for (size_t i = 0; i < b.targets.size(); ++i) {
+            if (b.targets[i] == kIgnoreIndex) continue;
+            const bool ok = pred.data[i] == b.targets[i];
+            ++r.count;
+            r.correct += ok;
+            if (b.groups.empty() || b.groups[i] < 0) continue;
+            const size_t g = (size_t)b.groups[i];
+            if (r.group_count.size() <= g) r.group_count.resize(g + 1, 0), r.group_correct.resize(g + 1, 0);
+            ++r.group_count[g];
+            r.group_correct[g] += ok;
+        }
     }
     r.loss = r.count ? nats / (double)r.count : 0.0;
     model.train(was_training);
     return r;
+}
+
+EvalResult pooled(const std::vector<EvalResult>& results) {
+    EvalResult p;
+    double nats = 0;
+    for (const EvalResult& r : results) {
+        nats += r.loss * (double)r.count;
+        p.count += r.count;
+        p.correct += r.correct;
+        if (p.group_count.size() < r.group_count.size()) {
+            p.group_count.resize(r.group_count.size(), 0);
+            p.group_correct.resize(r.group_count.size(), 0);
+        }
+        for (size_t g = 0; g < r.group_count.size(); ++g) {
+            p.group_count[g] += r.group_count[g];
+            p.group_correct[g] += r.group_correct[g];
+        }
+    }
+    p.loss = p.count ? nats / (double)p.count : 0.0;
+    return p;
+}
+
+EvalReport evaluate_sets(Transformer& model, const std::vector<TaskData::EvalSet>& sets,
+                         const std::vector<std::string>& group_names) {
+    EvalReport r;
+    for (const TaskData::EvalSet& set : sets) {
+        r.per_length.push_back(evaluate(model, set.batches));
+        r.seq_lens.push_back(set.seq_len);
+        r.coverage.push_back(set.coverage());
+    }
+    r.all = pooled(r.per_length);
+    r.group_names = group_names;
+    return r;
+}
+
+nlohmann::json eval_json(const EvalResult& e, const std::vector<std::string>& group_names) {
+    nlohmann::json j = {{"loss", e.loss}, {"accuracy", e.accuracy()}, {"count", e.count},
+                        {"bits_per_byte", e.bits_per_token()}};
+    if (!e.group_count.empty()) {
+        nlohmann::json g = nlohmann::json::object();
+        for (size_t i = 0; i < e.group_count.size() && i < group_names.size(); ++i)
+            if (e.group_count[i] > 0) g[group_names[i]] = (double)e.group_correct[i] / (double)e.group_count[i];
+        j["accuracy_by_group"] = g;
+    }
+    return j;
 }
 
 std::unique_ptr<Optimizer> make_optimizer(const OptimConfig& cfg, const Module& model) {
@@ -285,7 +373,15 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& options) {
     const LoopConfig& loop = cfg.train;
     const int64_t total = loop.steps, B = loop.batch, T = cfg.data.seq_len;
     const bool bytes = data.is_bytes();
-    const std::vector<TokenBatch> eval_batches = data.eval_set(loop.eval_batches, B);
+    // Periodic evaluations read an even spread of the held-out set; the last
+    // one all of it (train.final_eval = "all", bytes).
+    const std::vector<TaskData::EvalSet> eval_sets = data.eval_sets(loop.eval_batches, B, false);
+    std::vector<TaskData::EvalSet> final_sets;
+    auto final_eval_sets = [&]() -> const std::vector<TaskData::EvalSet>& {
+        if (!loop.final_eval_all || !bytes) return eval_sets;
+        if (final_sets.empty()) final_sets = data.eval_sets(loop.eval_batches, B, true);
+        return final_sets;
+    };
 
     out << "model: " << cfg.model.mixer << ", d " << cfg.model.d << ", " << cfg.model.layers
         << (cfg.model.layers == 1 ? " layer, " : " layers, ") << cfg.model.heads << " heads, "
@@ -304,18 +400,26 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& options) {
     auto save = [&](int64_t s) {
         save_checkpoint(result.checkpoint_path, make_checkpoint(*model, opt.get(), s, cfg.data.seed, cfg.toml));
     };
-    auto run_eval = [&](int64_t s) {
-        result.last_eval = evaluate(*model, eval_batches);
+    auto run_eval = [&](int64_t s, bool last) {
+        const std::vector<TaskData::EvalSet>& sets = last ? final_eval_sets() : eval_sets;
+        result.last_report = evaluate_sets(*model, sets, data.group_names());
+        result.last_eval = result.last_report.all;
         result.last_eval_step = s;
-        const EvalResult& e = result.last_eval;
-        nlohmann::json j = {{"step", s}, {"split", "eval"}, {"loss", e.loss}, {"accuracy", e.accuracy()},
-                            {"count", e.count}};
-        if (bytes) j["bits_per_byte"] = e.bits_per_token();
-        metrics.write(j);
-        if (live) out << "\r\033[K";
-        out << "eval  step " << s << "/" << total << "  loss " << fixed(e.loss, 4) << "  "
-            << metric_text(bytes, e.loss, e.accuracy()) << (bytes ? "  acc " + fixed(100 * e.accuracy(), 1) + "%" : "")
-            << "  (" << e.count << " targets)\n";
+        for (size_t i = 0; i < sets.size(); ++i) {
+            const EvalResult& e = result.last_report.per_length[i];
+            nlohmann::json j = eval_json(e, data.group_names());
+            j["step"] = s;
+            j["split"] = "eval";
+            j["seq_len"] = sets[i].seq_len;
+            j["covered"] = sets[i].coverage();
+            if (last) j["final"] = true;
+            metrics.write(j);
+            if (live) out << "\r\033[K";
+            out << "eval  step " << s << "/" << total << (sets.size() > 1 ? "  T " + std::to_string(sets[i].seq_len) : "")
+                << "  loss " << fixed(e.loss, 4) << "  " << metric_text(bytes, e.loss, e.accuracy())
+                << (bytes ? "  acc " + fixed(100 * e.accuracy(), 1) + "%" : "") << "  (" << e.count
+                << " targets; " << sets[i].coverage() << ")\n";
+        }
         out.flush();
     };
 
@@ -381,7 +485,7 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& options) {
         }
 
         const bool at_end = step == total;
-        if ((loop.eval_every > 0 && step % loop.eval_every == 0) || at_end) run_eval(step);
+        if ((loop.eval_every > 0 && step % loop.eval_every == 0) || at_end) run_eval(step, at_end);
         const bool stopping = sigint.stop() && !at_end;
         if ((cfg.output.checkpoint_every > 0 && step % cfg.output.checkpoint_every == 0) || at_end || stopping)
             save(step);
@@ -392,7 +496,7 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& options) {
     result.interrupted = step < total;
     if (step == first_step) {  // nothing to do (already at train.steps, or stopped before the first step)
         save(step);
-        run_eval(step);
+        run_eval(step, true);
     }
     if (result.interrupted) out << "interrupted at step " << step << "/" << total << "\n";
     out.flush();

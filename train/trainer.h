@@ -20,6 +20,7 @@
 #include <functional>
 #include <iosfwd>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <utility>
 #include <vector>
@@ -38,10 +39,22 @@ public:
 
     // The batch of step `step`: a function of (data.seed, step, batch) only.
     TokenBatch train_batch(int64_t step, int64_t batch) const;
-    // The evaluation set: `batches` batches of `batch` rows, drawn from a
-    // stream disjoint from the training one (mqar, passkey), or the first
-    // windows of the held-out split (bytes; fewer if the split is short).
-    std::vector<TokenBatch> eval_set(int64_t batches, int64_t batch) const;
+
+    // An evaluation set at one sequence length.
+    struct EvalSet {
+        int64_t seq_len = 0;
+        std::vector<TokenBatch> batches;
+        // bytes: windows evaluated and windows in the held-out split; 0 for mqar/passkey
+        int64_t windows = 0, total_windows = 0;
+        std::string coverage() const;  // "1738 of 1738 held-out windows (all)", "256 rows", ...
+    };
+    // One set per length of data.eval_seq_lens(): `batches` batches of `batch`
+    // rows, drawn from a stream disjoint from the training one (mqar,
+    // passkey), or windows of the held-out split (bytes): `batches · batch`
+    // of them spread evenly over it, or, with `whole`, all of them.
+    std::vector<EvalSet> eval_sets(int64_t batches, int64_t batch, bool whole = false) const;
+    // Names of the accuracy groups of the task's targets (TokenBatch::groups).
+    const std::vector<std::string>& group_names() const;
 
     int64_t vocab() const { return cfg_.vocab(); }
     bool is_bytes() const { return cfg_.task == "bytes"; }
@@ -59,12 +72,29 @@ uint64_t batch_seed(uint64_t seed, uint64_t index);
 struct EvalResult {
     double loss = 0;   // mean cross-entropy (nats) over the counted targets
     int64_t correct = 0, count = 0;
+    // Per accuracy group (TokenBatch::groups): counted targets and correct ones.
+    std::vector<int64_t> group_correct, group_count;
     double accuracy() const { return count ? (double)correct / (double)count : 0.0; }
     double bits_per_token() const;  // loss / ln 2: bits per byte for a byte corpus
 };
 
 // Loss and top-1 accuracy on `batches`, in eval mode without a graph.
 EvalResult evaluate(Transformer& model, const std::vector<TokenBatch>& batches);
+// The results of several sets pooled as one (losses weighted by their counts).
+EvalResult pooled(const std::vector<EvalResult>& results);
+
+// An evaluation at every length of a run.
+struct EvalReport {
+    std::vector<int64_t> seq_lens;
+    std::vector<std::string> coverage;     // TaskData::EvalSet::coverage() per length
+    std::vector<EvalResult> per_length;
+    EvalResult all;                        // pooled over the lengths
+    std::vector<std::string> group_names;  // of EvalResult::group_count
+};
+EvalReport evaluate_sets(Transformer& model, const std::vector<TaskData::EvalSet>& sets,
+                         const std::vector<std::string>& group_names);
+// loss, accuracy, count, bits_per_byte and accuracy_by_group (name -> accuracy) of a result.
+nlohmann::json eval_json(const EvalResult& e, const std::vector<std::string>& group_names);
 
 // AdamW or SGD over model.named_parameters(), as configured (lr = optim.lr).
 std::unique_ptr<Optimizer> make_optimizer(const OptimConfig& cfg, const Module& model);
@@ -89,7 +119,8 @@ struct TrainOptions {
 struct TrainResult {
     int64_t step = 0;          // updates taken when the run ended
     bool interrupted = false;  // stopped by SIGINT before train.steps
-    EvalResult last_eval;      // of the last evaluation (count = 0 if none ran)
+    EvalResult last_eval;      // of the last evaluation, pooled over its lengths (count = 0 if none ran)
+    EvalReport last_report;    // the same per length and group
     int64_t last_eval_step = -1;
     std::string checkpoint_path, metrics_path;
 };
