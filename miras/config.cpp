@@ -47,6 +47,19 @@ void MemoryConfig::validate() const {
     if (chunk < 1) fail("chunk", "(b) must be >= 1, got " + std::to_string(chunk));
     if (!(theta_max > 0) || !std::isfinite(theta_max)) fail("theta_max", "must be a finite number > 0, got " + num(theta_max));
     if (!(a0_scale > 0) || !std::isfinite(a0_scale)) fail("a0_scale", "must be a finite number > 0, got " + num(a0_scale));
+    for (auto& [g, v] : gate_init) {
+        bool known = false;
+        for (auto& n : gate_names()) known |= n == g;
+        if (!known) fail("gate_init", "has unknown gate '" + g + "' (known: theta, eta, alpha, delta)");
+        if (!std::isfinite(v)) fail("gate_init." + g, "must be finite, got " + num(v));
+        if (g == "theta" && !(v > 0 && v < theta_max))
+            fail("gate_init.theta", "must be in (0, theta_max = " + num(theta_max) + "), got " + num(v));
+        if ((g == "eta" || g == "alpha") && !(v > 0 && v < 1)) fail("gate_init." + g, "must be in (0, 1), got " + num(v));
+        if (g == "delta" && !(v > 0)) fail("gate_init.delta", "must be > 0, got " + num(v));
+        if (!gate_learned(g))
+            fail("gate_init." + g, gate_used(g) ? "is set but the gate is fixed (fixed_gates." + g + ")"
+                                                : "is set but this config does not use the gate");
+    }
     for (auto& [g, v] : fixed_gates) {
         bool known = false;
         for (auto& n : gate_names()) known |= n == g;
@@ -64,6 +77,20 @@ void MemoryConfig::validate() const {
             fail("fixed_gates." + g, std::string("is set but this config does not use it: ") + why);
         }
     }
+}
+
+double MemoryConfig::gate_bias_centre(const std::string& g) const {
+    auto it = gate_init.find(g);
+    if (it == gate_init.end()) {
+        // Defaults: θ = θ_max/2, η = σ(1) ≈ 0.73, α = σ(−2) ≈ 0.12, δ = softplus(0) ≈ 0.69.
+        if (g == "eta") return 1.0;
+        if (g == "alpha") return -2.0;
+        return 0.0;
+    }
+    const double v = it->second;
+    if (g == "theta") return std::log(v / (theta_max - v));  // θ = θ_max σ(b)
+    if (g == "delta") return v > 30 ? v : std::log(std::expm1(v));  // δ = softplus(b) (= b above 30 in double)
+    return std::log(v / (1 - v));                          // η, α = σ(b)
 }
 
 bool MemoryConfig::gate_used(const std::string& g) const {

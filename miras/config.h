@@ -55,6 +55,11 @@ struct MemoryConfig {
     int64_t chunk = 16;              // b >= 1
     double theta_max = 1.0;          // theta = theta_max * sigmoid(.), > 0
     std::map<std::string, double> fixed_gates;  // keys in {theta, eta, alpha, delta}
+    // A learned gate's value at initialisation (its bias centre is the inverse
+    // of the gate's map at this value): theta in (0, theta_max), eta and alpha
+    // in (0, 1), delta > 0. Unset: θ_max/2, η ≈ 0.73, α ≈ 0.12, δ ≈ 0.69
+    // (docs/memory.md §11).
+    std::map<std::string, double> gate_init;
 
     bool fix_A0_zero = false;        // A_0 = 0, not a parameter (linear attention)
     bool conv_bias = false;          // conv_q/k/v get a bias (docs/math.md §1.1: off by default)
@@ -77,6 +82,8 @@ struct MemoryConfig {
     // Used and not fixed: the layer owns gate_<g>_w (d, H) and gate_<g>_b (H,).
     bool gate_learned(const std::string& g) const;
     std::optional<double> fixed_gate(const std::string& g) const;
+    // The bias centre of learned gate g: from gate_init, or the default.
+    double gate_bias_centre(const std::string& g) const;
     // (out, in) of every memory weight matrix, in the order the architecture
     // applies them (from the registered architecture).
     std::vector<std::pair<int64_t, int64_t>> weight_shapes() const;

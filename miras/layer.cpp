@@ -7,17 +7,6 @@
 #include "nn/functional.h"
 
 namespace miras {
-namespace {
-
-// Gate biases that put each gate in a working range at initialisation:
-// θ = θ_max/2, η ≈ 0.73, α ≈ 0.12 (most of the memory kept), δ ≈ 0.69.
-double gate_bias_centre(const std::string& g) {
-    if (g == "eta") return 1.0;
-    if (g == "alpha") return -2.0;
-    return 0.0;
-}
-
-}  // namespace
 
 Tensor MirasLayer::add_param(const std::string& name, Tensor t) {
     Tensor p = register_parameter(name, std::move(t));
@@ -56,7 +45,7 @@ MirasLayer::MirasLayer(const MemoryConfig& cfg) : cfg_(cfg) {
     for (const std::string& g : gate_names()) {
         if (!cfg_.gate_learned(g)) continue;
         Tensor w = add_param("gate_" + g + "_w", normal({d, H}, 1.0 / std::sqrt((double)d)));
-        Tensor b = add_param("gate_" + g + "_b", raw::binary_scalar(raw::Binary::add, normal({H}, 0.1), gate_bias_centre(g)));
+        Tensor b = add_param("gate_" + g + "_b", raw::binary_scalar(raw::Binary::add, normal({H}, 0.1), cfg_.gate_bias_centre(g)));
         gates_[g] = {w, b};
     }
     if (!cfg_.fix_A0_zero) {

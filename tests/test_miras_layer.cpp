@@ -123,6 +123,32 @@ BOOST_AUTO_TEST_CASE(initialisation) {
     BOOST_TEST(max_abs_diff(one.param("W_Q"), three.param("W_Q")) == 0.0);
 }
 
+// gate_init: each learned gate starts at the value asked for (its bias is
+// drawn around the inverse of the gate's map), and nothing else moves.
+BOOST_AUTO_TEST_CASE(gate_init_sets_the_initial_gate_values) {
+    MemoryConfig c = base("linear");
+    c.algorithm = "momentum";
+    c.bias = "huber_mix";
+    c.theta_max = 0.5;
+    MirasLayer plain(c);
+    c.gate_init = {{"theta", 0.05}, {"eta", 0.3}, {"alpha", 0.002}, {"delta", 2.0}};
+    MirasLayer set(c);
+    auto sigmoid = [](double z) { return 1 / (1 + std::exp(-z)); };
+    // The bias is N(0, 0.1²) + centre: the same draw, shifted by the centre.
+    auto shift = [&](const std::string& g) {
+        std::vector<double> a = plain.param("gate_" + g + "_b").to_vector(), b = set.param("gate_" + g + "_b").to_vector();
+        for (size_t i = 1; i < a.size(); ++i) BOOST_CHECK_SMALL((b[i] - a[i]) - (b[0] - a[0]), 1e-12);
+        return b[0] - a[0];  // new centre − old centre
+    };
+    BOOST_CHECK_CLOSE(0.5 * sigmoid(0 + shift("theta")), 0.05, 1e-9);
+    BOOST_CHECK_CLOSE(sigmoid(1 + shift("eta")), 0.3, 1e-9);
+    BOOST_CHECK_CLOSE(sigmoid(-2 + shift("alpha")), 0.002, 1e-9);
+    BOOST_CHECK_CLOSE(std::log1p(std::exp(0 + shift("delta"))), 2.0, 1e-9);
+    BOOST_TEST(max_abs_diff(plain.param("W_Q"), set.param("W_Q")) == 0.0);
+    BOOST_TEST(max_abs_diff(plain.param("A0"), set.param("A0")) == 0.0);
+    BOOST_TEST(max_abs_diff(plain.param("gate_alpha_w"), set.param("gate_alpha_w")) == 0.0);
+}
+
 // A stream fed in pieces of arbitrary lengths (ending inside chunks) gives the
 // whole sequence's outputs and, through the carried state, its gradients.
 BOOST_AUTO_TEST_CASE(streaming_pieces_equal_whole) {
@@ -249,6 +275,12 @@ BOOST_AUTO_TEST_CASE(bad_configs_are_clear_errors) {
     check_error(with([](MemoryConfig& c) { c.bias = "huber"; c.huber_delta = 0; }), {"huber_delta must be > 0"});
     check_error(with([](MemoryConfig& c) { c.fixed_gates = {{"beta", 1.0}}; }), {"unknown gate 'beta'"});
     check_error(with([](MemoryConfig& c) { c.fixed_gates = {{"alpha", 1.5}}; }), {"fixed_gates.alpha", "[0, 1]"});
+    check_error(with([](MemoryConfig& c) { c.gate_init = {{"alpha", 1.0}}; }), {"gate_init.alpha", "(0, 1)", "got 1"});
+    check_error(with([](MemoryConfig& c) { c.gate_init = {{"theta", 0.5}}; }), {"gate_init.theta", "theta_max = 0.5"});
+    check_error(with([](MemoryConfig& c) { c.gate_init = {{"gamma", 0.5}}; }), {"unknown gate 'gamma'"});
+    check_error(with([](MemoryConfig& c) { c.gate_init = {{"eta", 0.5}}; }), {"gate_init.eta", "does not use the gate"});
+    check_error(with([](MemoryConfig& c) { c.fixed_gates = {{"alpha", 0.1}}; c.gate_init = {{"alpha", 0.1}}; }),
+                {"gate_init.alpha", "fixed_gates.alpha"});
     // A constant for a gate the config never reads.
     check_error(with([](MemoryConfig& c) { c.algorithm = "gd"; c.fixed_gates = {{"eta", 0.9}}; }),
                 {"fixed_gates.eta", "does not use it", "momentum"});

@@ -209,6 +209,16 @@ BOOST_AUTO_TEST_CASE(memory_table_maps_to_the_memory_config) {
     BOOST_TEST(rc.model.memory.d == 16);
     const std::string bad = load_error("[model]\nmixer = \"lmm\"\n[memory]\nbias = \"cosine\"\n");
     BOOST_TEST(contains(bad, "'memory.bias'"), bad);
+    // gate_init: read when set, dumped, and range-checked with the key named.
+    RunConfig gi = run_config_from_string("[memory]\nalgorithm = \"momentum\"\n[memory.gate_init]\nalpha = 0.002\neta = 0.5\n", "gi.toml");
+    BOOST_TEST(gi.model.memory.gate_init.at("alpha") == 0.002);
+    BOOST_TEST(gi.model.memory.gate_init.at("eta") == 0.5);
+    BOOST_TEST(gi.model.memory.gate_init.count("theta") == 0u);
+    BOOST_TEST(run_config_from_string(gi.toml, "dump").model.memory.gate_init == gi.model.memory.gate_init);
+    const std::string range = load_error("[memory.gate_init]\nalpha = 1.5\n");
+    BOOST_TEST(contains(range, "'memory.gate_init.alpha'"), range);
+    const std::string unused = load_error("[memory.gate_init]\neta = 0.5\n");  // gd: no η
+    BOOST_TEST(contains(unused, "gate_init.eta"), unused);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -78,6 +78,13 @@ void read_model(ConfigReader& cfg, ModelConfig& m) {
         const std::string key = std::string("memory.fixed_gates.") + g.name;
         if (cfg.has(key)) mc.fixed_gates[g.name] = cfg.get_double(key, g.def, g.lo, g.hi);
     }
+    mc.gate_init.clear();
+    // Only the gates that are set are read (and dumped): an absent one starts at the default.
+    for (const GateRange& g : {GateRange{"theta", 1e-12, 1e6, 0.5}, GateRange{"eta", 1e-12, 1 - 1e-12, 0.73},
+                               GateRange{"alpha", 1e-12, 1 - 1e-12, 0.12}, GateRange{"delta", 1e-12, 1e6, 0.69}}) {
+        const std::string key = std::string("memory.gate_init.") + g.name;
+        if (cfg.has(key)) mc.gate_init[g.name] = cfg.get_double(key, g.def, g.lo, g.hi);
+    }
     mc.fix_A0_zero = cfg.get_bool("memory.fix_A0_zero", mc.fix_A0_zero);
     mc.conv_bias = cfg.get_bool("memory.conv_bias", mc.conv_bias);
     mc.first_order = cfg.get_bool("memory.first_order", mc.first_order);
