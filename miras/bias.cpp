@@ -28,14 +28,16 @@ Tensor bias_lp(const Tensor& pred, const Tensor& v, const Tensor&, const MemoryC
     return sum(pow(add(square(e), kLpEps), cfg.p / 2.0), {-1});
 }
 
-// Yaad (Miras Eq. 16): ½|e|² while |e|₂ ≤ δ_t, else δ_t Σ_i sqrt(e_i² + ε).
-// The branch test is taken on the values only and carries no gradient; the
-// loss is discontinuous at |e|₂ = δ_t (docs/math.md §1.4 warning).
-Tensor bias_huber_mix(const Tensor& pred, const Tensor& v, const Tensor& delta, const MemoryConfig&) {
+// Yaad (Miras Eq. 16): ½|e|² while |e|₂ ≤ δ_t, else δ_t Σ_i sqrt(e_i² + ε),
+// ε = cfg.huber_eps (1e-6 by default). The branch test is taken on the
+// values only and carries no gradient; the loss is discontinuous at
+// |e|₂ = δ_t (docs/math.md §1.4 warning). The linear branch's curvature at
+// e_i = 0 is δ_t / sqrt(ε) (1000 δ_t at the default): docs/memory.md §3.2.
+Tensor bias_huber_mix(const Tensor& pred, const Tensor& v, const Tensor& delta, const MemoryConfig& cfg) {
     if (!delta.defined()) throw std::invalid_argument("bias huber_mix: needs the per-token threshold delta");
     Tensor e = sub(pred, v);                                   // (..., d_h)
     Tensor quad = mul(sum(square(e), {-1}), 0.5);              // (...)
-    Tensor lin = mul(delta, sum(sqrt(add(square(e), kHuberMixEps)), {-1}));
+    Tensor lin = mul(delta, sum(sqrt(add(square(e), cfg.huber_eps)), {-1}));
     Tensor enorm = raw::unary(raw::Unary::sqrt, raw::sum(raw::unary(raw::Unary::square, e), {-1}));
     Tensor inner = raw::binary(raw::Binary::le, enorm, delta);  // 0/1, a constant
     return where(inner, quad, lin);

@@ -44,6 +44,6 @@ const BiasFn& bias_fn(const std::string& name);
 
 // The constants docs/math.md §1.4 fixes.
 inline constexpr double kLpEps = 1e-6;        // lp: Σ (e² + ε)^{p/2}
-inline constexpr double kHuberMixEps = 1e-6;  // huber_mix linear branch: δ Σ sqrt(e² + ε)
+inline constexpr double kHuberMixEps = 1e-6;  // huber_mix linear branch: δ Σ sqrt(e² + ε), the default of MemoryConfig::huber_eps
 
 }  // namespace miras

@@ -38,6 +38,7 @@ void MemoryConfig::validate() const {
     bias_fn(bias);  // throws on an unknown name
     if (bias == "lp" && !(p > 1)) fail("p", "must be > 1 for bias lp, got " + num(p));
     if (bias == "huber" && !(huber_delta > 0)) fail("huber_delta", "must be > 0, got " + num(huber_delta));
+    if (!(huber_eps > 0) || !std::isfinite(huber_eps)) fail("huber_eps", "must be a finite number > 0, got " + num(huber_eps));
     miras::retention(retention);  // throws on an unknown name
     if (retention == "lq" && !(q >= 2)) fail("q", "must be >= 2 for retention lq, got " + num(q));
     if (retention == "kl" && !(kl_c > 0)) fail("kl_c", "must be > 0, got " + num(kl_c));

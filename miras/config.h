@@ -43,6 +43,7 @@ struct MemoryConfig {
     std::string bias = "l2";         // registered: "dot", "l2", "lp", "huber_mix", "huber"
     double p = 3.0;                  // lp exponent, p > 1
     double huber_delta = 1.0;        // huber (coordinate-wise) threshold, > 0
+    double huber_eps = 1e-6;         // huber_mix: ε of the linear branch δ Σ sqrt(e_i² + ε), > 0
 
     // §1.6 retention (A -> W map) and algorithm
     std::string retention = "l2";    // registered: "none", "l2", "lq", "kl", "elastic"

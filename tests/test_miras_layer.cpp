@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "miras/bias.h"
 #include "miras/layer.h"
 #include "miras/retention.h"
 
@@ -121,6 +122,28 @@ BOOST_AUTO_TEST_CASE(initialisation) {
         for (size_t i = 0; i < a.size(); ++i) BOOST_CHECK_SMALL(b[i] - 3 * a[i], 1e-12 * std::max(1.0, std::abs(b[i])));
     }
     BOOST_TEST(max_abs_diff(one.param("W_Q"), three.param("W_Q")) == 0.0);
+}
+
+// huber_mix's linear branch uses the configured ε: δ Σ_i sqrt(e_i² + ε);
+// the quadratic branch does not depend on it.
+BOOST_AUTO_TEST_CASE(huber_mix_linear_branch_uses_huber_eps) {
+    MemoryConfig c = base();
+    c.bias = "huber_mix";
+    const std::vector<double> e = {0.3, -0.004, 0.0, 1.2};  // |e|₂ ≈ 1.24
+    Tensor pred = from_vector(e, {1, 4}, DType::f64), v = zeros({1, 4}, DType::f64);
+    for (double eps : {1e-6, 1e-2}) {
+        c.huber_eps = eps;
+        const double delta = 0.5;  // |e|₂ > δ: the linear branch
+        double want = 0;
+        for (double x : e) want += delta * std::sqrt(x * x + eps);
+        Tensor got = bias_fn("huber_mix")(pred, v, full({1}, delta, DType::f64), c);
+        BOOST_CHECK_CLOSE(got.item(), want, 1e-10);
+        // inside the threshold: ½|e|², whatever ε
+        Tensor quad = bias_fn("huber_mix")(pred, v, full({1}, 2.0, DType::f64), c);
+        BOOST_CHECK_CLOSE(quad.item(), 0.5 * (0.09 + 0.000016 + 1.44), 1e-10);
+    }
+    c.huber_eps = 0;
+    BOOST_CHECK_THROW(c.validate(), std::invalid_argument);
 }
 
 // gate_init: each learned gate starts at the value asked for (its bias is

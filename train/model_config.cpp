@@ -60,6 +60,7 @@ void read_model(ConfigReader& cfg, ModelConfig& m) {
     mc.bias = cfg.get_string("memory.bias", mc.bias, bias_names());
     mc.p = cfg.get_double("memory.p", mc.p, 1.000001, 64);
     mc.huber_delta = cfg.get_double("memory.huber_delta", mc.huber_delta, 1e-12, kHuge);
+    mc.huber_eps = cfg.get_double("memory.huber_eps", mc.huber_eps, 1e-12, 1e6);
     mc.retention = cfg.get_string("memory.retention", mc.retention, retention_names());
     mc.q = cfg.get_double("memory.q", mc.q, 2, 64);
     mc.kl_c = cfg.get_double("memory.kl_c", mc.kl_c, 1e-12, kHuge);
