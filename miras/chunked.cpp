@@ -115,8 +115,30 @@ Factors factors_at(const ScanSetup& s, const MemoryConfig& cfg, const std::vecto
 // pruning keeps each grad() to the chunk's own graph, not the whole history.
 // Otherwise every u_t is a constant (first order, or inference): the
 // gradient is taken on detached copies and the factors are detached.
+// memory.inner_clip: u_{j,l} = g_{j,l} h_{j,l}ᵀ has ‖u_{j,l}‖_F = ‖g_{j,l}‖ ‖h_{j,l}‖,
+// so each token's factor f_j (scan_common.h) scales its rows of G.
+Factors clipped(Factors f, double c) {
+    Tensor sq;
+    for (size_t l = 0; l < f.G.size(); ++l) {
+        Tensor t = mul(sum(square(f.G[l]), {-1}), sum(square(f.H[l]), {-1}));  // (B, H, n)
+        sq = sq.defined() ? add(sq, t) : t;
+    }
+    Tensor fac = unsqueeze(inner_clip_factor(sq, c), -1);  // (B, H, n, 1)
+    for (Tensor& g : f.G) g = mul(g, fac);
+    return f;
+}
+
+Factors inner_factors_unclipped(const ScanSetup& s, const MemoryConfig& cfg, const std::vector<Tensor>& anchor,
+                                const Tensor& k, const Tensor& v, const Tensor& delta);
+
 Factors inner_factors(const ScanSetup& s, const MemoryConfig& cfg, const std::vector<Tensor>& anchor, const Tensor& k,
                       const Tensor& v, const Tensor& delta) {
+    Factors f = inner_factors_unclipped(s, cfg, anchor, k, v, delta);
+    return cfg.inner_clip > 0 ? clipped(std::move(f), cfg.inner_clip) : f;
+}
+
+Factors inner_factors_unclipped(const ScanSetup& s, const MemoryConfig& cfg, const std::vector<Tensor>& anchor,
+                                const Tensor& k, const Tensor& v, const Tensor& delta) {
     const size_t L = s.L();
     auto leaf = [](const Tensor& x) { return x.defined() ? set_requires_grad(detach(x)) : Tensor(); };
     if (s.create_graph) {

@@ -48,6 +48,8 @@ void MemoryConfig::validate() const {
     if (chunk < 1) fail("chunk", "(b) must be >= 1, got " + std::to_string(chunk));
     if (!(theta_max > 0) || !std::isfinite(theta_max)) fail("theta_max", "must be a finite number > 0, got " + num(theta_max));
     if (!(a0_scale > 0) || !std::isfinite(a0_scale)) fail("a0_scale", "must be a finite number > 0, got " + num(a0_scale));
+    if (!(inner_clip >= 0) || !std::isfinite(inner_clip))
+        fail("inner_clip", "must be a finite number >= 0 (0 = off), got " + num(inner_clip));
     for (auto& [g, v] : gate_init) {
         bool known = false;
         for (auto& n : gate_names()) known |= n == g;

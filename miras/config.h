@@ -67,6 +67,7 @@ struct MemoryConfig {
     bool first_order = false;        // treat every u_t as a constant (first-order MAML)
     bool detach_anchor = false;      // u_t takes the anchor W_{t'} as a constant (keeps k, v, δ): docs/memory.md §3.8
     double a0_scale = 1.0;           // multiplies the std of A_0's initialisation (> 0; §11)
+    double inner_clip = 0;           // > 0: every token's inner gradient softly limited to this norm (docs/memory.md §3.10)
 
     DType dtype = DType::f32;        // of the parameters
     uint64_t seed = 0;               // initialisation seed

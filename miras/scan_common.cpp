@@ -110,6 +110,11 @@ std::vector<Tensor> phi_all(const ScanSetup& s, const std::vector<Tensor>& A, co
 
 Tensor apply_weight(const Tensor& W, const Tensor& h) { return matmul(h, transpose(W, -1, -2)); }
 
+Tensor inner_clip_factor(const Tensor& sq_norm, double c) {
+    Tensor n = sqrt(add(sq_norm, 1e-12));
+    return div(mul(tanh(mul(n, 1.0 / c)), c), n);
+}
+
 std::vector<Tensor> constant_leaves(const std::vector<Tensor>& W) {
     std::vector<Tensor> out;
     for (const Tensor& w : W) out.push_back(set_requires_grad(detach(w)));

@@ -56,6 +56,14 @@ std::vector<Tensor> differentiable(const std::vector<Tensor>& W);
 // it (MemoryConfig::detach_anchor).
 std::vector<Tensor> constant_leaves(const std::vector<Tensor>& W);
 
+// memory.inner_clip = c > 0: the factor that softly limits each token's inner
+// gradient, all its weight matrices together, to norm c,
+//   u_t <- u_t · f_t,  f_t = c · tanh(n_t / c) / n_t,  n_t = sqrt(Σ_l ‖u_{t,l}‖²_F + 1e-12),
+// so f_t ≈ 1 while n_t ≪ c and ‖f_t u_t‖ → c above it; smooth, and written in
+// differentiable ops (the outer gradient goes through it). sq_norm: Σ_l ‖u_{t,l}‖²_F,
+// (B, H) or (B, H, n) -> the same shape.
+Tensor inner_clip_factor(const Tensor& sq_norm, double c);
+
 // Counts how often an architecture calls lin(l, ·): the rank-1 factorisation
 // of the per-token gradients needs exactly once per weight matrix.
 class UseCount {

@@ -39,6 +39,12 @@ std::vector<Tensor> inner_gradient(const ScanSetup& s, const MemoryConfig& cfg, 
     TensorList u = grad({loss}, W, {}, {.create_graph = s.create_graph, .allow_unused = true});
     for (size_t l = 0; l < u.size(); ++l)
         if (!u[l].defined()) u[l] = zeros_like(W[l]);
+    if (cfg.inner_clip > 0) {  // docs/memory.md §3.10: u_t <- u_t · f_t, one factor per (batch, head)
+        Tensor sq;
+        for (const Tensor& x : u) sq = sq.defined() ? add(sq, sum(square(x), {-2, -1})) : sum(square(x), {-2, -1});
+        Tensor f = unsqueeze(unsqueeze(inner_clip_factor(sq, cfg.inner_clip), -1), -1);  // (B, H, 1, 1)
+        for (Tensor& x : u) x = mul(x, f);
+    }
     return u;
 }
 

@@ -138,6 +138,24 @@ BOOST_AUTO_TEST_CASE(first_order_fixed_gates_conv_bias_and_zero_A0) {
     }
 }
 
+// inner_clip: both scans limit each token's inner gradient the same way, the
+// outer gradient through the limit included; a limit small enough to bind
+// for most tokens (n_t ≈ 0.1 … 1 here) and one that binds for none.
+BOOST_AUTO_TEST_CASE(inner_clip_agrees_between_the_scans) {
+    for (double c : {0.05, 1e3})
+        for (const std::string memory : {"linear", "mlp"})
+            for (const std::string ret : {"l2", "lq"}) {
+                MemoryConfig cfg = small_config(memory, ret == "lq" ? "lp" : "l2", ret, "momentum", 3);
+                cfg.inner_clip = c;
+                const std::string label = memory + "/" + ret + " inner_clip " + std::to_string(c);
+                BOOST_TEST_CONTEXT(label) { check_equivalent(cfg, 8, label); }
+            }
+    MemoryConfig cfg = small_config("mlp", "huber_mix", "l2", "gd", 4);
+    cfg.inner_clip = 0.1;
+    cfg.first_order = true;
+    check_equivalent(cfg, 9, "inner_clip first_order");
+}
+
 // Long enough for several chunks of the default size, in one config.
 BOOST_AUTO_TEST_CASE(several_full_chunks) {
     MemoryConfig cfg = small_config("linear", "l2", "l2", "momentum", 16);

@@ -295,4 +295,47 @@ BOOST_AUTO_TEST_CASE(detach_anchor_equals_inner_gradient_at_a_constant_anchor) {
     }
 }
 
+// inner_clip: u_t <- u_t · c tanh(n_t/c)/n_t. Against the recurrence written
+// out with that factor (values and gradients, both scans), different from
+// the unclipped one (the limit binds), and the second-order gradient through
+// the limit on the mlp memory against central differences.
+BOOST_AUTO_TEST_CASE(inner_clip_is_the_written_out_limit) {
+    const double c = 0.3;
+    MemoryConfig cfg = gc_config("linear", "l2", "l2", "momentum");
+    Problem p = make_problem(cfg, 5);
+    auto reference = [&](const TensorList& x) {
+        return written_out_loss(cfg, p, x, [c](const Tensor& W, const Tensor& k, const Tensor& v) {
+            Tensor u = matmul(sub(matmul(W, k), v), transpose(k, -1, -2));  // (H, d_h, d_h)
+            Tensor n = sqrt(add(sum(square(u), {-2, -1}, true), 1e-12));
+            return mul(u, div(mul(tanh(mul(n, 1.0 / c)), c), n));
+        });
+    };
+    auto loss_and_grads = [&](const std::function<Tensor(const TensorList&)>& f) {
+        Tensor l = f(p.inputs);
+        TensorList g = grad({l}, p.inputs, {}, {.allow_unused = true});
+        std::vector<double> out = {l.item()};
+        for (size_t i = 0; i < g.size(); ++i)
+            for (double v : g[i].defined() ? g[i].to_vector() : std::vector<double>((size_t)p.inputs[i].numel(), 0.0))
+                out.push_back(v);
+        return out;
+    };
+    const std::vector<double> ref = loss_and_grads(reference);
+    cfg.inner_clip = c;
+    for (bool chunked : {true, false}) {
+        const std::vector<double> got = loss_and_grads([&](const TensorList& x) { return scan_loss(cfg, p, chunked)(x)[0]; });
+        BOOST_REQUIRE(got.size() == ref.size());
+        for (size_t j = 0; j < got.size(); ++j) BOOST_CHECK_SMALL(got[j] - ref[j], 1e-11);
+    }
+    cfg.inner_clip = 0;
+    const double unclipped = scan_loss(cfg, p, true)(p.inputs)[0].item();
+    BOOST_CHECK_MESSAGE(std::abs(unclipped - ref[0]) > 1e-3, "the limit does not bind: " << unclipped << " vs " << ref[0]);
+    for (const std::string ret : {"l2", "lq"}) {
+        MemoryConfig m = gc_config("mlp", ret == "lq" ? "lp" : "l2", ret, "momentum");
+        m.inner_clip = 0.2;
+        Problem q = well_conditioned_problem(m, "inner_clip mlp");
+        GradcheckResult r = gradcheck(scan_loss(m, q, true), q.inputs);
+        BOOST_CHECK_MESSAGE(r.ok, "inner_clip mlp/" << ret << ": " << r.message);
+    }
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -91,6 +91,7 @@ void read_model(ConfigReader& cfg, ModelConfig& m) {
     mc.first_order = cfg.get_bool("memory.first_order", mc.first_order);
     mc.detach_anchor = cfg.get_bool("memory.detach_anchor", mc.detach_anchor);
     mc.a0_scale = cfg.get_double("memory.a0_scale", mc.a0_scale, 1e-6, 1e6);
+    mc.inner_clip = cfg.get_double("memory.inner_clip", mc.inner_clip, 0, 1e6);
     m.memory_sequential = cfg.get_string("memory.scan", "chunked", {"chunked", "sequential"}) == "sequential";
     mc.d = m.d;
     mc.heads = m.heads;
