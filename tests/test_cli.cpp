@@ -125,6 +125,14 @@ BOOST_AUTO_TEST_CASE(bad_set_key_fails_with_a_message) {
     Run th = run_miras({"train", "--set", "train.threads=0"});
     BOOST_TEST(th.code == 1);
     BOOST_TEST((contains(th.err, "'train.threads'") && contains(th.err, "train.threads=0")), th.err);
+    // The same key twice took the last value silently; every command that
+    // takes --set refuses it (train, info, forward here; eval in the round trip).
+    for (const char* cmd : {"train", "info", "forward"}) {
+        Run twice = run_miras({cmd, "--set", "optim.lr=1e-3", "--set", "optim.lr=3e-3"});
+        BOOST_TEST(twice.code == 1, cmd);
+        BOOST_TEST(contains(twice.err, "error: --set 'optim.lr=3e-3': 'optim.lr' is already set by --set 'optim.lr=1e-3'"),
+                   twice.err);
+    }
     Run m = run_miras({"train", (fs::temp_directory_path() / "miras_cli_missing.toml").string()});
     BOOST_TEST(m.code == 1);
     BOOST_TEST((contains(m.err, "miras_cli_missing.toml") && contains(m.err, "not found")), m.err);
@@ -159,6 +167,9 @@ BOOST_AUTO_TEST_CASE(train_eval_and_generate) {
     Run bad = run_miras({"eval", run_dir, "--set", "model.d=32"});
     BOOST_TEST(bad.code == 1);
     BOOST_TEST(contains(bad.err, "embed.weight"), bad.err);
+    Run twice = run_miras({"eval", run_dir, "--set", "data.seed=1", "--set", "data.seed=2"});
+    BOOST_TEST(twice.code == 1);
+    BOOST_TEST(contains(twice.err, "'data.seed' is already set by --set 'data.seed=1'"), twice.err);
 
     // A finished run resumed with more steps continues from its checkpoint.
     Run more = run_miras({"train", "--resume", run_dir, "--set", "train.steps=8"});

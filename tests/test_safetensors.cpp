@@ -1,12 +1,16 @@
 #include <boost/test/unit_test.hpp>
 
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "tests/fifo.h"
 #include "tests/temp_dir.h"
 #include "train/safetensors.h"
 
@@ -269,6 +273,58 @@ BOOST_AUTO_TEST_CASE(deep_json_and_shapes_without_strides_are_refused) {
          raw_file(R"({"a":{"dtype":"U8","shape":[0,4611686018427387904,1],"data_offsets":[0,0]}})", 0));
     BOOST_TEST(read_safetensors(tmp.file("zero.safetensors")).entries.at(0).shape ==
                (std::vector<int64_t>{0, 4611686018427387904, 1}));
+}
+
+// A header of n zero-sized entries (t0000000, t0000001, ...), the last
+// named like the first when `duplicate`: a legal file when not.
+std::vector<uint8_t> many_entries(size_t n, bool duplicate) {
+    std::string h = "{";
+    char name[32];
+    for (size_t i = 0; i < n; ++i) {
+        std::snprintf(name, sizeof name, "t%07zu", duplicate && i + 1 == n ? size_t{0} : i);
+        h += std::string(i ? "," : "") + "\"" + name + R"(":{"dtype":"F32","shape":[0],"data_offsets":[0,0]})";
+    }
+    h += "}";
+    h.append((8 - h.size() % 8) % 8, ' ');
+    return raw_file(h, 0);
+}
+
+// The duplicate-key check used a callback of nlohmann::json::parse, whose
+// parser rescans the enclosing object whenever a child object ends: time
+// grew with the square of the entries (40,000 took 101 s, 500,000 did not
+// finish in an hour). 200,000 entries (a 14 MB header) now take about a
+// second; the bound leaves room for a sanitized build on a busy machine.
+BOOST_AUTO_TEST_CASE(many_entry_headers_load_in_linear_time) {
+    TempDir tmp;
+    const size_t n = 200'000;
+    const std::string ok = tmp.file("many.safetensors"), dup = tmp.file("dup.safetensors");
+    spit(ok, many_entries(n, false));
+    spit(dup, many_entries(n, true));
+    auto seconds = [](auto&& f) {
+        const auto t0 = std::chrono::steady_clock::now();
+        f();
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    };
+    size_t entries = 0;
+    const double load = seconds([&] { entries = read_safetensors(ok).entries.size(); });
+    BOOST_TEST(entries == n);
+    std::string msg;
+    const double refuse = seconds([&] { msg = read_error(dup); });
+    BOOST_TEST(msg.find(dup + ": duplicate key 't0000000' in header") == 0u, msg);
+    BOOST_TEST_MESSAGE("200,000 entries: loaded in " << load << " s, duplicate refused in " << refuse << " s");
+    BOOST_TEST(load < 20.0);
+    BOOST_TEST(refuse < 20.0);
+}
+
+// A FIFO was opened before its type was checked, and the open waited for
+// a writer forever (eval, forward --params, read_tensor_file): it is now
+// refused as /dev/zero is.
+BOOST_AUTO_TEST_CASE(a_fifo_is_refused_without_blocking) {
+    TempDir tmp;
+    const std::string fifo = tmp.file("fifo.safetensors");
+    BOOST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    BOOST_TEST(miras::testing::fifo_error(fifo, [&] { read_safetensors(fifo); }) == fifo + ": not a regular file");
+    BOOST_TEST(read_error("/dev/zero") == "/dev/zero: not a regular file");
 }
 
 BOOST_AUTO_TEST_CASE(truncated_and_bit_flipped_files_never_crash) {

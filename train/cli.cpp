@@ -73,6 +73,7 @@ constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
 // The config of train/info/forward/grad: an explicit file or a named preset,
 // else the default file, else the built-in default.
 RunConfig resolve_config(const std::string& path, const std::string& preset, const std::vector<std::string>& sets) {
+    check_overrides_distinct(sets);
     if (!path.empty() && !preset.empty())
         throw std::runtime_error("give either a config file or --preset, not both (change keys with --set)");
     if (!preset.empty()) return load_run_config(preset_path(preset), sets);
@@ -89,6 +90,7 @@ std::string checkpoint_file(const std::string& arg) {
 
 // The config stored in a checkpoint, with command-line overrides on top.
 RunConfig checkpoint_config(const std::string& path, const Checkpoint& ck, const std::vector<std::string>& sets) {
+    check_overrides_distinct(sets);
     return run_config_from_string(ck.config_toml, path + " (stored config)", sets);
 }
 

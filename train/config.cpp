@@ -2,16 +2,21 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
+#include <sys/stat.h>
 #include <toml.hpp>
+#include <unistd.h>
 
 namespace miras {
 
@@ -38,6 +43,17 @@ std::optional<std::vector<std::string>> split_key(const std::string& key) {
 std::string trim(const std::string& s) {
     size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
     return b == std::string::npos ? "" : s.substr(b, e - b + 1);
+}
+
+// A text of the user's for a message: at most kMaxEcho bytes of it (a
+// 100,000-character override made a 100 KB message), cut at a UTF-8
+// character boundary, with the length said.
+constexpr size_t kMaxEcho = 80;
+std::string clip(const std::string& s) {
+    if (s.size() <= kMaxEcho) return s;
+    size_t n = kMaxEcho;
+    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xc0) == 0x80) --n;  // not inside a character
+    return s.substr(0, n) + "... (" + std::to_string(s.size()) + " bytes)";
 }
 
 // Shortest text that reads back to the same double.
@@ -297,6 +313,39 @@ void check_utf8(const std::string& text, const std::string& source) {
     }
 }
 
+// The whole file. The type is checked on the open descriptor, and the open
+// itself does not block (O_NONBLOCK), so a FIFO or a device is refused
+// instead of waiting for a writer or reading forever.
+std::string read_config_file(const std::string& path) {
+    const std::string what = "config file '" + path + "'";
+    const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) throw std::runtime_error(what + " not found");
+        throw std::runtime_error(what + " cannot be opened: " + std::strerror(errno));
+    }
+    std::string text;
+    struct stat st {};
+    int err = 0;
+    if (::fstat(fd, &st) != 0) {
+        err = errno;
+    } else if (!S_ISREG(st.st_mode)) {
+        ::close(fd);
+        throw std::runtime_error(what + " is not a regular file");
+    } else {
+        char buf[1 << 16];
+        while (true) {
+            const ssize_t got = ::read(fd, buf, sizeof buf);
+            if (got < 0 && errno == EINTR) continue;
+            if (got < 0) err = errno;
+            if (got <= 0) break;
+            text.append(buf, static_cast<size_t>(got));
+        }
+    }
+    ::close(fd);
+    if (err != 0) throw std::runtime_error(what + " cannot be read: " + std::strerror(err));
+    return text;
+}
+
 toml::value parse_toml(std::istream& in, const std::string& source) {
     const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
     check_utf8(text, source);
@@ -322,13 +371,13 @@ struct ConfigReader::Impl {
     // Where a value came from, for messages.
     std::string origin(const std::string& key, const toml::value& v) const {
         auto it = override_text.find(key);
-        if (it != override_text.end()) return " (from override '" + it->second + "')";
+        if (it != override_text.end()) return " (from override '" + clip(it->second) + "')";
         return " (line " + std::to_string(v.location().line()) + ")";
     }
 
     [[noreturn]] void bad_value(const std::string& key, const toml::value& v, const std::string& expected) const {
         throw std::runtime_error(source + ": key '" + key + "'" + origin(key, v) + " must be " + expected + ", got " +
-                                 describe(v));
+                                 clip(describe(v)));
     }
 
     // The value at `key`, or nullptr when absent.
@@ -350,14 +399,14 @@ struct ConfigReader::Impl {
     }
 
     void apply_override(const std::string& text) {
-        const std::string where = source + ": override '" + text + "'";
+        const std::string where = source + ": override '" + clip(text) + "'";
         size_t eq = text.find('=');
         if (eq == std::string::npos) throw std::runtime_error(where + " must look like section.key=value");
         const std::string key = trim(text.substr(0, eq)), value = trim(text.substr(eq + 1));
         auto parts = split_key(key);
-        if (!parts) throw std::runtime_error(where + ": '" + key + "' is not a dotted key of [A-Za-z0-9_-] names");
+        if (!parts) throw std::runtime_error(where + ": '" + clip(key) + "' is not a dotted key of [A-Za-z0-9_-] names");
         if (value.empty())
-            throw std::runtime_error(where + " has no value (write " + key + "=\"\" for an empty string)");
+            throw std::runtime_error(where + " has no value (write " + clip(key) + "=\"\" for an empty string)");
 
         if (parts->size() > static_cast<size_t>(kMaxKeyParts))
             throw std::runtime_error(where + ": the key has more than " + std::to_string(kMaxKeyParts) + " parts");
@@ -382,13 +431,14 @@ struct ConfigReader::Impl {
             auto it = table.find(p);
             if (it == table.end()) it = table.emplace(p, toml::table{}).first;
             if (!it->second.is_table())
-                throw std::runtime_error(where + ": '" + path + "' is " + describe(it->second) + ", not a table");
+                throw std::runtime_error(where + ": '" + clip(path) + "' is " + clip(describe(it->second)) +
+                                         ", not a table");
             t = &it->second;
         }
         auto& table = t->as_table();
         auto it = table.find(parts->back());
         if (it != table.end() && it->second.is_table())
-            throw std::runtime_error(where + " would replace the table '" + key + "'");
+            throw std::runtime_error(where + " would replace the table '" + clip(key) + "'");
         table[parts->back()] = parsed;
         override_text[key] = text;
     }
@@ -415,10 +465,7 @@ ConfigReader::~ConfigReader() = default;
 
 ConfigReader::ConfigReader(const std::string& path, const std::vector<std::string>& overrides) : ConfigReader() {
     impl_->source = path;
-    if (!std::filesystem::exists(path)) throw std::runtime_error("config file '" + path + "' not found");
-    std::ifstream in(path, std::ios::binary);
-    if (!std::filesystem::is_regular_file(path) || !in)
-        throw std::runtime_error("config file '" + path + "' cannot be read");
+    std::istringstream in(read_config_file(path));
     impl_->root = parse_toml(in, path);
     for (const std::string& o : overrides) impl_->apply_override(o);
 }
@@ -540,16 +587,23 @@ bool ConfigReader::has(const std::string& key) const { return impl_->find(key) !
 void ConfigReader::check_no_unknown_keys() const {
     std::vector<std::pair<std::string, const toml::value*>> all;
     impl_->leaves(impl_->root, "", all);
-    std::vector<std::string> unknown;
+    std::vector<std::pair<std::string, const toml::value*>> unknown;
     for (const auto& [key, v] : all) {
         // An empty table is fine when the schema reads any key inside it.
         bool known = v->is_table() ? impl_->used.lower_bound(key + ".") != impl_->used.lower_bound(key + "/")
                                    : impl_->used.count(key) > 0;
-        if (!known) unknown.push_back("'" + key + "'" + impl_->origin(key, *v));
+        if (!known) unknown.emplace_back(key, v);
     }
     if (unknown.empty()) return;
-    std::string msg = impl_->source + ": unknown key" + (unknown.size() > 1 ? "s" : "") + " (not part of the schema): ";
-    for (size_t i = 0; i < unknown.size(); ++i) msg += (i ? ", " : "") + unknown[i];
+    // Only the first few are listed with their origin: toml11 finds a value's
+    // line by counting the newlines before it, so a line for each of 100,000
+    // unknown keys took minutes (and made a message of megabytes).
+    constexpr size_t kListed = 10;
+    std::string msg =
+        impl_->source + ": unknown key" + (unknown.size() > 1 ? "s" : "") + " (not part of the schema): ";
+    for (size_t i = 0; i < unknown.size() && i < kListed; ++i)
+        msg += (i ? ", '" : "'") + unknown[i].first + "'" + impl_->origin(unknown[i].first, *unknown[i].second);
+    if (unknown.size() > kListed) msg += ", and " + std::to_string(unknown.size() - kListed) + " more";
     throw std::runtime_error(msg);
 }
 
@@ -571,5 +625,17 @@ std::string ConfigReader::dump_toml() const {
 }
 
 const std::string& ConfigReader::source() const { return impl_->source; }
+
+void check_overrides_distinct(const std::vector<std::string>& overrides) {
+    std::map<std::string, const std::string*> seen;  // key -> the override that set it
+    for (const std::string& o : overrides) {
+        const size_t eq = o.find('=');
+        if (eq == std::string::npos) continue;  // ConfigReader says what is wrong with it
+        auto [it, fresh] = seen.emplace(trim(o.substr(0, eq)), &o);
+        if (!fresh)
+            throw std::runtime_error("--set '" + clip(o) + "': '" + clip(it->first) + "' is already set by --set '" +
+                                     clip(*it->second) + "'; give each key once");
+    }
+}
 
 }  // namespace miras

@@ -70,4 +70,10 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
+// Throws if two overrides set the same key: for the overrides a user typed,
+// where `--set optim.lr=1e-3 ... --set optim.lr=3e-3` would silently take the
+// last value. (ConfigReader itself applies overrides in order, so code may
+// layer a list on a base list, the last value winning.)
+void check_overrides_distinct(const std::vector<std::string>& overrides);
+
 }  // namespace miras
