@@ -12,7 +12,7 @@ BLAS_INC := /usr/include/x86_64-linux-gnu/openblas-pthread
 CPPFLAGS := -I. -I$(BLAS_INC) -MMD -MP -DBOOST_TEST_DYN_LINK
 
 CXXFLAGS := -std=c++20 -O2 -g -Wall -Wextra -Wno-unused-parameter
-LDLIBS   := -lopenblas -lpthread
+LDLIBS   := -lopenblas -lpthread -lcrypto
 
 ifeq ($(SANITIZE),1)
 BUILD    := build/san
@@ -25,7 +25,7 @@ else
 BUILD    := build
 endif
 
-PACKAGES := libopenblas-dev libboost-test-dev libtoml11-dev libcli11-dev nlohmann-json3-dev
+PACKAGES := libopenblas-dev libboost-test-dev libtoml11-dev libcli11-dev nlohmann-json3-dev libssl-dev
 
 LIB_SRC   := $(wildcard tensor/*.cpp autograd/*.cpp nn/*.cpp miras/*.cpp) $(filter-out train/main.cpp,$(wildcard train/*.cpp))
 TEST_SRC  := $(wildcard tests/*.cpp)

@@ -1,8 +1,12 @@
 #include "train/checkpoint.h"
 
+#include <openssl/evp.h>
+
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
+#include <string_view>
 
 #include "train/safetensors.h"
 
@@ -64,32 +68,90 @@ template <class I> I scalar_value(const std::string& path, const StFile& f, cons
     return v;
 }
 
-// FNV-1a, 64 bit: cheap, and any single changed byte changes the hash.
-struct Fnv {
-    uint64_t h = 0xcbf29ce484222325ull;
+// SHA-256 (OpenSSL's libcrypto), fed in pieces.
+class Sha256 {
+public:
+    Sha256() : ctx_(EVP_MD_CTX_new()) {
+        if (!ctx_ || EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) != 1) throw std::runtime_error("SHA-256 is unavailable");
+    }
+    ~Sha256() { EVP_MD_CTX_free(ctx_); }
+    Sha256(const Sha256&) = delete;
+    Sha256& operator=(const Sha256&) = delete;
     void add(const void* p, size_t n) {
-        const auto* b = static_cast<const uint8_t*>(p);
-        for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 0x100000001b3ull;
+        if (n > 0 && EVP_DigestUpdate(ctx_, p, n) != 1) throw std::runtime_error("SHA-256 failed");
     }
-    void add(const std::string& s) {
-        add(s.data(), s.size());
-        add("\0", 1);
+    void add(std::string_view s) { add(s.data(), s.size()); }
+    std::string hex() {
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned int n = 0;
+        if (EVP_DigestFinal_ex(ctx_, md, &n) != 1) throw std::runtime_error("SHA-256 failed");
+        std::string out;
+        char buf[3];
+        for (unsigned i = 0; i < n; ++i) {
+            std::snprintf(buf, sizeof buf, "%02x", md[i]);
+            out += buf;
+        }
+        return out;
     }
+
+private:
+    EVP_MD_CTX* ctx_;
 };
 
-std::string checksum(const StFile& f) {
+const char* const kHashKey = "sha256";
+const std::string kHashPlaceholder(64, '0');
+
+// The stored hash's value as it appears in the header text: the writer's
+// compact JSON, so `"sha256":"<64 hex digits>"` (the key cannot occur inside
+// a string, where its quotes would be escaped).
+std::string hash_field(const std::string& hex) { return std::string("\"") + kHashKey + "\":\"" + hex + "\""; }
+
+// FNV-1a 64 over every entry's name, dtype, shape and bytes in name order:
+// the checksum of miras-checkpoint-1 files, which covers neither the
+// metadata nor the header. Still read, never written.
+std::string legacy_checksum(const StFile& f) {
     std::map<std::string, const StEntry*> sorted;
     for (const StEntry& e : f.entries) sorted[e.name] = &e;
-    Fnv fnv;
+    uint64_t h = 0xcbf29ce484222325ull;
+    auto add = [&](const void* p, size_t n) {
+        const auto* b = static_cast<const uint8_t*>(p);
+        for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 0x100000001b3ull;
+    };
     for (const auto& [name, e] : sorted) {
-        fnv.add(name);
-        fnv.add(e->dtype);
-        for (int64_t d : e->shape) fnv.add(&d, sizeof d);
-        fnv.add(e->bytes.data(), e->bytes.size());
+        add(name.data(), name.size());
+        add("", 1);
+        add(e->dtype.data(), e->dtype.size());
+        add("", 1);
+        for (int64_t d : e->shape) add(&d, sizeof d);
+        add(e->bytes.data(), e->bytes.size());
     }
     char buf[17];
-    std::snprintf(buf, sizeof buf, "%016llx", (unsigned long long)fnv.h);
+    std::snprintf(buf, sizeof buf, "%016llx", (unsigned long long)h);
     return buf;
+}
+
+// Checks the hash of a file read by read_safetensors (entries in data order,
+// `header_text` as stored): SHA-256 of every byte of the file, with the 64
+// digits of the stored hash read as '0's.
+void verify_hash(const std::string& path, const StFile& f, const std::string& header_text, const std::string& stored) {
+    const std::string field = hash_field(stored);
+    const size_t at = header_text.find(field);
+    if (stored.size() != 64 || stored.find_first_not_of("0123456789abcdef") != std::string::npos ||
+        at == std::string::npos)
+        throw std::runtime_error(path + ": checkpoint is corrupted: the stored sha256 is not 64 hex digits in the "
+                                 "header's written form");
+    std::string header = header_text;
+    header.replace(at + field.size() - 1 - 64, 64, kHashPlaceholder);  // the digits, before the closing quote
+    char len_le[8];
+    for (int i = 0; i < 8; ++i) len_le[i] = static_cast<char>(static_cast<uint64_t>(header.size()) >> (8 * i));
+    Sha256 h;
+    h.add(len_le, 8);
+    h.add(header);
+    for (const StEntry& e : f.entries) h.add(e.bytes.data(), e.bytes.size());
+    const std::string actual = h.hex();
+    if (actual != stored)
+        throw std::runtime_error(path + ": checkpoint is corrupted: its SHA-256 " + actual +
+                                 " does not match the stored " + stored);
 }
 
 }  // namespace
@@ -111,6 +173,17 @@ Checkpoint make_checkpoint(const Module& model, const Optimizer* opt, int64_t st
     return ck;
 }
 
+void sign_checkpoint(const std::string& path, StFile& f) {
+    f.metadata[kHashKey] = kHashPlaceholder;
+    Sha256 h;
+    h.add(safetensors_head(path, f));
+    std::vector<const StEntry*> order;  // the data order of write_safetensors
+    for (const StEntry& e : f.entries) order.push_back(&e);
+    std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->name < b->name; });
+    for (const StEntry* e : order) h.add(e->bytes.data(), e->bytes.size());
+    f.metadata[kHashKey] = h.hex();  // as long as the placeholder: the header keeps its length
+}
+
 void save_checkpoint(const std::string& path, const Checkpoint& ck) {
     StFile f;
     for (const auto& [name, t] : ck.params) {
@@ -125,25 +198,30 @@ void save_checkpoint(const std::string& path, const Checkpoint& ck) {
     f.metadata["config"] = ck.config_toml;
     f.metadata["step"] = std::to_string(ck.step);
     f.metadata["optimizer"] = ck.optim_kind.empty() ? "none" : ck.optim_kind;
-    f.metadata["checksum"] = checksum(f);
+    sign_checkpoint(path, f);
     write_safetensors(path, f);
 }
 
 Checkpoint read_checkpoint(const std::string& path) {
-    StFile f = read_safetensors(path);  // throws on a missing, truncated or malformed container
+    std::string header_text;
+    StFile f = read_safetensors(path, &header_text);  // throws on a missing, truncated or malformed container
     auto meta = [&](const std::string& key) -> const std::string& {
         auto it = f.metadata.find(key);
         if (it == f.metadata.end())
             throw std::runtime_error(path + ": not a miras checkpoint: __metadata__ has no '" + key + "'");
         return it->second;
     };
-    if (meta("format") != kCheckpointFormat)
+    if (meta("format") == kCheckpointFormat) {
+        verify_hash(path, f, header_text, meta(kHashKey));
+    } else if (meta("format") == kLegacyCheckpointFormat) {
+        const std::string stored = meta("checksum"), actual = legacy_checksum(f);
+        if (stored != actual)
+            throw std::runtime_error(path + ": checkpoint is corrupted: checksum " + actual +
+                                     " does not match the stored " + stored);
+    } else {
         throw std::runtime_error(path + ": unsupported checkpoint format '" + meta("format") + "' (expected '" +
                                  kCheckpointFormat + "')");
-    const std::string stored = meta("checksum"), actual = checksum(f);
-    if (stored != actual)
-        throw std::runtime_error(path + ": checkpoint is corrupted: checksum " + actual + " does not match the stored " +
-                                 stored);
+    }
     Checkpoint ck;
     ck.config_toml = meta("config");
     ck.step = scalar_value<int64_t>(path, f, kStepName, "I64");

@@ -10,15 +10,19 @@
 //                              step s is a function of (data_seed, s) only, so
 //                              (seed, step) is the whole data-stream state
 //   __metadata__:
-//     "format"    "miras-checkpoint-1"
+//     "format"    "miras-checkpoint-2"
 //     "config"    the effective config (ConfigReader::dump_toml), to rebuild the model
 //     "step", "optimizer"  human-readable copies
-//     "checksum"  FNV-1a 64 of every entry's name, dtype, shape and bytes, in
-//                 name order (hex): a flipped bit in the data is caught too,
-//                 which the safetensors layout alone cannot see.
+//     "sha256"    SHA-256 (hex) of the whole file, header, metadata and data,
+//                 with these 64 digits taken as '0's: any accidental change
+//                 of a byte (a flipped bit, a cut, a stray edit) is caught,
+//                 in the stored config as much as in the tensors. It is no
+//                 seal: whoever edits a file on purpose can recompute it.
+//   Files of format "miras-checkpoint-1" (an FNV-1a "checksum" of the
+//   tensors only) are still read.
 //
 // Writes go through write_safetensors (temporary file + rename). Reads
-// validate the container, the format tag and the checksum; loading into a
+// validate the container, the format tag and the hash; loading into a
 // model or optimizer checks every name, shape and dtype. Every problem is a
 // std::runtime_error naming the file.
 #pragma once
@@ -29,10 +33,12 @@
 
 #include "nn/module.h"
 #include "nn/optim.h"
+#include "train/safetensors.h"
 
 namespace miras {
 
-inline constexpr const char* kCheckpointFormat = "miras-checkpoint-1";
+inline constexpr const char* kCheckpointFormat = "miras-checkpoint-2";
+inline constexpr const char* kLegacyCheckpointFormat = "miras-checkpoint-1";
 
 struct Checkpoint {
     std::map<std::string, Tensor> params;  // by Module name
@@ -48,6 +54,9 @@ Checkpoint make_checkpoint(const Module& model, const Optimizer* opt, int64_t st
                            const std::string& config_toml);
 
 void save_checkpoint(const std::string& path, const Checkpoint& ck);
+// Sets f.metadata["sha256"] to the hash of the file write_safetensors(path, f)
+// writes (save_checkpoint does this; a test or a fuzzer re-signs an edit).
+void sign_checkpoint(const std::string& path, StFile& f);
 // Throws std::runtime_error on a missing, truncated or corrupted file or one
 // that is not a miras checkpoint.
 Checkpoint read_checkpoint(const std::string& path);

@@ -227,8 +227,10 @@ size_t st_dtype_size(const std::string& dtype) {
     return it == sizes.end() ? 0 : it->second;
 }
 
-void write_safetensors(const std::string& path, const StFile& file) {
-    // Validate everything before touching the disk.
+namespace {
+
+// Validates `file` and returns its entries in name order (the data order).
+std::vector<const StEntry*> entries_in_order(const std::string& path, const StFile& file) {
     std::vector<const StEntry*> order;
     for (const StEntry& e : file.entries) {
         const std::string where = "cannot write entry '" + e.name + "': ";
@@ -245,7 +247,10 @@ void write_safetensors(const std::string& path, const StFile& file) {
     std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->name < b->name; });
     for (size_t i = 1; i < order.size(); ++i)
         if (order[i]->name == order[i - 1]->name) fail(path, "cannot write: duplicate entry '" + order[i]->name + "'");
+    return order;
+}
 
+std::string head_of(const std::string& path, const StFile& file, const std::vector<const StEntry*>& order) {
     // Metadata first, then entries in name order with consecutive offsets.
     nlohmann::ordered_json header = nlohmann::ordered_json::object();
     if (!file.metadata.empty()) header[kMetadataKey] = file.metadata;
@@ -264,16 +269,28 @@ void write_safetensors(const std::string& path, const StFile& file) {
     // Like the reference writer: pad with spaces so the data section starts
     // 8-byte aligned, which lets readers map f64/i64 data in place.
     text.append((8 - text.size() % 8) % 8, ' ');
-    char len_le[8];
-    for (int i = 0; i < 8; ++i) len_le[i] = static_cast<char>(static_cast<uint64_t>(text.size()) >> (8 * i));
+    std::string head(8, '\0');
+    for (int i = 0; i < 8; ++i) head[i] = static_cast<char>(static_cast<uint64_t>(text.size()) >> (8 * i));
+    return head + text;
+}
 
+}  // namespace
+
+std::string safetensors_head(const std::string& path, const StFile& file) {
+    return head_of(path, file, entries_in_order(path, file));
+}
+
+void write_safetensors(const std::string& path, const StFile& file) {
+    // Validate everything before touching the disk.
+    const std::vector<const StEntry*> order = entries_in_order(path, file);
+    const std::string head = head_of(path, file, order);
     // Temporary file, fsync, rename (train/atomic_file.h).
-    std::vector<std::string_view> parts{std::string_view(len_le, 8), text};
+    std::vector<std::string_view> parts{head};
     for (const StEntry* e : order) parts.emplace_back(reinterpret_cast<const char*>(e->bytes.data()), e->bytes.size());
     write_file_atomically(path, parts);
 }
 
-StFile read_safetensors(const std::string& path) {
+StFile read_safetensors(const std::string& path, std::string* header_text) {
     // O_NONBLOCK: opening a FIFO would otherwise wait for a writer forever
     // before the type check below could refuse it (no effect on regular files).
     Fd in(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
@@ -314,9 +331,9 @@ StFile read_safetensors(const std::string& path) {
     // missing or left over (the reference implementation is equally strict).
     const uint64_t data_start = 8 + header_len;
     const uint64_t data_size = file_size - data_start;
-    std::vector<const Slot*> by_offset;
-    for (const Slot& s : slots) by_offset.push_back(&s);
-    std::sort(by_offset.begin(), by_offset.end(),
+    std::vector<Slot*> by_offset;  // stable: entries of equal offsets (empty ones) stay in name order
+    for (Slot& s : slots) by_offset.push_back(&s);
+    std::stable_sort(by_offset.begin(), by_offset.end(),
               [](auto* a, auto* b) { return a->begin != b->begin ? a->begin < b->begin : a->end < b->end; });
     uint64_t expected = 0;
     const Slot* prev = nullptr;
@@ -339,13 +356,16 @@ StFile read_safetensors(const std::string& path) {
         fail(path, "data section at file byte " + std::to_string(data_start) + " has " + std::to_string(data_size) +
                        " bytes but the entries cover only " + std::to_string(expected));
 
-    for (Slot& s : slots) {
+    // Entries in data order (by_offset), each read from the file.
+    for (Slot* p : by_offset) {
+        Slot& s = *p;
         s.entry.bytes.resize(s.end - s.begin);
         if (!read_exact(in.fd, s.entry.bytes.data(), s.entry.bytes.size(), data_start + s.begin))
             fail(path, "entry '" + s.entry.name + "': cannot read its data at file byte " +
                            std::to_string(data_start + s.begin));
         out.entries.push_back(std::move(s.entry));
     }
+    if (header_text) *header_text = std::move(text);
     return out;
 }
 

@@ -27,6 +27,8 @@ struct StEntry {
 };
 
 struct StFile {
+    // read_safetensors: in the order of their data in the file (which is name
+    // order for files write_safetensors wrote). write_safetensors: any order.
     std::vector<StEntry> entries;
     std::map<std::string, std::string> metadata;
 
@@ -43,10 +45,18 @@ size_t st_dtype_size(const std::string& dtype);
 // std::runtime_error (bad entry, I/O failure), leaving no temporary behind.
 void write_safetensors(const std::string& path, const StFile& file);
 
+// The start of the file write_safetensors writes for `file`: the 8-byte
+// header length and the padded JSON header. The data section that follows
+// is the entries' bytes in name order. Throws as write_safetensors.
+std::string safetensors_head(const std::string& path, const StFile& file);
+
 // Reads and fully validates a file; any inconsistency (truncation, bad JSON,
 // unknown dtype, offsets that overlap, leave gaps or disagree with the shape,
 // duplicate names, ...) throws std::runtime_error naming the file and the
 // offending entry or byte offset. Corrupt input never crashes.
-StFile read_safetensors(const std::string& path);
+// With `header_text`, also the JSON header exactly as stored, padding
+// included: with the entries' bytes in their order, every byte of the file
+// (what a hash of the file covers).
+StFile read_safetensors(const std::string& path, std::string* header_text = nullptr);
 
 }  // namespace miras

@@ -2,9 +2,9 @@
 // then what `miras eval` / `miras train --resume` do with the result: rebuild
 // the run from the stored config (with a small model: build it, load the
 // parameters and the optimizer state, run one batch). Mutated bytes almost
-// never keep the checksum right, so a file that parses as safetensors is also
-// re-signed with its correct checksum and read again, which reaches the code
-// behind the checksum test. Only std::exceptions may come out.
+// never keep the hash right, so a file that parses as safetensors is also
+// re-signed with its correct hash (sign_checkpoint) and read again, which
+// reaches the code behind the hash test. Only std::exceptions may come out.
 //   make fuzz && tests/fuzz/run.sh checkpoint
 #include <cstdlib>
 #include <exception>
@@ -49,13 +49,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     } catch (const std::exception&) {
         return 0;
     }
-    auto it = f.metadata.find("checksum");
+    auto it = f.metadata.find("sha256");
     if (it == f.metadata.end()) return 0;
-    const std::string sum = fuzz::checkpoint_checksum(f);
-    if (it->second == sum) return 0;  // already read above
-    it->second = sum;
+    const std::string stored = it->second;
     const std::string signed_path = path + ".signed";
     try {
+        sign_checkpoint(signed_path, f);
+        if (f.metadata["sha256"] == stored) return 0;  // already read above
         write_safetensors(signed_path, f);
     } catch (const std::exception&) {
         return 0;

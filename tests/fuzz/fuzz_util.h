@@ -66,28 +66,4 @@ inline bool small_model(const ModelConfig& m) {
            mc.depth <= 4 && mc.expansion <= 8;
 }
 
-// The checksum of train/checkpoint.cpp (FNV-1a 64 over every entry's name,
-// dtype, shape and bytes in name order), so a harness can re-sign a mutated
-// checkpoint and reach the code behind the checksum test.
-inline std::string checkpoint_checksum(const StFile& f) {
-    std::map<std::string, const StEntry*> sorted;
-    for (const StEntry& e : f.entries) sorted[e.name] = &e;
-    uint64_t h = 0xcbf29ce484222325ull;
-    auto add = [&](const void* p, size_t n) {
-        const auto* b = static_cast<const uint8_t*>(p);
-        for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 0x100000001b3ull;
-    };
-    for (const auto& [name, e] : sorted) {
-        add(name.data(), name.size());
-        add("", 1);
-        add(e->dtype.data(), e->dtype.size());
-        add("", 1);
-        for (int64_t d : e->shape) add(&d, sizeof d);
-        add(e->bytes.data(), e->bytes.size());
-    }
-    char buf[17];
-    std::snprintf(buf, sizeof buf, "%016llx", (unsigned long long)h);
-    return buf;
-}
-
 }  // namespace miras::fuzz
