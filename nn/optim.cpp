@@ -83,6 +83,24 @@ void Optimizer::load_state_dict(const StateDict& state) {
     }
     for (auto& [key, t] : state)
         if (!expected.count(key)) errors += "\n  unexpected '" + key + "' " + describe(t);
+    // Values: a NaN or a negative second moment would turn every later
+    // update into NaN (sqrt of a negative), silently.
+    if (errors.empty()) {
+        for (auto& [key, buf] : targets) {
+            const std::vector<double> x = raw::contiguous(state.at(key)).to_vector();
+            const std::string name = key.substr(kind_.size() + 1, key.find('.', kind_.size() + 1) - kind_.size() - 1);
+            const bool nonnegative = nonnegative_buffers_.count(name) > 0;
+            int64_t bad = 0, first = -1;
+            for (size_t i = 0; i < x.size(); ++i)
+                if (!std::isfinite(x[i]) || (nonnegative && x[i] < 0)) {
+                    if (bad++ == 0) first = (int64_t)i;
+                }
+            if (bad > 0)
+                errors += "\n  '" + key + "': " + std::to_string(bad) + " of " + std::to_string(x.size()) +
+                          " values are " + (nonnegative ? "negative or not finite" : "not finite") + " (the first, " +
+                          std::to_string(x[(size_t)first]) + ", at flat index " + std::to_string(first) + ")";
+        }
+    }
     int64_t step = 0;
     if (errors.empty()) {
         double s = state.at(kind_ + ".step").item();
@@ -167,6 +185,7 @@ AdamW::AdamW(NamedTensors params, AdamWOptions opt) : Optimizer(std::move(params
     }
     buffers_.emplace_back("m", std::move(m));
     buffers_.emplace_back("v", std::move(v));
+    nonnegative_buffers_.insert("v");  // a running mean of squared gradients
 }
 
 void AdamW::step() {

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -47,14 +48,17 @@ public:
     // "<kind>.<buffer>.<param name>". Later steps do not change an exported map.
     StateDict state_dict() const;
     // Strict: every name, shape and dtype must match, and no name may be
-    // unexpected; the message lists every mismatch. Nothing is written unless
-    // everything matches.
+    // unexpected; every value must be finite, and a buffer that is a sum of
+    // squares (AdamW's v) non-negative. The message lists every mismatch.
+    // Nothing is written unless everything matches.
     void load_state_dict(const StateDict& state);
 
 protected:
     Optimizer(NamedTensors params, double lr, std::string kind);
     // Per-parameter buffers, one list per buffer name: "momentum" or "m", "v".
     std::vector<std::pair<std::string, TensorList>> buffers_;
+    // Names of the buffers whose values cannot be negative ("v").
+    std::set<std::string> nonnegative_buffers_;
 
     NamedTensors params_;
     double lr_;

@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -280,6 +281,48 @@ BOOST_AUTO_TEST_CASE(first_format_checkpoints_are_still_read) {
     f.entries[0].bytes[3] = 1;
     write_safetensors(path, f);
     BOOST_TEST(contains(read_error(path), "checkpoint is corrupted: checksum"), read_error(path));
+}
+
+// A diverged state is never written over a good checkpoint, and a
+// non-finite parameter in a file is refused when loaded.
+BOOST_AUTO_TEST_CASE(non_finite_state_is_neither_saved_nor_loaded) {
+    TempDir tmp;
+    const std::string path = tmp.file("ck.safetensors");
+    auto model = build_model(tiny_model(DType::f32));
+    AdamW opt(model->named_parameters());
+    train_a_little(*model, opt);
+    save_checkpoint(path, make_checkpoint(*model, &opt, 2, 1, ""));
+    const std::vector<uint8_t> good = read_bytes(path);
+
+    Checkpoint nan_param = make_checkpoint(*model, &opt, 3, 1, "");
+    nan_param.params.at("norm.weight").data<float>()[1] = std::nanf("");
+    BOOST_CHECK_EXCEPTION(save_checkpoint(path, nan_param), std::runtime_error, [&](const std::runtime_error& e) {
+        BOOST_TEST_INFO(e.what());
+        return contains(e.what(), path + ": not saved: parameter 'norm.weight': 1 of 8 values are not finite") &&
+               contains(e.what(), "keeps the previous checkpoint");
+    });
+    Checkpoint inf_state = make_checkpoint(*model, &opt, 3, 1, "");
+    inf_state.optim.at("adam.m.norm.weight").data<float>()[0] = -HUGE_VALF;
+    BOOST_CHECK_EXCEPTION(save_checkpoint(path, inf_state), std::runtime_error, [&](const std::runtime_error& e) {
+        BOOST_TEST_INFO(e.what());
+        return contains(e.what(), "optimizer state 'adam.m.norm.weight'");
+    });
+    BOOST_TEST((read_bytes(path) == good));
+    for (const auto& e : fs::directory_iterator(tmp.dir))  // no temporary left behind
+        BOOST_TEST(e.path().filename().string() == "ck.safetensors");
+
+    // Written past the check (a crafted file), refused on load.
+    StFile f = read_safetensors(path);
+    for (StEntry& e : f.entries)
+        if (e.name == "norm.weight") std::memcpy(e.bytes.data() + 4, &nan_param.params.at("norm.weight").data<float>()[1], 4);
+    sign_checkpoint(path, f);
+    write_safetensors(path, f);
+    const Checkpoint ck = read_checkpoint(path);
+    auto fresh = build_model(tiny_model(DType::f32));
+    BOOST_CHECK_EXCEPTION(load_model_state(ck, *fresh, path), std::runtime_error, [&](const std::runtime_error& e) {
+        BOOST_TEST_INFO(e.what());
+        return contains(e.what(), path + ": parameter 'norm.weight': 1 of 8 values are not finite (the first, nan");
+    });
 }
 
 BOOST_AUTO_TEST_CASE(foreign_file_and_mismatched_model_are_rejected) {

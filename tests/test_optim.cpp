@@ -267,6 +267,35 @@ BOOST_AUTO_TEST_CASE(load_state_dict_errors) {
     BOOST_TEST(opt.state_dict().at("adam.m.W").to_vector() == std::vector<double>(4, 0.0));
 }
 
+// A crafted checkpoint with a negative second moment resumed, and the next
+// update, sqrt(v) of a negative, wrote NaN into every weight. Loaded state
+// must be finite, and AdamW's v non-negative.
+BOOST_AUTO_TEST_CASE(load_state_dict_refuses_impossible_values) {
+    Tensor W = param({1, 2, 3, 4}, {2, 2});
+    AdamW opt({{"W", W}});
+    const StateDict good = opt.state_dict();
+    auto negative = good;
+    negative["adam.v.W"] = from_vector({0.5, -1e-3, 0, -2}, {2, 2}, DType::f64);
+    BOOST_CHECK_EXCEPTION(opt.load_state_dict(negative), std::invalid_argument,
+                          has({"'adam.v.W': 2 of 4 values are negative or not finite (the first, -0.001", "index 1"}));
+    auto nan_m = good;
+    nan_m["adam.m.W"] = from_vector({0, 0, std::nan(""), 0}, {2, 2}, DType::f64);
+    BOOST_CHECK_EXCEPTION(opt.load_state_dict(nan_m), std::invalid_argument,
+                          has({"'adam.m.W': 1 of 4 values are not finite", "index 2"}));
+    auto inf_v = good;
+    inf_v["adam.v.W"] = from_vector({0, HUGE_VAL, 0, 0}, {2, 2}, DType::f64);
+    BOOST_CHECK_EXCEPTION(opt.load_state_dict(inf_v), std::invalid_argument, has({"'adam.v.W'", "not finite"}));
+    auto negative_m = good;  // a first moment may be negative
+    negative_m["adam.m.W"] = from_vector({-1, -2, 3, 4}, {2, 2}, DType::f64);
+    BOOST_CHECK_NO_THROW(opt.load_state_dict(negative_m));
+    BOOST_TEST(opt.state_dict().at("adam.v.W").to_vector() == std::vector<double>(4, 0.0));
+    SGD sgd({{"W", W}}, {.momentum = 0.9});
+    auto sgd_state = sgd.state_dict();
+    sgd_state["sgd.momentum.W"] = from_vector({-1, -HUGE_VAL, 0, 0}, {2, 2}, DType::f64);
+    BOOST_CHECK_EXCEPTION(sgd.load_state_dict(sgd_state), std::invalid_argument,
+                          has({"'sgd.momentum.W': 1 of 4 values are not finite (the first, -inf"}));
+}
+
 // ---- clipping
 
 BOOST_AUTO_TEST_CASE(clip_grad_norm_scales_globally) {

@@ -200,6 +200,58 @@ BOOST_AUTO_TEST_CASE(resume_rejects_a_checkpoint_of_another_model) {
     }
 }
 
+// A checkpoint with a negative Adam second moment resumed, wrote NaN weights
+// over the good checkpoint and exited 0; weights that overflow the forward
+// gave an evaluation loss of NaN, reported as a result. Both stop the run
+// with an error, and the checkpoint on disk stays what it was.
+BOOST_AUTO_TEST_CASE(diverged_or_impossible_state_stops_the_run_and_keeps_the_checkpoint) {
+    TempDir tmp;
+    TrainOptions opt;
+    opt.out_dir = tmp.dir.string();
+    opt.handle_sigint = false;
+    TrainResult r;
+    run_losses(tiny_mqar(2), opt, &r);
+    auto crafted = [&](const std::function<void(Checkpoint&)>& edit) {
+        Checkpoint ck = read_checkpoint(r.checkpoint_path);
+        edit(ck);
+        const std::string path = tmp.file("crafted.safetensors");
+        // save_checkpoint refuses non-finite values, not finite impossible ones
+        save_checkpoint(path, ck);
+        return path;
+    };
+    auto bytes = [](const std::string& path) {
+        std::ifstream in(path, std::ios::binary);
+        return std::vector<char>{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    };
+
+    const std::string negative = crafted([](Checkpoint& ck) {
+        for (auto& [name, t] : ck.optim)
+            if (name.rfind("adam.v.", 0) == 0) t.data<float>()[0] = -1.0f;
+    });
+    const std::vector<char> before = bytes(negative);
+    opt.resume_from = negative;
+    opt.out_dir = tmp.file("resumed");
+    const std::string msg = miras::test::error_of<std::runtime_error>([&] { run_losses(tiny_mqar(3), opt); });
+    BOOST_TEST((msg.find(negative + ": the checkpoint's optimizer state does not fit") == 0 &&
+                msg.find("values are negative or not finite") != std::string::npos),
+               msg);
+    BOOST_TEST((bytes(negative) == before));
+    BOOST_TEST(!fs::exists(tmp.file("resumed/checkpoint.safetensors")));
+
+    // Finite weights whose forward overflows: the evaluation loss is NaN.
+    const std::string huge = crafted([](Checkpoint& ck) {
+        for (auto& [name, t] : ck.params) {
+            float* p = t.data<float>();
+            for (int64_t i = 0; i < t.numel(); ++i) p[i] = 1e10f;  // its squares overflow f32
+        }
+    });
+    opt.resume_from = huge;
+    opt.out_dir = tmp.file("huge");
+    const std::string eval_msg = miras::test::error_of<std::runtime_error>([&] { run_losses(tiny_mqar(2), opt); });
+    BOOST_TEST(eval_msg.find("the evaluation loss became") == 0u, eval_msg);
+    BOOST_TEST(eval_msg.find("at step 2") != std::string::npos, eval_msg);
+}
+
 BOOST_AUTO_TEST_CASE(byte_corpus_reports_bits_per_byte_and_samples_deterministically) {
     TempDir tmp;
     const std::string corpus = tmp.file("corpus.txt");

@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
@@ -154,6 +155,17 @@ void verify_hash(const std::string& path, const StFile& f, const std::string& he
                                  " does not match the stored " + stored);
 }
 
+// "" when every value of `t` is finite, else what is wrong, for a message.
+std::string non_finite(const Tensor& t) {
+    const std::vector<double> x = raw::contiguous(t).to_vector();
+    int64_t bad = 0, first = -1;
+    for (size_t i = 0; i < x.size(); ++i)
+        if (!std::isfinite(x[i]) && bad++ == 0) first = (int64_t)i;
+    if (bad == 0) return "";
+    return std::to_string(bad) + " of " + std::to_string(x.size()) + " values are not finite (the first, " +
+           std::to_string(x[(size_t)first]) + ", at flat index " + std::to_string(first) + ")";
+}
+
 }  // namespace
 
 Checkpoint make_checkpoint(const Module& model, const Optimizer* opt, int64_t step, uint64_t data_seed,
@@ -185,6 +197,15 @@ void sign_checkpoint(const std::string& path, StFile& f) {
 }
 
 void save_checkpoint(const std::string& path, const Checkpoint& ck) {
+    // A diverged state is never written: the file at `path` stays the last good one.
+    for (const auto& [name, t] : ck.params)
+        if (std::string bad = non_finite(t); !bad.empty())
+            throw std::runtime_error(path + ": not saved: parameter '" + name + "': " + bad +
+                                     "; the file keeps the previous checkpoint");
+    for (const auto& [name, t] : ck.optim)
+        if (std::string bad = non_finite(t); !bad.empty())
+            throw std::runtime_error(path + ": not saved: optimizer state '" + name + "': " + bad +
+                                     "; the file keeps the previous checkpoint");
     StFile f;
     for (const auto& [name, t] : ck.params) {
         if (name.rfind(kOptimPrefix, 0) == 0 || name == kStepName || name == kSeedName)
@@ -239,6 +260,9 @@ Checkpoint read_checkpoint(const std::string& path) {
 }
 
 void load_model_state(const Checkpoint& ck, Module& model, const std::string& path) {
+    for (const auto& [name, t] : ck.params)
+        if (std::string bad = non_finite(t); !bad.empty())
+            throw std::runtime_error(path + ": parameter '" + name + "': " + bad);
     try {
         model.load_parameters(ck.params);
     } catch (const std::exception& e) {

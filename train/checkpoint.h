@@ -53,6 +53,9 @@ struct Checkpoint {
 Checkpoint make_checkpoint(const Module& model, const Optimizer* opt, int64_t step, uint64_t data_seed,
                            const std::string& config_toml);
 
+// Refuses (std::runtime_error, nothing written) parameters or optimizer
+// state that hold a NaN or an infinity: a diverged run never replaces its
+// last good checkpoint.
 void save_checkpoint(const std::string& path, const Checkpoint& ck);
 // Sets f.metadata["sha256"] to the hash of the file write_safetensors(path, f)
 // writes (save_checkpoint does this; a test or a fuzzer re-signs an edit).
@@ -61,8 +64,10 @@ void sign_checkpoint(const std::string& path, StFile& f);
 // that is not a miras checkpoint.
 Checkpoint read_checkpoint(const std::string& path);
 
-// Strict loads (every name, shape and dtype must match; the message lists each
-// mismatch and names `path`). Nothing is written unless everything matches.
+// Strict loads (every name, shape and dtype must match, every value be
+// finite, and the optimizer state valid, see Optimizer::load_state_dict; the
+// message lists each mismatch and names `path`). Nothing is written unless
+// everything matches.
 void load_model_state(const Checkpoint& ck, Module& model, const std::string& path);
 void load_optimizer_state(const Checkpoint& ck, Optimizer& opt, const std::string& path);
 

@@ -398,13 +398,26 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& options) {
     out.flush();
 
     auto save = [&](int64_t s) {
-        save_checkpoint(result.checkpoint_path, make_checkpoint(*model, opt.get(), s, cfg.data.seed, cfg.toml));
+        try {
+            save_checkpoint(result.checkpoint_path, make_checkpoint(*model, opt.get(), s, cfg.data.seed, cfg.toml));
+        } catch (const std::runtime_error& e) {
+            throw std::runtime_error("step " + std::to_string(s) + ": " + e.what());
+        }
     };
     auto run_eval = [&](int64_t s, bool last) {
         const std::vector<TaskData::EvalSet>& sets = last ? final_eval_sets() : eval_sets;
         result.last_report = evaluate_sets(*model, sets, data.group_names());
         result.last_eval = result.last_report.all;
         result.last_eval_step = s;
+        // A non-finite evaluation loss is divergence as much as a non-finite
+        // training loss: stop before it is saved as the run's result.
+        for (size_t i = 0; i < sets.size(); ++i)
+            if (!std::isfinite(result.last_report.per_length[i].loss))
+                throw std::runtime_error("the evaluation loss became " +
+                                         std::to_string(result.last_report.per_length[i].loss) + " at step " +
+                                         std::to_string(s) + " (seq_len " + std::to_string(sets[i].seq_len) +
+                                         "); the model diverged, and the checkpoint keeps the last state saved "
+                                         "before; try a lower optim.lr or optim.clip");
         for (size_t i = 0; i < sets.size(); ++i) {
             const EvalResult& e = result.last_report.per_length[i];
             nlohmann::json j = eval_json(e, data.group_names());
