@@ -53,7 +53,7 @@ BOOST_AUTO_TEST_CASE(help_of_program_and_every_command) {
     for (const char* cmd : {"train", "eval", "generate", "info"}) BOOST_TEST(contains(top.out, cmd), cmd);
 
     const std::vector<std::pair<std::string, std::vector<std::string>>> expected = {
-        {"train", {"--set", "--out", "--resume", "config"}},
+        {"train", {"--set", "--out", "--resume", "--force", "config"}},
         {"eval", {"checkpoint", "--set", "--batches"}},
         {"generate", {"--temperature", "--top-k", "--prompt", "--length", "--seed", "--windowed"}},
         {"info", {"config", "--set"}},
@@ -156,6 +156,17 @@ BOOST_AUTO_TEST_CASE(train_eval_and_generate) {
     BOOST_TEST(contains(t.out, run_dir + "/checkpoint.safetensors"), t.out);
     BOOST_TEST(contains(t.out, run_dir + "/metrics.jsonl"), t.out);
     BOOST_TEST(fs::exists(run_dir + "/checkpoint.safetensors"));
+    // A fresh run into it is refused; --force moves the finished run aside.
+    Run again = run_miras(concat({"train", "--out", run_dir}, tiny_sets()));
+    BOOST_TEST(again.code == 1);
+    BOOST_TEST(contains(again.err, "error: the run folder '" + run_dir + "' holds another run"), again.err);
+    const std::string aside = tmp.file("aside");
+    Run forced = run_miras(concat({"train", "--out", aside}, tiny_sets()));
+    BOOST_TEST(forced.code == 0, forced.err);
+    forced = run_miras(concat({"train", "--force", "--out", aside}, tiny_sets()));
+    BOOST_TEST(forced.code == 0, forced.err);
+    BOOST_TEST(contains(forced.out, "was moved to " + aside + ".old-1"), forced.out);
+    BOOST_TEST(fs::exists(aside + ".old-1/checkpoint.safetensors"));
 
     // eval takes the file or the folder, and overrides of the stored config.
     Run e = run_miras({"eval", run_dir, "--batches", "2"});

@@ -8,6 +8,9 @@
 // run with one thread repeats its losses bit for bit.
 #include <boost/test/unit_test.hpp>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -252,6 +255,176 @@ BOOST_AUTO_TEST_CASE(diverged_or_impossible_state_stops_the_run_and_keeps_the_ch
     BOOST_TEST(eval_msg.find("at step 2") != std::string::npos, eval_msg);
 }
 
+// `train --out <finished run>` truncated the run's metrics (153 lines to 4)
+// and replaced its config while the checkpoint stayed the old run's. A fresh
+// run into a folder holding a run is refused; --force moves the old one aside.
+BOOST_AUTO_TEST_CASE(a_fresh_run_never_overwrites_another_run) {
+    TempDir tmp;
+    const std::string dir = tmp.file("run");
+    TrainOptions opt;
+    opt.out_dir = dir;
+    opt.handle_sigint = false;
+    TrainResult first;
+    run_losses(tiny_mqar(6), opt, &first);
+    auto bytes = [](const std::string& path) {
+        std::ifstream in(path, std::ios::binary);
+        return std::string{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    };
+    const std::string ck = bytes(first.checkpoint_path), metrics = bytes(first.metrics_path),
+                      config = bytes(dir + "/config.toml");
+    const std::string msg = miras::test::error_of<std::runtime_error>([&] { run_losses(tiny_mqar(3), opt); });
+    BOOST_TEST(msg.find("the run folder '" + dir + "' holds another run (checkpoint.safetensors, metrics.jsonl, "
+                        "config.toml); continue it with --resume " + dir) == 0u,
+               msg);
+    BOOST_TEST(bytes(first.checkpoint_path) == ck);
+    BOOST_TEST(bytes(first.metrics_path) == metrics);
+    BOOST_TEST(bytes(dir + "/config.toml") == config);
+
+    // --force: the old run, whole, in run.old-1, then run.old-2.
+    opt.force = true;
+    for (int n = 1; n <= 2; ++n) {
+        std::ostringstream log;
+        opt.out = &log;
+        train(tiny_mqar(3), opt);
+        BOOST_TEST(log.str().find("the previous run in " + dir + " was moved to " + dir + ".old-" + std::to_string(n)) !=
+                   std::string::npos);
+        BOOST_TEST(read_checkpoint(first.checkpoint_path).step == 3);
+    }
+    BOOST_TEST(bytes(dir + ".old-1/checkpoint.safetensors") == ck);
+    BOOST_TEST(bytes(dir + ".old-1/metrics.jsonl") == metrics);
+    BOOST_TEST(read_checkpoint(dir + ".old-2/checkpoint.safetensors").step == 3);
+    // A resumed run writes into its folder as before.
+    opt.force = false;
+    opt.out = nullptr;
+    opt.resume_from = first.checkpoint_path;
+    std::ostringstream log;
+    opt.out = &log;
+    BOOST_CHECK_NO_THROW(train(tiny_mqar(4), opt));
+}
+
+// Two trainers on one folder both exited 0, with interleaved metrics and the
+// checkpoint of whichever saved last. The folder is locked for a run.
+BOOST_AUTO_TEST_CASE(a_run_folder_in_use_is_refused_naming_the_holder) {
+    TempDir tmp;
+    const std::string dir = tmp.file("run");
+    fs::create_directories(dir);
+    TrainOptions opt;
+    opt.out_dir = dir;
+    opt.handle_sigint = false;
+    {
+        // Another process's lock (flock locks of separate opens conflict within a process too).
+        const int fd = ::open((dir + "/.lock").c_str(), O_RDWR | O_CREAT, 0644);
+        BOOST_REQUIRE(fd >= 0);
+        BOOST_REQUIRE(::flock(fd, LOCK_EX | LOCK_NB) == 0);
+        BOOST_REQUIRE(::write(fd, "4242\n", 5) == 5);
+        const std::string msg = miras::test::error_of<std::runtime_error>([&] { run_losses(tiny_mqar(2), opt); });
+        BOOST_TEST(msg == "the run folder '" + dir + "' is in use by another run (process 4242, lock file '" + dir +
+                              "/.lock'); wait for it to end or give another folder",
+                   msg);
+        BOOST_TEST(!fs::exists(dir + "/metrics.jsonl"));
+        ::close(fd);
+    }
+    // Unlocked, the folder (holding only the lock file) takes a run; a second
+    // trainer started while it runs is refused with its pid.
+    std::string second;
+    TrainOptions inner = opt;
+    opt.on_step = [&](const StepInfo& s) {
+        if (s.step == 1) second = miras::test::error_of<std::runtime_error>([&] { run_losses(tiny_mqar(2), inner); });
+    };
+    TrainResult r;
+    run_losses(tiny_mqar(2), opt, &r);
+    BOOST_TEST(second.find("is in use by another run (process " + std::to_string(::getpid()) + ",") !=
+                   std::string::npos,
+               second);
+    BOOST_TEST(read_checkpoint(r.checkpoint_path).step == 2);
+}
+
+// Interrupted saves left "checkpoint.safetensors.tmp.<pid>" forever (41 MB seen).
+BOOST_AUTO_TEST_CASE(temporaries_of_dead_processes_are_removed) {
+    TempDir tmp;
+    TrainOptions opt;
+    opt.out_dir = tmp.dir.string();
+    opt.handle_sigint = false;
+    TrainResult r;
+    run_losses(tiny_mqar(2), opt, &r);
+    const pid_t child = ::fork();
+    if (child == 0) ::_exit(0);
+    BOOST_REQUIRE(child > 0);
+    ::waitpid(child, nullptr, 0);  // now a pid of no process
+    const std::string dead = r.checkpoint_path + ".tmp." + std::to_string(child);
+    const std::string alive = r.checkpoint_path + ".tmp.1";  // init: alive
+    const std::string other = tmp.file("notes.tmp.x");
+    for (const std::string& f : {dead, alive, other}) std::ofstream(f) << "partial";
+    opt.resume_from = r.checkpoint_path;
+    std::ostringstream log;
+    opt.out = &log;
+    train(tiny_mqar(3), opt);
+    BOOST_TEST(!fs::exists(dead));
+    BOOST_TEST(fs::exists(alive));
+    BOOST_TEST(fs::exists(other));
+    BOOST_TEST(log.str().find("removed " + dead + ", left by an interrupted save of process " + std::to_string(child)) !=
+                   std::string::npos,
+               log.str());
+}
+
+namespace {
+volatile std::sig_atomic_t g_fallback_term = 0;
+extern "C" void fallback_term(int) { g_fallback_term = 1; }
+}  // namespace
+
+// SIGTERM (what schedulers send) killed the run and lost its progress, while
+// SIGINT saved. Both stop after the step and save.
+BOOST_AUTO_TEST_CASE(sigterm_saves_like_sigint) {
+    TempDir tmp;
+    // Without the run's handler SIGTERM would end the test program: a fallback
+    // that only records it, which the run replaces and restores.
+    struct sigaction fallback {}, old {};
+    fallback.sa_handler = fallback_term;
+    sigemptyset(&fallback.sa_mask);
+    sigaction(SIGTERM, &fallback, &old);
+    g_fallback_term = 0;
+    TrainOptions opt;
+    opt.out_dir = tmp.dir.string();
+    opt.handle_sigint = true;
+    opt.on_step = [](const StepInfo& s) {
+        if (s.step == 3) std::raise(SIGTERM);
+    };
+    TrainResult r;
+    const std::vector<double> losses = run_losses(tiny_mqar(8), opt, &r);
+    sigaction(SIGTERM, &old, nullptr);
+    BOOST_TEST(g_fallback_term == 0);
+    BOOST_TEST(r.interrupted);
+    BOOST_TEST(losses.size() == 3u);
+    BOOST_TEST(read_checkpoint(r.checkpoint_path).step == 3);
+}
+
+// A metrics write that failed on a full disk stopped the run without saving
+// its steps. The checkpoint is saved first, and the message says why.
+BOOST_AUTO_TEST_CASE(a_failed_metrics_write_saves_first) {
+    TempDir tmp;
+    TrainOptions opt;
+    opt.out_dir = tmp.dir.string();
+    opt.handle_sigint = false;
+    const fs::path metrics = fs::canonical(tmp.dir) / "metrics.jsonl";
+    // From step 4 on the log's descriptor writes to /dev/full (ENOSPC); the
+    // next log line is at step 5 (train.log_every = 5).
+    opt.on_step = [&](const StepInfo& s) {
+        if (s.step != 4) return;
+        for (const auto& e : fs::directory_iterator("/proc/self/fd")) {
+            std::error_code ec;
+            if (fs::read_symlink(e.path(), ec) != metrics) continue;
+            const int full = ::open("/dev/full", O_WRONLY);
+            BOOST_REQUIRE(full >= 0);
+            ::dup2(full, std::stoi(e.path().filename().string()));
+            ::close(full);
+        }
+    };
+    const std::string msg = miras::test::error_of<std::runtime_error>([&] { run_losses(tiny_mqar(8), opt); });
+    BOOST_TEST(msg.find("cannot write the metrics file '") == 0u, msg);
+    BOOST_TEST(msg.find("': No space left on device; the checkpoint of step 5 was saved first") != std::string::npos, msg);
+    BOOST_TEST(read_checkpoint(tmp.file("checkpoint.safetensors")).step == 5);
+}
+
 BOOST_AUTO_TEST_CASE(byte_corpus_reports_bits_per_byte_and_samples_deterministically) {
     TempDir tmp;
     const std::string corpus = tmp.file("corpus.txt");
@@ -308,7 +481,8 @@ BOOST_AUTO_TEST_CASE(threads_key_sets_the_blas_threads_of_the_run) {
     const std::vector<double> a = run_losses(one, opt);
     BOOST_TEST(blas_threads() == 2);
     BOOST_TEST((seen == std::vector<int>(6, 1)));
-    // The same run again: the same losses, bit for bit.
+    // The same run again (in a folder of its own): the same losses, bit for bit.
+    opt.out_dir = tmp.file("again");
     const std::vector<double> b = run_losses(one, opt);
     BOOST_REQUIRE(a.size() == 6u);
     BOOST_TEST(std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0);
@@ -316,6 +490,7 @@ BOOST_AUTO_TEST_CASE(threads_key_sets_the_blas_threads_of_the_run) {
     seen.clear();
     std::ostringstream log;
     opt.out = &log;
+    opt.out_dir = tmp.file("three");
     train(tiny_mqar(2, {"train.threads=3"}), opt);
     BOOST_TEST((seen == std::vector<int>{3, 3}));
     BOOST_TEST(log.str().find("3 BLAS threads") != std::string::npos, log.str());
@@ -326,6 +501,7 @@ BOOST_AUTO_TEST_CASE(threads_key_sets_the_blas_threads_of_the_run) {
     ::setenv("OPENBLAS_NUM_THREADS", "4", 1);
     seen.clear();
     log.str("");
+    opt.out_dir = tmp.file("env");
     train(tiny_mqar(1, {"train.threads=1"}), opt);
     if (env)
         ::setenv("OPENBLAS_NUM_THREADS", saved.c_str(), 1);

@@ -147,12 +147,14 @@ void print_eval(std::ostream& out, const DataConfig& d, const EvalReport& r, con
 struct TrainArgs {
     std::string config, preset, out, resume;
     std::vector<std::string> sets;
+    bool force = false;
 };
 
 int cmd_train(const TrainArgs& a, std::ostream& out, std::ostream& err) {
     RunConfig cfg;
     TrainOptions opt;
     opt.out = &out;
+    opt.force = a.force;
     if (!a.resume.empty()) {
         if (!a.config.empty() || !a.preset.empty())
             throw std::runtime_error("give either a config file or --resume (a resumed run uses the config stored in "
@@ -422,6 +424,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     train_cmd->add_option("--set", ta.sets, "Override a config key, e.g. --set optim.lr=3e-4 (repeatable)")
         ->type_name("KEY=VALUE")->allow_extra_args(false);
     train_cmd->add_option("--out", ta.out, "Run folder (default: output.dir of the config)")->check(kNonEmpty);
+    train_cmd->add_flag("--force", ta.force, "Start over in a folder that holds another run, renaming it to <folder>.old-<n> first");
     train_cmd->add_option("--resume", ta.resume,
                           "Continue from a checkpoint (file or run folder); uses the config stored in it");
 

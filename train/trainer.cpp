@@ -1,13 +1,18 @@
 #include "train/trainer.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -217,12 +222,13 @@ namespace {
 
 volatile std::sig_atomic_t g_stop_requested = 0;
 
-extern "C" void on_sigint(int) {
+// SIGINT (Ctrl-C) and SIGTERM (what schedulers and `kill` send) alike.
+extern "C" void on_sigint(int sig) {
     g_stop_requested = 1;
-    std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C kills at once
+    std::signal(sig, SIG_DFL);  // a second one kills at once
 }
 
-// Installs the handler for the lifetime of a run and restores the previous one.
+// Installs the handler for the lifetime of a run and restores the previous ones.
 class SigintGuard {
 public:
     explicit SigintGuard(bool enable) : enabled_(enable) {
@@ -233,9 +239,12 @@ public:
         sa.sa_flags = SA_RESTART;  // output to a pipe or terminal must not fail with EINTR
         sigemptyset(&sa.sa_mask);
         sigaction(SIGINT, &sa, &old_);
+        sigaction(SIGTERM, &sa, &old_term_);
     }
     ~SigintGuard() {
-        if (enabled_) sigaction(SIGINT, &old_, nullptr);
+        if (!enabled_) return;
+        sigaction(SIGINT, &old_, nullptr);
+        sigaction(SIGTERM, &old_term_, nullptr);
     }
     SigintGuard(const SigintGuard&) = delete;
     SigintGuard& operator=(const SigintGuard&) = delete;
@@ -243,8 +252,110 @@ public:
 
 private:
     bool enabled_;
-    struct sigaction old_ {};
+    struct sigaction old_ {}, old_term_ {};
 };
+
+// ---------------------------------------------------------------- run folder
+
+const char* const kLockName = ".lock";
+// The files that make a folder a run's.
+const char* const kRunFiles[] = {"checkpoint.safetensors", "metrics.jsonl", "config.toml"};
+
+// An exclusive lock on a run folder while the object lives: flock on
+// "<dir>/.lock", which then holds the holder's pid. The kernel drops the
+// lock when the process ends, however it ends, so a lock is never stale.
+class RunLock {
+public:
+    explicit RunLock(const std::string& dir) : path_((fs::path(dir) / kLockName).string()) {
+        fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (fd_ < 0) throw std::runtime_error("cannot create the lock file '" + path_ + "': " + std::strerror(errno));
+        if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+            const int err = errno;
+            char buf[32] = {};
+            const ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
+            std::string holder = n > 0 ? std::string(buf, (size_t)n) : "";
+            holder.erase(std::remove_if(holder.begin(), holder.end(), [](char c) { return !std::isdigit((unsigned char)c); }),
+                         holder.end());
+            ::close(fd_);
+            if (err == EWOULDBLOCK)
+                throw std::runtime_error("the run folder '" + dir + "' is in use by another run (process " +
+                                         (holder.empty() ? "unknown" : holder) + ", lock file '" + path_ +
+                                         "'); wait for it to end or give another folder");
+            throw std::runtime_error("cannot lock '" + path_ + "': " + std::strerror(err));
+        }
+        const std::string pid = std::to_string(::getpid()) + "\n";
+        if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, pid.data(), pid.size(), 0) != (ssize_t)pid.size()) {
+            // The lock holds all the same; only the pid in messages is missing.
+        }
+    }
+    ~RunLock() { ::close(fd_); }
+    RunLock(const RunLock&) = delete;
+    RunLock& operator=(const RunLock&) = delete;
+
+private:
+    std::string path_;
+    int fd_ = -1;
+};
+
+// Removes "<name>.tmp.<pid>" files (train/atomic_file.h) of processes that
+// no longer exist: what an interrupted save leaves behind.
+void remove_stale_temporaries(const std::string& dir, std::ostream& out) {
+    std::error_code ec;
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+        const std::string name = it->path().filename().string();
+        const size_t tmp = name.rfind(".tmp.");
+        if (tmp == std::string::npos || tmp == 0) continue;
+        const std::string digits = name.substr(tmp + 5);
+        if (digits.empty() || digits.size() > 9 || !std::all_of(digits.begin(), digits.end(), ::isdigit)) continue;
+        const pid_t pid = (pid_t)std::stol(digits);
+        if (pid <= 0 || pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH) continue;  // alive, or not ours to judge
+        std::error_code rm;
+        if (it->is_regular_file(rm) && fs::remove(it->path(), rm))
+            out << "removed " << it->path().string() << ", left by an interrupted save of process " << pid << "\n";
+    }
+}
+
+// Creates and locks the run folder. A fresh run into a folder that holds
+// another run is refused unless `force`, which renames the old folder to
+// "<dir>.old-<n>" first (its lock held meanwhile, so no live run is moved).
+std::unique_ptr<RunLock> claim_run_folder(const std::string& dir, bool fresh, bool force, std::ostream& out) {
+    auto create = [&] {
+        std::error_code ec;
+        fs::create_directories(dir, ec);
+        if (ec || !fs::is_directory(dir))
+            throw std::runtime_error("cannot create the run folder '" + dir + "': " +
+                                     (ec ? ec.message() : "a file of that name exists"));
+        return std::make_unique<RunLock>(dir);
+    };
+    std::unique_ptr<RunLock> lock = create();
+    if (fresh) {
+        std::string found;
+        for (const char* f : kRunFiles)
+            if (fs::exists(fs::path(dir) / f)) found += (found.empty() ? "" : ", ") + std::string(f);
+        if (!found.empty()) {
+            if (!force)
+                throw std::runtime_error("the run folder '" + dir + "' holds another run (" + found +
+                                         "); continue it with --resume " + dir +
+                                         ", give another --out, or start over with --force (which renames the old "
+                                         "folder to " + dir + ".old-<n>)");
+            std::string aside;
+            for (int n = 1;; ++n) {
+                aside = dir + ".old-" + std::to_string(n);
+                if (!fs::exists(aside)) break;
+            }
+            std::error_code ec;
+            fs::rename(dir, aside, ec);
+            if (ec)
+                throw std::runtime_error("--force: cannot rename the run folder '" + dir + "' to '" + aside +
+                                         "': " + ec.message());
+            out << "--force: the previous run in " << dir << " was moved to " << aside << "\n";
+            std::unique_ptr<RunLock> old = std::move(lock);
+            lock = create();
+        }
+    }
+    remove_stale_temporaries(dir, out);
+    return lock;
+}
 
 // ---------------------------------------------------------------- reporting
 
@@ -306,9 +417,12 @@ public:
         if (!out_) throw std::runtime_error("cannot write the metrics file '" + path + "'");
     }
     void write(const nlohmann::json& j) {
+        errno = 0;
         out_ << j.dump() << "\n";
         out_.flush();
-        if (!out_) throw std::runtime_error("write error on the metrics file '" + path_ + "'");
+        if (!out_)
+            throw std::runtime_error("cannot write the metrics file '" + path_ + "'" +
+                                     (errno ? std::string(": ") + std::strerror(errno) : std::string()));
     }
 
 private:
@@ -358,11 +472,7 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& options) {
     }
 
     const std::string dir = options.out_dir.empty() ? cfg.output.dir : options.out_dir;
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (ec || !fs::is_directory(dir))
-        throw std::runtime_error("cannot create the run folder '" + dir + "': " +
-                                 (ec ? ec.message() : "a file of that name exists"));
+    const std::unique_ptr<RunLock> folder_lock = claim_run_folder(dir, options.resume_from.empty(), options.force, out);
     TrainResult result;
     result.checkpoint_path = (fs::path(dir) / "checkpoint.safetensors").string();
     result.metrics_path = (fs::path(dir) / "metrics.jsonl").string();
@@ -404,6 +514,23 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& options) {
             throw std::runtime_error("step " + std::to_string(s) + ": " + e.what());
         }
     };
+    // A failed metrics write (a full disk) stops the run, but the state of
+    // the steps taken is saved first, so the run can be resumed.
+    auto write_metrics = [&](const nlohmann::json& j) {
+        try {
+            metrics.write(j);
+        } catch (const std::runtime_error& e) {
+            std::string saved;
+            try {
+                save(step);
+                saved = "; the checkpoint of step " + std::to_string(step) + " was saved first (resume with --resume " +
+                        result.checkpoint_path + ")";
+            } catch (const std::exception& s) {
+                saved = std::string("; saving the checkpoint failed too: ") + s.what();
+            }
+            throw std::runtime_error(e.what() + saved);
+        }
+    };
     auto run_eval = [&](int64_t s, bool last) {
         const std::vector<TaskData::EvalSet>& sets = last ? final_eval_sets() : eval_sets;
         result.last_report = evaluate_sets(*model, sets, data.group_names());
@@ -426,7 +553,7 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& options) {
             j["seq_len"] = sets[i].seq_len;
             j["covered"] = sets[i].coverage();
             if (last) j["final"] = true;
-            metrics.write(j);
+            write_metrics(j);
             if (live) out << "\r\033[K";
             out << "eval  step " << s << "/" << total << (sets.size() > 1 ? "  T " + std::to_string(sets[i].seq_len) : "")
                 << "  loss " << fixed(e.loss, 4) << "  " << metric_text(bytes, e.loss, e.accuracy())
@@ -475,7 +602,7 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& options) {
         const double tokens_per_s = steps_per_s * (double)(B * T);
         const double eta = (double)(total - step) / std::max(steps_per_s, 1e-9);
         if (step % loop.log_every == 0 || step == total) {
-            metrics.write({{"step", step},
+            write_metrics({{"step", step},
                            {"split", "train"},
                            {"loss", loss},
                            {"accuracy", info.accuracy},

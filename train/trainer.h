@@ -112,13 +112,18 @@ struct TrainOptions {
     // -1: redraw a progress line in place when `out` is std::cout and stdout
     // is a terminal; 0: plain lines; 1: always redraw.
     int live_progress = -1;
-    bool handle_sigint = true;  // Ctrl-C stops after the current step and saves a checkpoint
+    // SIGINT (Ctrl-C) and SIGTERM stop after the current step and save a checkpoint.
+    bool handle_sigint = true;
+    // A fresh run into a folder that holds another run (its checkpoint,
+    // metrics or config) is refused; with `force` the old folder is first
+    // renamed to "<dir>.old-<n>" (the first n free).
+    bool force = false;
     std::function<void(const StepInfo&)> on_step;
 };
 
 struct TrainResult {
     int64_t step = 0;          // updates taken when the run ended
-    bool interrupted = false;  // stopped by SIGINT before train.steps
+    bool interrupted = false;  // stopped by SIGINT or SIGTERM before train.steps
     EvalResult last_eval;      // of the last evaluation, pooled over its lengths (count = 0 if none ran)
     EvalReport last_report;    // the same per length and group
     int64_t last_eval_step = -1;
@@ -128,8 +133,13 @@ struct TrainResult {
 // Trains as configured (or continues options.resume_from, whose model and
 // optimizer must fit `cfg`), with the BLAS thread count set to train.threads
 // for the run and the caller's count restored after it (tensor/threads.h).
+// The run folder is locked for the run (flock on "<dir>/.lock", which holds
+// the pid of the run): a second run into it is refused, naming that pid.
+// Temporaries of interrupted saves ("*.tmp.<pid>" of a process that no longer
+// exists) are removed when the run starts.
 // Throws std::runtime_error on any problem (unwritable folder, corrupt
-// checkpoint, non-finite loss).
+// checkpoint, non-finite loss, a folder in use or holding another run); a
+// failed write of the metrics saves a checkpoint first.
 TrainResult train(const RunConfig& cfg, const TrainOptions& options = {});
 
 // Autoregressive sampling: extends `prompt` (ids in [0, V)) by `length`
