@@ -309,6 +309,31 @@ BOOST_AUTO_TEST_CASE(overrides_give_each_key_once_and_long_values_are_cut) {
     BOOST_TEST(error({huge + "="}).size() < 400u);
 }
 
+// toml11 reads 1e-400 as 0 and 1e400 as the largest double, without an
+// error: optim.lr = 1e-400 trained at a learning rate of 0.
+BOOST_AUTO_TEST_CASE(floats_beyond_a_double_are_refused) {
+    ConfigReader c = ConfigReader::from_string("tiny = 1e-400\nneg = -2.5e-999\nbig = 1e400\nsub = 1e-310\nzero = 0.0e-400\n"
+                                               "list = [1.0, 1e-400]\nu = 1_0e-4_00\n",
+                                               "x.toml", {"optim.lr=1e-400"});
+    BOOST_TEST(error_of<std::runtime_error>([&] { c.get_double("optim.lr", 1e-3, 0, 10); }) ==
+               "x.toml: key 'optim.lr' (from override 'optim.lr=1e-400') must be a number in [0, 10], got float "
+               "1e-400, beyond the range of a double (it would be read as 0)");
+    BOOST_TEST(error_of<std::runtime_error>([&] { c.get_double("tiny", 1, 0, 10); }) ==
+               "x.toml: key 'tiny' (line 1) must be a number in [0, 10], got float 1e-400, beyond the range of a "
+               "double (it would be read as 0)");
+    BOOST_TEST(error_of<std::runtime_error>([&] { c.get_double("neg", 1, -10, 10); }).find("got float -2.5e-999, beyond") !=
+               std::string::npos);
+    BOOST_TEST(error_of<std::runtime_error>([&] { c.get_double("big", 1, 0, 1.7976931348623157e308); })
+                   .find("got float 1e400, beyond the range of a double (it would be read as 1.79769") !=
+               std::string::npos);
+    BOOST_TEST(error_of<std::runtime_error>([&] { c.get_double_list("list", {}, 0, 10); }).find("key 'list'") !=
+               std::string::npos);
+    BOOST_TEST(error_of<std::runtime_error>([&] { c.get_double("u", 1, 0, 10); }).find("got float 1_0e-4_00, beyond") !=
+               std::string::npos);
+    BOOST_TEST(c.get_double("sub", 1, 0, 10) == 1e-310);  // subnormal, but held
+    BOOST_TEST(c.get_double("zero", 1, 0, 10) == 0.0);   // a zero is a zero
+}
+
 BOOST_AUTO_TEST_CASE(dump_holds_every_value_used_and_reads_back) {
     ConfigReader c = ConfigReader::from_string(kSample, "x.toml", {"optim.lr=0.1"});
     read_sample_schema(c);

@@ -103,6 +103,15 @@ BOOST_AUTO_TEST_CASE(missing_file_is_reported) {
 BOOST_AUTO_TEST_CASE(inconsistent_combinations_name_the_keys) {
     const std::string heads = load_error("[model]\nd = 30\nheads = 4\n");
     BOOST_TEST((contains(heads, "exp.toml") && contains(heads, "model.heads") && contains(heads, "model.d")), heads);
+    // An odd head width passed validation and failed when the model was
+    // built, with a RoPE message naming no key.
+    for (const char* mixer : {"attn", "mag", "mal", "mac"}) {
+        const std::string odd = load_error(std::string("[model]\nmixer = \"") + mixer + "\"\nd = 64\nheads = 64\n");
+        BOOST_TEST(contains(odd, "exp.toml: key 'model.heads' = 64 gives heads of width model.d / model.heads = 1, but "
+                                 "the attention of model.mixer = \"" + std::string(mixer) + "\" (RoPE) needs an even head width"),
+                   odd);
+    }
+    BOOST_TEST(contains(load_error("[model]\nmixer = \"attn\"\nd = 30\nheads = 10\n"), "width model.d / model.heads = 3"));
     // The table of a task that is not selected is still validated.
     const std::string table = load_error("[data]\ntask = \"mqar\"\n[data.passkey]\ndepth = 2.0\n");
     BOOST_TEST(contains(table, "'data.passkey.depth'"), table);

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
@@ -156,10 +157,31 @@ bool integer_literal_fits(const toml::value& v) {
     return ec == std::errc{} && ptr == text.data() + text.size() && x == v.as_integer();
 }
 
+// toml11 (3.7) reads a float literal beyond the range of a double without
+// an error: 1e400 as the largest double, 1e-400 as 0 (so optim.lr = 1e-400
+// trained at a learning rate of 0). The literal's text is read again with
+// strtod, which says so (ERANGE with a result of 0 or infinity; a subnormal
+// result is representable and kept). True if it is in range.
+bool float_literal_fits(const toml::value& v) {
+    if (!v.is_floating()) return true;
+    const toml::source_location loc = v.location();
+    if (loc.column() < 1 || loc.column() - 1 + loc.region() > loc.line_str().size()) return true;  // no source text
+    std::string text = loc.line_str().substr(loc.column() - 1, loc.region());
+    text.erase(std::remove(text.begin(), text.end(), '_'), text.end());
+    errno = 0;
+    const double x = std::strtod(text.c_str(), nullptr);
+    return !(errno == ERANGE && (x == 0 || std::isinf(x)));
+}
+
 std::string describe(const toml::value& v) {
     if (v.is_integer() && !integer_literal_fits(v)) {
         const toml::source_location loc = v.location();
         return "integer " + loc.line_str().substr(loc.column() - 1, loc.region()) + ", beyond 64 bits";
+    }
+    if (!float_literal_fits(v)) {
+        const toml::source_location loc = v.location();
+        return "float " + loc.line_str().substr(loc.column() - 1, loc.region()) +
+               ", beyond the range of a double (it would be read as " + number_text(v.as_floating()) + ")";
     }
     return v.is_table() ? "table" : type_name(v) + " " + literal(v);
 }
@@ -173,7 +195,7 @@ std::string range_text(T lo, T hi) {
 }
 
 std::optional<double> as_number(const toml::value& v) {
-    if (v.is_floating()) return v.as_floating();
+    if (v.is_floating() && float_literal_fits(v)) return v.as_floating();
     if (v.is_integer() && integer_literal_fits(v)) return static_cast<double>(v.as_integer());
     return std::nullopt;
 }

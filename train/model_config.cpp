@@ -40,6 +40,12 @@ void read_model(ConfigReader& cfg, ModelConfig& m) {
     m.seed = (uint64_t)cfg.get_int("model.seed", (int64_t)m.seed, 0, kMaxInt);
     if (m.d % m.heads != 0)
         fail(cfg, "key 'model.heads' = " + std::to_string(m.heads) + " must divide model.d = " + std::to_string(m.d));
+    // Every mixer but "lmm" has attention, whose RoPE turns pairs of a head's
+    // channels: found here, with the keys named, rather than when the model is built.
+    if (m.mixer != "lmm" && (m.d / m.heads) % 2 != 0)
+        fail(cfg, "key 'model.heads' = " + std::to_string(m.heads) + " gives heads of width model.d / model.heads = " +
+                      std::to_string(m.d / m.heads) + ", but the attention of model.mixer = \"" + m.mixer +
+                      "\" (RoPE) needs an even head width");
 
     if (m.mixer == "lmm" && (m.window != 0 || m.n_persistent != 0))
         fail(cfg, "keys 'model.window' and 'model.n_persistent' are only used with model.mixer = \"attn\", "
