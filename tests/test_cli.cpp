@@ -53,8 +53,8 @@ BOOST_AUTO_TEST_CASE(help_of_program_and_every_command) {
     for (const char* cmd : {"train", "eval", "generate", "info"}) BOOST_TEST(contains(top.out, cmd), cmd);
 
     const std::vector<std::pair<std::string, std::vector<std::string>>> expected = {
-        {"train", {"--set", "--out", "--resume", "--force", "config"}},
-        {"eval", {"checkpoint", "--set", "--batches"}},
+        {"train", {"--set", "--out", "--resume", "--force", "--allow-data-change", "config"}},
+        {"eval", {"checkpoint", "--set", "--batches", "--allow-data-change"}},
         {"generate", {"--temperature", "--top-k", "--prompt", "--length", "--seed", "--windowed"}},
         {"info", {"config", "--set"}},
     };
@@ -143,6 +143,37 @@ BOOST_AUTO_TEST_CASE(info_counts_parameters_and_flops) {
     BOOST_TEST(r.code == 0, r.err);
     for (const char* part : {"embed", "blocks.0", "norm", "total", "FLOPs per token", "forward"})
         BOOST_TEST(contains(r.out, part), part);
+}
+
+// eval of a byte model on a corpus that changed since training is refused
+// unless asked.
+BOOST_AUTO_TEST_CASE(eval_refuses_a_changed_corpus_unless_asked) {
+    TempDir tmp;
+    const std::string corpus = tmp.file("corpus.txt"), run_dir = tmp.file("run");
+    {
+        std::ofstream f(corpus);
+        for (int i = 0; i < 40; ++i) f << "the quick brown fox jumps over the lazy dog. ";
+    }
+    const std::vector<std::string> sets = {"--set", "model.mixer=attn", "--set", "data.task=bytes", "--set",
+                                           "data.bytes.path=\"" + corpus + "\"", "--set", "data.seq_len=16",
+                                           "--set", "model.d=16", "--set", "model.heads=2", "--set", "model.layers=1",
+                                           "--set", "train.batch=4", "--set", "train.steps=2", "--set",
+                                           "train.eval_batches=1"};
+    Run t = run_miras(concat({"train", "--out", run_dir}, sets));
+    BOOST_REQUIRE(t.code == 0);
+    BOOST_TEST(run_miras({"eval", run_dir}).code == 0);
+    std::ofstream(corpus, std::ios::app) << "one more sentence.";
+    Run e = run_miras({"eval", run_dir});
+    BOOST_TEST(e.code == 1);
+    BOOST_TEST(contains(e.err, "the data differs from the data this checkpoint was trained on"), e.err);
+    Run allowed = run_miras({"eval", run_dir, "--allow-data-change"});
+    BOOST_TEST(allowed.code == 0, allowed.err);
+    BOOST_TEST(contains(allowed.out, "bits/byte"), allowed.out);
+    Run resumed = run_miras({"train", "--resume", run_dir, "--set", "train.steps=3"});
+    BOOST_TEST(resumed.code == 1);
+    BOOST_TEST(contains(resumed.err, "--allow-data-change"), resumed.err);
+    resumed = run_miras({"train", "--resume", run_dir, "--set", "train.steps=3", "--allow-data-change"});
+    BOOST_TEST(resumed.code == 0, resumed.err);
 }
 
 BOOST_AUTO_TEST_CASE(train_eval_and_generate) {

@@ -467,6 +467,49 @@ BOOST_AUTO_TEST_CASE(byte_corpus_reports_bits_per_byte_and_samples_deterministic
     BOOST_TEST((sample_tokens(*model, prompt, 10, 2.0, 1, 1, 16) == sample_tokens(*model, prompt, 10, 0.0, 0, 2, 16)));
 }
 
+// Replacing the byte corpus before a resume went unnoticed: the checkpoint
+// keeps the corpus's fingerprint and a resume onto other bytes is refused
+// unless asked (--allow-data-change).
+BOOST_AUTO_TEST_CASE(resume_onto_another_corpus_is_refused_unless_asked) {
+    TempDir tmp;
+    const std::string corpus = tmp.file("corpus.txt");
+    auto write_corpus = [&](char c) {
+        std::ofstream f(corpus);
+        for (int i = 0; i < 40; ++i) f << "the quick brown fox jumps over the lazy dog" << c << ' ';
+    };
+    write_corpus('.');
+    auto cfg = [&](int64_t steps) {
+        return default_run_config({"model.mixer=attn", "data.task=bytes", "data.bytes.path=\"" + corpus + "\"",
+                                   "data.seq_len=16", "model.d=16", "model.heads=2", "model.layers=1",
+                                   "train.batch=4", "train.eval_every=0", "train.eval_batches=1",
+                                   "train.steps=" + std::to_string(steps)});
+    };
+    TrainOptions opt;
+    opt.out_dir = tmp.file("run");
+    opt.handle_sigint = false;
+    TrainResult r;
+    run_losses(cfg(2), opt, &r);
+    const Checkpoint ck = read_checkpoint(r.checkpoint_path);
+    BOOST_TEST(ck.data_fingerprint.find(" bytes, sha256 ") != std::string::npos, ck.data_fingerprint);
+    BOOST_TEST(TaskData(cfg(2).data).fingerprint() == ck.data_fingerprint);
+
+    write_corpus('!');  // same size, other bytes
+    BOOST_TEST(TaskData(cfg(2).data).fingerprint() != ck.data_fingerprint);
+    opt.resume_from = r.checkpoint_path;
+    const std::string msg = miras::test::error_of<std::runtime_error>([&] { run_losses(cfg(3), opt); });
+    BOOST_TEST(msg.find(r.checkpoint_path + ": the data differs from the data this checkpoint was trained on (then: " +
+                        ck.data_fingerprint + "; now: ") == 0u,
+               msg);
+    BOOST_TEST(msg.find("give --allow-data-change") != std::string::npos, msg);
+    BOOST_TEST(read_checkpoint(r.checkpoint_path).step == 2);
+    opt.allow_data_change = true;
+    TrainResult resumed;
+    run_losses(cfg(3), opt, &resumed);
+    BOOST_TEST(read_checkpoint(r.checkpoint_path).step == 3);
+    // The new checkpoint holds the new corpus's fingerprint.
+    BOOST_TEST(read_checkpoint(r.checkpoint_path).data_fingerprint == TaskData(cfg(3).data).fingerprint());
+}
+
 BOOST_AUTO_TEST_CASE(threads_key_sets_the_blas_threads_of_the_run) {
     // The caller's count (2, as OpenBLAS picks on a 2-core machine) must not
     // leak into the run, and is back after it.

@@ -1,7 +1,5 @@
 #include "train/checkpoint.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -10,6 +8,7 @@
 #include <string_view>
 
 #include "train/safetensors.h"
+#include "train/sha256.h"
 
 namespace miras {
 
@@ -68,36 +67,6 @@ template <class I> I scalar_value(const std::string& path, const StFile& f, cons
     std::memcpy(&v, e->bytes.data(), sizeof(I));
     return v;
 }
-
-// SHA-256 (OpenSSL's libcrypto), fed in pieces.
-class Sha256 {
-public:
-    Sha256() : ctx_(EVP_MD_CTX_new()) {
-        if (!ctx_ || EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) != 1) throw std::runtime_error("SHA-256 is unavailable");
-    }
-    ~Sha256() { EVP_MD_CTX_free(ctx_); }
-    Sha256(const Sha256&) = delete;
-    Sha256& operator=(const Sha256&) = delete;
-    void add(const void* p, size_t n) {
-        if (n > 0 && EVP_DigestUpdate(ctx_, p, n) != 1) throw std::runtime_error("SHA-256 failed");
-    }
-    void add(std::string_view s) { add(s.data(), s.size()); }
-    std::string hex() {
-        unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned int n = 0;
-        if (EVP_DigestFinal_ex(ctx_, md, &n) != 1) throw std::runtime_error("SHA-256 failed");
-        std::string out;
-        char buf[3];
-        for (unsigned i = 0; i < n; ++i) {
-            std::snprintf(buf, sizeof buf, "%02x", md[i]);
-            out += buf;
-        }
-        return out;
-    }
-
-private:
-    EVP_MD_CTX* ctx_;
-};
 
 const char* const kHashKey = "sha256";
 const std::string kHashPlaceholder(64, '0');
@@ -169,7 +138,7 @@ std::string non_finite(const Tensor& t) {
 }  // namespace
 
 Checkpoint make_checkpoint(const Module& model, const Optimizer* opt, int64_t step, uint64_t data_seed,
-                           const std::string& config_toml) {
+                           const std::string& config_toml, const std::string& data_fingerprint) {
     Checkpoint ck;
     for (const auto& [name, p] : model.named_parameters()) ck.params[name] = raw::clone(p);
     if (opt) {
@@ -182,6 +151,7 @@ Checkpoint make_checkpoint(const Module& model, const Optimizer* opt, int64_t st
     ck.step = step;
     ck.data_seed = data_seed;
     ck.config_toml = config_toml;
+    ck.data_fingerprint = data_fingerprint;
     return ck;
 }
 
@@ -219,6 +189,7 @@ void save_checkpoint(const std::string& path, const Checkpoint& ck) {
     f.metadata["config"] = ck.config_toml;
     f.metadata["step"] = std::to_string(ck.step);
     f.metadata["optimizer"] = ck.optim_kind.empty() ? "none" : ck.optim_kind;
+    if (!ck.data_fingerprint.empty()) f.metadata["data"] = ck.data_fingerprint;
     sign_checkpoint(path, f);
     write_safetensors(path, f);
 }
@@ -245,6 +216,7 @@ Checkpoint read_checkpoint(const std::string& path) {
     }
     Checkpoint ck;
     ck.config_toml = meta("config");
+    if (auto it = f.metadata.find("data"); it != f.metadata.end()) ck.data_fingerprint = it->second;
     ck.step = scalar_value<int64_t>(path, f, kStepName, "I64");
     ck.data_seed = scalar_value<uint64_t>(path, f, kSeedName, "U64");
     if (ck.step < 0) throw std::runtime_error(path + ": '" + kStepName + "' is negative");

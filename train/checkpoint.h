@@ -13,6 +13,7 @@
 //     "format"    "miras-checkpoint-2"
 //     "config"    the effective config (ConfigReader::dump_toml), to rebuild the model
 //     "step", "optimizer"  human-readable copies
+//     "data"      the byte corpus's fingerprint (ByteCorpus::fingerprint), if any
 //     "sha256"    SHA-256 (hex) of the whole file, header, metadata and data,
 //                 with these 64 digits taken as '0's: any accidental change
 //                 of a byte (a flipped bit, a cut, a stray edit) is caught,
@@ -47,11 +48,14 @@ struct Checkpoint {
     int64_t step = 0;
     uint64_t data_seed = 0;
     std::string config_toml;
+    // TaskData::fingerprint() of the data trained on ("" for the synthetic
+    // tasks, whose data the config determines, and for older checkpoints).
+    std::string data_fingerprint;
 };
 
 // Snapshot of a model and (optionally) its optimizer.
 Checkpoint make_checkpoint(const Module& model, const Optimizer* opt, int64_t step, uint64_t data_seed,
-                           const std::string& config_toml);
+                           const std::string& config_toml, const std::string& data_fingerprint = "");
 
 // Refuses (std::runtime_error, nothing written) parameters or optimizer
 // state that hold a NaN or an infinity: a diverged run never replaces its

@@ -147,7 +147,7 @@ void print_eval(std::ostream& out, const DataConfig& d, const EvalReport& r, con
 struct TrainArgs {
     std::string config, preset, out, resume;
     std::vector<std::string> sets;
-    bool force = false;
+    bool force = false, allow_data_change = false;
 };
 
 int cmd_train(const TrainArgs& a, std::ostream& out, std::ostream& err) {
@@ -155,6 +155,7 @@ int cmd_train(const TrainArgs& a, std::ostream& out, std::ostream& err) {
     TrainOptions opt;
     opt.out = &out;
     opt.force = a.force;
+    opt.allow_data_change = a.allow_data_change;
     if (!a.resume.empty()) {
         if (!a.config.empty() || !a.preset.empty())
             throw std::runtime_error("give either a config file or --resume (a resumed run uses the config stored in "
@@ -184,7 +185,8 @@ int cmd_train(const TrainArgs& a, std::ostream& out, std::ostream& err) {
 
 // ---------------------------------------------------------------- eval
 
-int cmd_eval(const std::string& ckpt_arg, const std::vector<std::string>& sets, int64_t batches, std::ostream& out) {
+int cmd_eval(const std::string& ckpt_arg, const std::vector<std::string>& sets, int64_t batches, bool allow_data_change,
+             std::ostream& out) {
     const std::string path = checkpoint_file(ckpt_arg);
     Checkpoint ck = read_checkpoint(path);
     std::vector<std::string> all = sets;
@@ -195,6 +197,7 @@ int cmd_eval(const std::string& ckpt_arg, const std::vector<std::string>& sets, 
     auto model = build_model(cfg.model);
     load_model_state(ck, *model, path);
     TaskData data(cfg.data);
+    check_same_data(ck, data, path, allow_data_change);
     out << "checkpoint: " << path << " (step " << ck.step << ")\ndata: " << data.describe() << "\n";
     // The whole held-out split, as the run's last evaluation (train.final_eval).
     const EvalReport r = evaluate_sets(*model, data.eval_sets(cfg.train.eval_batches, cfg.train.batch, cfg.train.final_eval_all),
@@ -425,6 +428,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
         ->type_name("KEY=VALUE")->allow_extra_args(false);
     train_cmd->add_option("--out", ta.out, "Run folder (default: output.dir of the config)")->check(kNonEmpty);
     train_cmd->add_flag("--force", ta.force, "Start over in a folder that holds another run, renaming it to <folder>.old-<n> first");
+    train_cmd->add_flag("--allow-data-change", ta.allow_data_change, "Resume although the byte corpus changed since the checkpoint");
     train_cmd->add_option("--resume", ta.resume,
                           "Continue from a checkpoint (file or run folder); uses the config stored in it");
 
@@ -437,6 +441,9 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
         ->type_name("KEY=VALUE")->allow_extra_args(false);
     eval_cmd->add_option("--batches", eval_batches, "Evaluation batches (default: train.eval_batches)")
         ->transform(integer_in<int64_t>(1, 1 << 20, "POSITIVE"));  // the range of train.eval_batches
+    bool eval_allow_data_change = false;
+    eval_cmd->add_flag("--allow-data-change", eval_allow_data_change,
+                       "Evaluate although the byte corpus changed since the checkpoint");
 
     GenArgs ga;
     CLI::App* gen_cmd = app.add_subcommand("generate", "Sample bytes from a byte-level language-model checkpoint");
@@ -521,7 +528,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     }
 
     if (train_cmd->parsed()) return guarded(err, [&] { return cmd_train(ta, out, err); });
-    if (eval_cmd->parsed()) return guarded(err, [&] { return cmd_eval(eval_ckpt, eval_sets, eval_batches, out); });
+    if (eval_cmd->parsed()) return guarded(err, [&] { return cmd_eval(eval_ckpt, eval_sets, eval_batches, eval_allow_data_change, out); });
     if (gen_cmd->parsed()) return guarded(err, [&] { return cmd_generate(ga, out); });
     if (info_cmd->parsed()) return guarded(err, [&] { return cmd_info(info_config, info_preset, info_sets, out); });
     if (fwd_cmd->parsed()) return guarded(err, [&] { return cmd_probe(fa, false, out); });

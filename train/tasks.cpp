@@ -10,6 +10,8 @@
 #include <utility>
 #include <stdexcept>
 
+#include "train/sha256.h"
+
 namespace miras {
 
 namespace {
@@ -508,6 +510,16 @@ std::string ByteCorpus::describe() const {
                                : "held-out fraction " + num(heldout_fraction_) + " of the documents";
     return "byte corpus '" + path_ + "': " + std::to_string(train_.size()) + " training bytes (" + docs(train_docs_) +
            ") + " + std::to_string(heldout_.size()) + " held-out bytes (" + docs(heldout_docs_) + "; " + held + ")";
+}
+
+std::string ByteCorpus::fingerprint() const {
+    Sha256 h;
+    for (const std::vector<uint8_t>* part : {&train_, &heldout_}) {
+        const uint64_t n = part->size();
+        h.add(&n, sizeof n);
+        h.add(part->data(), part->size());
+    }
+    return std::to_string(train_.size()) + " + " + std::to_string(heldout_.size()) + " bytes, sha256 " + h.hex();
 }
 
 }  // namespace miras

@@ -140,6 +140,10 @@ public:
     TokenBatch sequential(Split split, int64_t seq_len, int64_t first, int64_t count) const;
     TokenBatch windows(Split split, int64_t seq_len, const std::vector<int64_t>& indices) const;
     std::string describe() const;
+    // What a run reads of the corpus, to tell whether the corpus changed:
+    // "<training bytes> + <held-out bytes> bytes, sha256 <hex>", the hash of
+    // both splits as used (each one's length, then its bytes).
+    std::string fingerprint() const;
 
 private:
     const std::vector<uint8_t>& bytes(Split split, int64_t seq_len) const;

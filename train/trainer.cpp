@@ -49,6 +49,17 @@ IndexTensor targets_of(const TokenBatch& b) { return IndexTensor({b.batch, b.seq
 
 }  // namespace
 
+std::string TaskData::fingerprint() const { return corpus_ ? corpus_->fingerprint() : ""; }
+
+void check_same_data(const Checkpoint& ck, const TaskData& data, const std::string& path, bool allow_change) {
+    if (allow_change || ck.data_fingerprint.empty()) return;
+    const std::string now = data.fingerprint();
+    if (now != ck.data_fingerprint)
+        throw std::runtime_error(path + ": the data differs from the data this checkpoint was trained on (then: " +
+                                 ck.data_fingerprint + "; now: " + (now.empty() ? data.describe() : now) +
+                                 "); give --allow-data-change to use it anyway");
+}
+
 TaskData::TaskData(const DataConfig& cfg) : cfg_(cfg) {
     if (is_bytes()) {
         corpus_ = std::make_shared<ByteCorpus>(cfg.bytes_path, cfg.heldout_fraction, cfg.valid_path);
@@ -458,6 +469,7 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& options) {
         Checkpoint ck = read_checkpoint(options.resume_from);
         load_model_state(ck, *model, options.resume_from);
         load_optimizer_state(ck, *opt, options.resume_from);
+        check_same_data(ck, data, options.resume_from, options.allow_data_change);
         if (ck.data_seed != cfg.data.seed)
             throw std::runtime_error(options.resume_from + ": the checkpoint's data seed " +
                                      std::to_string(ck.data_seed) + " differs from data.seed = " +
@@ -507,9 +519,11 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& options) {
     if (step > 0) out << "resuming from " << options.resume_from << " at step " << step << "\n";
     out.flush();
 
+    const std::string data_fingerprint = data.fingerprint();  // stored with every checkpoint
     auto save = [&](int64_t s) {
         try {
-            save_checkpoint(result.checkpoint_path, make_checkpoint(*model, opt.get(), s, cfg.data.seed, cfg.toml));
+            save_checkpoint(result.checkpoint_path,
+                            make_checkpoint(*model, opt.get(), s, cfg.data.seed, cfg.toml, data_fingerprint));
         } catch (const std::runtime_error& e) {
             throw std::runtime_error("step " + std::to_string(s) + ": " + e.what());
         }

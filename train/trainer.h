@@ -27,6 +27,7 @@
 
 #include "nn/optim.h"
 #include "nn/transformer.h"
+#include "train/checkpoint.h"
 #include "train/model_config.h"
 #include "train/tasks.h"
 
@@ -60,6 +61,9 @@ public:
     bool is_bytes() const { return cfg_.task == "bytes"; }
     const DataConfig& config() const { return cfg_; }
     std::string describe() const;
+    // ByteCorpus::fingerprint() for a byte corpus; "" for the synthetic
+    // tasks, whose data the config determines.
+    std::string fingerprint() const;
 
 private:
     DataConfig cfg_;
@@ -96,6 +100,13 @@ EvalReport evaluate_sets(Transformer& model, const std::vector<TaskData::EvalSet
 // loss, accuracy, count, bits_per_byte and accuracy_by_group (name -> accuracy) of a result.
 nlohmann::json eval_json(const EvalResult& e, const std::vector<std::string>& group_names);
 
+// Throws unless `data` is the data the checkpoint at `path` was trained on:
+// the byte corpus's fingerprint must match the stored one (replacing the
+// corpus before a resume or an eval went unnoticed). Nothing is compared for
+// the synthetic tasks, for a checkpoint without a fingerprint, or with
+// `allow_change` (--allow-data-change).
+void check_same_data(const Checkpoint& ck, const TaskData& data, const std::string& path, bool allow_change);
+
 // AdamW or SGD over model.named_parameters(), as configured (lr = optim.lr).
 std::unique_ptr<Optimizer> make_optimizer(const OptimConfig& cfg, const Module& model);
 
@@ -118,6 +129,8 @@ struct TrainOptions {
     // metrics or config) is refused; with `force` the old folder is first
     // renamed to "<dir>.old-<n>" (the first n free).
     bool force = false;
+    // Resume although the byte corpus differs from the checkpoint's (check_same_data).
+    bool allow_data_change = false;
     std::function<void(const StepInfo&)> on_step;
 };
 
