@@ -161,6 +161,25 @@ BOOST_AUTO_TEST_CASE(mqar_rejects_impossible_specs) {
     BOOST_TEST(err({256, 64, 8, 0}, 0) == "mqar: batch must be >= 1, got 0");
 }
 
+// `--set train.batch=1048576 --set data.seq_len=16777216` printed only
+// "error: std::bad_alloc". A batch too large for memory says how large and
+// what for. (2^56 ids of 8 bytes: more than any 64-bit machine can map.)
+BOOST_AUTO_TEST_CASE(a_batch_too_large_for_memory_names_its_size) {
+    MqarSpec s;
+    s.seq_len = int64_t(1) << 30;
+    bool thrown = false;
+    try {
+        make_mqar(s, int64_t(1) << 26, 1);
+    } catch (const std::bad_alloc& e) {  // OutOfMemory: still a bad_alloc
+        thrown = true;
+        const std::string what = e.what();
+        BOOST_TEST(what == "out of memory allocating 5.37e+08 GiB (72057594037927936 x 8 bytes) for the token ids of a "
+                           "batch of 67108864 x 1073741824 tokens (train.batch x data.seq_len when training)",
+                   what);
+    }
+    BOOST_TEST(thrown);
+}
+
 BOOST_AUTO_TEST_CASE(passkey_needle_sits_at_the_requested_depth) {
     for (double depth : {0.0, 0.25, 0.5, 1.0}) {
         const PasskeySpec s{40, 100, 5, depth};

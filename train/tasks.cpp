@@ -10,6 +10,7 @@
 #include <utility>
 #include <stdexcept>
 
+#include "tensor/tensor.h"
 #include "train/sha256.h"
 
 namespace miras {
@@ -35,12 +36,32 @@ std::string num(double x) {
     return buf;
 }
 
+// v.assign(n, value); an allocation failure says its size and what it was
+// for (a bare std::bad_alloc named neither), as the tensor allocator does.
+template <class T> void assign_or_say(std::vector<T>& v, uint64_t n, T value, const std::string& what) {
+    try {
+        if (n > v.max_size()) throw std::bad_alloc();
+        v.assign(static_cast<size_t>(n), value);
+    } catch (const std::bad_alloc&) {
+        char size[64];
+        std::snprintf(size, sizeof size, "%.3g GiB", static_cast<double>(n) * sizeof(T) / (1024.0 * 1024 * 1024));
+        throw OutOfMemory("out of memory allocating " + std::string(size) + " (" + std::to_string(n) + " x " +
+                          std::to_string(sizeof(T)) + " bytes) for " + what);
+    }
+}
+
+std::string batch_text(int64_t batch, int64_t seq_len) {
+    return "a batch of " + std::to_string(batch) + " x " + std::to_string(seq_len) +
+           " tokens (train.batch x data.seq_len when training)";
+}
+
 TokenBatch empty_batch(int64_t batch, int64_t seq_len, int64_t fill_inputs) {
     TokenBatch b;
     b.batch = batch;
     b.seq_len = seq_len;
-    b.inputs.assign(static_cast<size_t>(batch * seq_len), fill_inputs);
-    b.targets.assign(static_cast<size_t>(batch * seq_len), kIgnoreIndex);
+    const uint64_t n = static_cast<uint64_t>(batch) * static_cast<uint64_t>(seq_len);
+    assign_or_say(b.inputs, n, fill_inputs, "the token ids of " + batch_text(batch, seq_len));
+    assign_or_say(b.targets, n, kIgnoreIndex, "the targets of " + batch_text(batch, seq_len));
     return b;
 }
 
@@ -189,7 +210,7 @@ TokenBatch make_mqar(const MqarSpec& s, int64_t batch, uint64_t seed) {
     const int64_t keys = mqar_keys(s), first_value = 1 + keys, values = s.vocab_size - s.filler_vocab - first_value;
     const int64_t T = s.seq_len;
     TokenBatch out = empty_batch(batch, T, /*pad*/ 0);
-    out.groups.assign(out.targets.size(), -1);
+    assign_or_say(out.groups, out.targets.size(), int32_t{-1}, "the accuracy groups of " + batch_text(batch, T));
     std::vector<int64_t> key_pool(static_cast<size_t>(keys)), order;
     for (int64_t b = 0; b < batch; ++b) {
         Rng rng = Rng::stream(seed, static_cast<uint64_t>(b));
@@ -287,7 +308,7 @@ TokenBatch make_passkey(const PasskeySpec& s, int64_t batch, uint64_t seed) {
     const uint64_t fillers = static_cast<uint64_t>(s.vocab_size - kPasskeyFirstFiller);
     const bool per_row = s.depth_max >= 0;
     TokenBatch out = empty_batch(batch, T, 0);
-    out.groups.assign(out.targets.size(), -1);
+    assign_or_say(out.groups, out.targets.size(), int32_t{-1}, "the accuracy groups of " + batch_text(batch, T));
     for (int64_t b = 0; b < batch; ++b) {
         Rng rng = Rng::stream(seed, static_cast<uint64_t>(b));
         // This row's depth, the first draw of its stream (fixed-depth rows draw nothing here).
