@@ -49,8 +49,14 @@ void Module::load_parameters(const std::map<std::string, Tensor>& values) {
             errors += "\n  '" + name + "': expected " + shape_str(p.shape()) + " " + dtype_name(p.dtype()) + ", got " +
                       shape_str(v.shape()) + " " + dtype_name(v.dtype());
     }
+    // Unexpected names are listed up to a point: a file of 200,000 foreign
+    // tensors made a message of megabytes.
+    constexpr size_t kListed = 20;
+    size_t unexpected = 0;
     for (auto& [name, v] : values)
-        if (!known.count(name)) errors += "\n  unexpected parameter '" + name + "' " + shape_str(v.shape());
+        if (!known.count(name) && unexpected++ < kListed)
+            errors += "\n  unexpected parameter '" + name + "' " + shape_str(v.shape());
+    if (unexpected > kListed) errors += "\n  ... and " + std::to_string(unexpected - kListed) + " more unexpected";
     if (!errors.empty()) throw std::invalid_argument("load_parameters: mismatch:" + errors);
     NoGradGuard ng;
     for (auto& [name, p] : params) raw::copy_(p, values.at(name));

@@ -399,6 +399,13 @@ BOOST_AUTO_TEST_CASE(load_parameters_roundtrip_and_errors) {
     auto extra = values;
     extra["mlp.W_extra"] = zeros({2}, DType::f64);
     BOOST_CHECK_EXCEPTION(b.load_parameters(extra), std::invalid_argument, has({"unexpected", "mlp.W_extra"}));
+    // Many unexpected names: the first 20 listed, the rest counted.
+    auto many = values;
+    for (int i = 0; i < 100'000; ++i) many["x" + std::to_string(1'000'000 + i)] = zeros({1}, DType::f64);
+    const std::string msg = miras::test::error_of<std::invalid_argument>([&] { b.load_parameters(many); });
+    BOOST_TEST(msg.find("unexpected parameter 'x1000019' (1,)\n  ... and 99980 more unexpected") != std::string::npos, msg);
+    BOOST_TEST(msg.find("x1000020") == std::string::npos);
+    BOOST_TEST(msg.size() < 2000u);
     auto wrong = values;
     wrong["mlp.W_up"] = zeros({8, 4}, DType::f64);
     BOOST_CHECK_EXCEPTION(b.load_parameters(wrong), std::invalid_argument, has({"mlp.W_up", "(4, 8)", "(8, 4)"}));
