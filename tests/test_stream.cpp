@@ -10,6 +10,7 @@
 #include "op_test_util.h"
 #include "prev_token_mixer.h"
 
+#include <algorithm>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -229,6 +230,45 @@ BOOST_AUTO_TEST_CASE(begin_stream_names_the_first_block_that_cannot_stream) {
     auto a = sample_tokens(*m, {1, 2}, 5, 0.0, 0, 0, 8), b = sample_tokens(*m, {1, 2}, 5, 0.0, 0, 0, 8, {}, true);
     BOOST_TEST((a == b));
     BOOST_TEST(a.size() == 5u);
+}
+
+namespace {
+// Attention that records the longest piece it was streamed.
+class PieceSpy : public Mixer {
+public:
+    PieceSpy(std::shared_ptr<Mixer> inner, int64_t* longest) : inner_(std::move(inner)), longest_(longest) {}
+    Tensor forward(const Tensor& x) override { return inner_->forward(x); }
+    double forward_flops_per_token(int64_t T) const override { return inner_->forward_flops_per_token(T); }
+    std::unique_ptr<MixerState> begin_stream(int64_t batch) const override { return inner_->begin_stream(batch); }
+    Tensor forward_stream(const Tensor& x, MixerState& state) override {
+        *longest_ = std::max(*longest_, x.size(1));
+        return inner_->forward_stream(x, state);
+    }
+
+private:
+    std::shared_ptr<Mixer> inner_;
+    int64_t* longest_;
+};
+}  // namespace
+
+// Streamed sampling ran the whole prompt in one forward: with attention a
+// 43 KB prompt asked for 27.8 GiB. It is read in pieces of at most `context`
+// tokens, which draws the same tokens as reading it whole.
+BOOST_AUTO_TEST_CASE(a_long_prompt_is_streamed_in_pieces_of_the_context) {
+    TransformerConfig c = tiny(0, 0);
+    c.vocab_size = 23;
+    const MixerFactory attn = attention_mixers(c);
+    int64_t longest = 0;
+    auto m = make_transformer(c, [&](int layer) -> std::shared_ptr<Mixer> {
+        return std::make_shared<PieceSpy>(attn(layer), &longest);
+    });
+    const std::vector<int64_t> prompt = {3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7};
+    const std::vector<int64_t> pieces = sample_tokens(*m, prompt, 6, 0.0, 0, 0, 4);
+    BOOST_TEST(longest == 4);
+    longest = 0;
+    const std::vector<int64_t> whole = sample_tokens(*m, prompt, 6, 0.0, 0, 0, 64);
+    BOOST_TEST(longest == (int64_t)prompt.size());
+    BOOST_TEST((pieces == whole));
 }
 
 BOOST_AUTO_TEST_CASE(sampling_through_the_stream_draws_the_windowed_tokens) {

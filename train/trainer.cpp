@@ -317,7 +317,8 @@ void remove_stale_temporaries(const std::string& dir, std::ostream& out) {
         const size_t tmp = name.rfind(".tmp.");
         if (tmp == std::string::npos || tmp == 0) continue;
         const std::string digits = name.substr(tmp + 5);
-        if (digits.empty() || digits.size() > 9 || !std::all_of(digits.begin(), digits.end(), ::isdigit)) continue;
+        if (digits.empty() || digits.size() > 9 || !std::all_of(digits.begin(), digits.end(), [](unsigned char c) { return std::isdigit(c); }))
+            continue;
         const pid_t pid = (pid_t)std::stol(digits);
         if (pid <= 0 || pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH) continue;  // alive, or not ours to judge
         std::error_code rm;
@@ -716,7 +717,16 @@ std::vector<int64_t> sample_tokens(Transformer& model, const std::vector<int64_t
         // The state carries the whole history: the prompt is read once, then
         // each drawn token is the only new input.
         TransformerStream stream = model.begin_stream(1);
-        Tensor logits = model.forward_stream(IndexTensor({1, (int64_t)prompt.size()}, prompt), stream);
+        // The prompt in pieces of at most `context` tokens: one forward over
+        // all of a long prompt costs, and with attention holds, its square (a
+        // 43 KB prompt asked for 27.8 GiB); the stream gives the same logits.
+        Tensor logits;
+        for (size_t at = 0; at < prompt.size(); at += (size_t)context) {
+            const size_t n = std::min(prompt.size() - at, (size_t)context);
+            logits = model.forward_stream(
+                IndexTensor({1, (int64_t)n}, std::vector<int64_t>(prompt.begin() + (long)at, prompt.begin() + (long)(at + n))),
+                stream);
+        }
         for (int64_t n = 0; n < length; ++n) {
             const int64_t next = draw(logits);
             if (n + 1 < length) logits = model.forward_stream(IndexTensor({1, 1}, {next}), stream);

@@ -162,9 +162,10 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& options = {});
 // also receives each one as soon as it is drawn (to print while generating).
 // How the model reads the sequence:
 //   - streamed, when every mixer can stream (Transformer::can_stream) and
-//     `windowed` is false: the prompt is read once, then one token per step
-//     against the carried state, which holds the whole history (`context` is
-//     not used; a windowed attention still sees only its window);
+//     `windowed` is false: the prompt is read once, in pieces of at most
+//     `context` tokens, then one token per step against the carried state,
+//     which holds the whole history (a windowed attention still sees only its
+//     window);
 //   - windowed otherwise: every step re-runs the model over the last
 //     `context` tokens, nothing carried.
 // While prompt + length <= context both read the same tokens, so they draw
