@@ -19,7 +19,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     try {
         TaskData task(d);
         task.train_batch(7, 3);
-        task.eval_set(2, 3);
+        task.eval_sets(2, 3);
     } catch (const std::exception&) {
     }
     return 0;
