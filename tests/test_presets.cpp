@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -85,6 +86,17 @@ const std::vector<Hybrid>& hybrid_rows() {
     return rows;
 }
 
+// The attention baselines (no memory): full causal attention, and the
+// window of the mag/mal hybrids.
+struct Baseline {
+    const char* name;
+    int64_t window;
+};
+const std::vector<Baseline>& baseline_rows() {
+    static const std::vector<Baseline> rows = {{"attention", 0}, {"swa", 4}};
+    return rows;
+}
+
 // Small enough for one forward + backward in milliseconds.
 std::vector<std::string> tiny() {
     return {"model.d=8",         "model.heads=2",      "model.layers=1",       "memory.expansion=2",
@@ -140,7 +152,16 @@ void check_grad_reaches_every_parameter(const std::string& name, const RunConfig
 // The preset folder holds exactly the docs/math.md §3 rows and the hybrids.
 BOOST_AUTO_TEST_CASE(every_spec_row_has_a_preset) {
     std::vector<std::string> names = preset_names();
-    BOOST_REQUIRE_EQUAL(names.size(), spec_rows().size() + hybrid_rows().size());
+    BOOST_REQUIRE_EQUAL(names.size(), spec_rows().size() + hybrid_rows().size() + baseline_rows().size());
+    for (const Baseline& b : baseline_rows()) {
+        BOOST_TEST_CONTEXT("preset " << b.name) {
+            RunConfig rc = load_run_config(preset_path(b.name), tiny());
+            BOOST_CHECK_EQUAL(rc.model.mixer, "attn");
+            BOOST_CHECK_EQUAL(rc.model.window, b.window);
+            BOOST_CHECK_EQUAL(rc.model.n_persistent, 0);
+            check_grad_reaches_every_parameter(b.name, rc);
+        }
+    }
     for (const Row& r : spec_rows())
         BOOST_CHECK_MESSAGE(std::find(names.begin(), names.end(), r.name) != names.end(), "no preset " << r.name);
     for (const Hybrid& h : hybrid_rows())
@@ -210,6 +231,35 @@ BOOST_AUTO_TEST_CASE(hybrid_presets_match_spec_and_run) {
             BOOST_CHECK_EQUAL(rc.model.n_persistent, h.n_persistent);
             BOOST_CHECK_EQUAL(rc.model.segment, h.segment);
             check_grad_reaches_every_parameter(h.name, rc);
+        }
+    }
+}
+
+// The mlp-memory presets depart from math.md's defaults as docs/stability.md
+// justifies: alpha starts at 0.002 (where there is a forget gate), A_0 is 4x
+// larger (not for lq, whose A_0 is normalised), theta_max is 0.1, and yaad's
+// huber_eps is 1e-2. Each departure is written in the preset's comment.
+BOOST_AUTO_TEST_CASE(mlp_presets_carry_the_stability_settings) {
+    const char* names[] = {"titans-lmm", "titans-mag", "titans-mal", "titans-mac", "moneta", "yaad", "memora", "ttt-mlp"};
+    const MemoryConfig defaults = default_run_config().model.memory;
+    for (const char* name : names) {
+        BOOST_TEST_CONTEXT("preset " << name) {
+            const std::string n = name;
+            const MemoryConfig m = load_run_config(preset_path(n), tiny()).model.memory;
+            BOOST_CHECK_EQUAL(m.theta_max, 0.1);
+            if (m.retention == "none") BOOST_CHECK(m.gate_init.empty());
+            else BOOST_CHECK_EQUAL(m.gate_init.at("alpha"), 0.002);
+            BOOST_CHECK_EQUAL(m.a0_scale, n == "moneta" ? defaults.a0_scale : 4.0);
+            BOOST_CHECK_EQUAL(m.huber_eps, n == "yaad" ? 1e-2 : defaults.huber_eps);
+            // Nothing else of the stability study is switched on.
+            BOOST_CHECK(!m.detach_anchor);
+            BOOST_CHECK(!m.first_order);
+            BOOST_CHECK_EQUAL(m.inner_clip, defaults.inner_clip);
+            std::ifstream f(preset_path(n));
+            std::stringstream text;
+            text << f.rdbuf();
+            BOOST_CHECK_MESSAGE(text.str().find("docs/stability.md") != std::string::npos,
+                                n << ".toml does not say why it departs from math.md");
         }
     }
 }

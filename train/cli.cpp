@@ -13,6 +13,7 @@
 
 #include "tensor/threads.h"
 #include "train/checkpoint.h"
+#include "train/cli_suite.h"
 #include "train/model_config.h"
 #include "train/probe.h"
 #include "train/safetensors.h"
@@ -507,6 +508,9 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     CLI::App* fwd_cmd = add_probe("forward", "Output and loss of a layer or model on given parameters and input", fa);
     CLI::App* grad_cmd = add_probe("grad", "Output, loss and the loss's gradient for every parameter (and x)", da);
 
+    SuiteArgs sa;
+    CLI::App* suite_cmd = add_suite_command(app, sa);
+
     std::vector<const char*> argv;
     for (const std::string& s : args) argv.push_back(s.c_str());
     if (argv.empty()) argv.push_back("miras");
@@ -517,7 +521,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
         return false;
     };
     if (argv.size() > 1 && argv[1][0] != '-' && !is_command(argv[1])) {
-        err << "error: unknown command '" << argv[1] << "' (commands: train, eval, generate, info, forward, grad; see miras --help)\n";
+        err << "error: unknown command '" << argv[1] << "' (commands: train, eval, generate, info, forward, grad, suite; see miras --help)\n";
         return kExitUsage;
     }
     try {
@@ -533,6 +537,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     if (info_cmd->parsed()) return guarded(err, [&] { return cmd_info(info_config, info_preset, info_sets, out); });
     if (fwd_cmd->parsed()) return guarded(err, [&] { return cmd_probe(fa, false, out); });
     if (grad_cmd->parsed()) return guarded(err, [&] { return cmd_probe(da, true, out); });
+    if (suite_cmd->parsed()) return guarded(err, [&] { return cmd_suite(sa, args, out); });
     err << app.help();
     return kExitUsage;
 }

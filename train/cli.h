@@ -8,6 +8,7 @@
 //   miras forward  [CONFIG | --preset NAME] [--set key=value]... [--layer] [--params P] [--input X | --seed S]
 //                  [--out FILE] [--dump-params FILE]
 //   miras grad     (the same options; also writes grad.<param> and, for --layer, grad.x)
+//   miras suite    [--suite FILE] [--quick] [--out DIR] [--results PAGE] [--tasks ..] [--presets ..] [--seeds ..]
 //
 // `miras <command> --help` describes each. Without CONFIG, train and info use
 // train/configs/default.toml when it exists (relative to the working folder),

@@ -144,6 +144,10 @@ public:
     // "<training bytes> + <held-out bytes> bytes, sha256 <hex>", the hash of
     // both splits as used (each one's length, then its bytes).
     std::string fingerprint() const;
+    // The baseline every byte model must beat: bits per byte of the held-out
+    // split under the training split's bigram model P(b_t | b_{t-1}), with
+    // add-one smoothing (so an unseen pair costs finite bits).
+    double bigram_bits_per_byte() const;
 
 private:
     const std::vector<uint8_t>& bytes(Split split, int64_t seq_len) const;
