@@ -19,13 +19,31 @@ Tensor fan_in_init(const Shape& shape, Generator& gen, const MemoryConfig& cfg) 
     return normal_init(shape, gen, cfg, 1.0 / std::sqrt((double)shape.back()));
 }
 
+// |A|^q. For an even integer q (Moneta's q = 4) as repeated squares of A:
+// the same value, and a graph of multiplications only, whose backward (and
+// the backward of that, which the outer gradient takes) is cheaper than
+// pow's and abs's (pow's derivative calls pow again, abs's needs sign).
+Tensor abs_pow(const Tensor& A, double q) {
+    if (q >= 2 && q <= 16 && q == std::floor(q) && (int64_t)q % 2 == 0) {
+        Tensor r = square(A);  // |A|^2
+        Tensor acc;            // the product of the squares taken so far
+        for (int64_t k = (int64_t)q / 2;; k /= 2) {
+            if (k % 2) acc = acc.defined() ? mul(acc, r) : r;
+            if (k == 1) break;
+            r = square(r);
+        }
+        return acc;
+    }
+    return pow(abs(A), q);
+}
+
 Tensor phi_identity(const Tensor& A, const MemoryConfig&) { return A; }
 
 // Moneta's ℓ_q retention [choice, docs/math.md §1.6: per matrix]: W = A / ‖A‖_q^{q−2} with
 // ‖A‖_q = (Σ_ij |A_ij|^q + ε)^{1/q}, i.e. W = A · (Σ|A|^q + ε)^{−(q−2)/q}.
 Tensor phi_lq(const Tensor& A, const MemoryConfig& cfg) {
     const double q = cfg.q;
-    Tensor s = add(sum(pow(abs(A), q), {-2, -1}, true), kLqEps);  // (..., 1, 1)
+    Tensor s = add(sum(abs_pow(A, q), {-2, -1}, true), kLqEps);  // (..., 1, 1)
     return mul(A, pow(s, -(q - 2.0) / q));
 }
 
