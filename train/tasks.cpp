@@ -541,6 +541,8 @@ std::string ByteCorpus::fingerprint() const {
         h.add(part->data(), part->size());
     }
     return std::to_string(train_.size()) + " + " + std::to_string(heldout_.size()) + " bytes, sha256 " + h.hex();
+}
+
 double ByteCorpus::bigram_bits_per_byte() const {
     std::vector<double> pair(256 * 256, 1.0), row(256, 256.0);  // add-one: every pair seen once more
     for (size_t i = 1; i < train_.size(); ++i) pair[train_[i - 1] * 256 + train_[i]] += 1, row[train_[i - 1]] += 1;
