@@ -171,6 +171,13 @@ BOOST_AUTO_TEST_CASE(quick_and_shards_and_cli) {
     nlohmann::json j = nlohmann::json::parse(read(tmp.file("q/recall/attention/seed0/result.json")));
     BOOST_CHECK_EQUAL(j["steps"].get<int64_t>(), 4);  // quick
     BOOST_CHECK(read(tmp.file("q/results.md")).find("(quick size)") != std::string::npos);
+    // Shards count runs over the whole suite, whatever --presets selects: the
+    // attention runs are shard 1's, so shard 0 restricted to attention has none.
+    r = t::run_miras({"suite", "--suite", tmp.file("s.toml"), "--quick", "--seeds", "0,1", "--shard", "0/2",
+                      "--presets", "attention", "--out", tmp.file("q2")});
+    BOOST_REQUIRE_MESSAGE(r.code == 0, r.err + r.out);
+    BOOST_CHECK(r.out.find("0 runs trained, 0 already done") != std::string::npos);
+    BOOST_CHECK(!fs::exists(tmp.file("q2/recall")));
     // --page-only trains nothing.
     r = t::run_miras({"suite", "--suite", tmp.file("s.toml"), "--quick", "--page-only", "--out", tmp.file("q")});
     BOOST_CHECK_EQUAL(r.code, 0);

@@ -229,8 +229,10 @@ int run_suite(const SuiteSpec& spec, const SuiteOptions& opt, std::ostream& out)
     for (int64_t seed : seeds)
         for (const SuiteTask& task : spec.tasks)
             for (const std::string& preset : spec.presets) {
-                if (opt.page_only || !chosen(opt.tasks, task.name) || !chosen(opt.presets, preset)) continue;
+                // The shard of a run is fixed by its place in the whole suite, so
+                // shards started with different --tasks/--presets never overlap.
                 if (index++ % opt.shards != opt.shard) continue;
+                if (opt.page_only || !chosen(opt.tasks, task.name) || !chosen(opt.presets, preset)) continue;
                 const std::vector<std::string> ov = suite_overrides(task, preset, seed, opt.quick);
                 const fs::path dir = fs::path(opt.out_dir) / task.name / preset / ("seed" + std::to_string(seed));
                 const fs::path res = dir / "result.json";

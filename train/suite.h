@@ -61,7 +61,7 @@ struct SuiteOptions {
     bool page_only = false;   // no training: the page from the runs already in out_dir
     std::vector<std::string> tasks, presets;  // subsets (empty = all)
     std::vector<int64_t> seeds;               // replaces the file's seeds when not empty
-    int shard = 0, shards = 1;                // run only runs with index % shards == shard
+    int shard = 0, shards = 1;                // run only runs with index % shards == shard (index in the whole suite)
     std::string command;                      // the command line, for the page
 };
 
