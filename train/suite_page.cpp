@@ -126,7 +126,9 @@ void write_results_page(const SuiteSpec& spec, const SuiteOptions& opt, std::ost
     std::ostringstream md;
     md << "# Results of the suite" << (opt.quick ? " (quick size)" : "") << "\n\n";
     md << "Written by `" << (opt.command.empty() ? "miras suite" : opt.command) << "` on " << date << ", on "
-       << machine() << " (load average at the end: " << load_average() << "). Suite file: `" << spec.source
+       << machine() << " (load average at the end: " << load_average() << ")"
+       << (opt.page_only ? ", from the runs that earlier `miras suite` commands (e.g. one per --shard) trained there" : "")
+       << ". Suite file: `" << spec.source
        << "`; seeds " ;
     for (size_t i = 0; i < seeds.size(); ++i) md << (i ? ", " : "") << seeds[i];
     md << " (run s: model.seed = s, data.seed = 1 + s). Each cell is the mean ± standard deviation over the seeds "
