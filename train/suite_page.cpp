@@ -129,10 +129,10 @@ void write_results_page(const SuiteSpec& spec, const SuiteOptions& opt, std::ost
        << machine() << " (load average at the end: " << load_average() << ")"
        << (opt.page_only ? ", from the runs that earlier `miras suite` commands (e.g. one per --shard) trained there" : "")
        << ". Suite file: `" << spec.source
-       << "`; seeds " ;
+       << "`; the suite's seeds: " ;
     for (size_t i = 0; i < seeds.size(); ++i) md << (i ? ", " : "") << seeds[i];
-    md << " (run s: model.seed = s, data.seed = 1 + s). Each cell is the mean ± standard deviation over the seeds "
-          "that finished, with their range; tokens/s is wall-clock on one thread and depends on what else the "
+    md << " (run s: model.seed = s, data.seed = 1 + s); the seeds column says how many of them finished. Each cell is "
+          "the mean ± standard deviation over those, with their range; tokens/s is wall-clock on one thread and depends on what else the "
           "machine ran. A model that stopped (e.g. a NaN loss) is listed with its message. The run folders (configs, "
           "metrics.jsonl, checkpoints, result.json) are under `"
        << opt.out_dir << "`.\n\n";
