@@ -1,6 +1,7 @@
 // The token mixers of docs/math.md §2 on the memory layer (see miras/mixers.h).
 #include "miras/mixers.h"
 
+#include <array>
 #include <stdexcept>
 #include <string>
 
@@ -90,7 +91,7 @@ Tensor MalMixer::forward(const Tensor& x) {
     Tensor y = memory_->forward(with_prefix(persistent_, x), nullptr, scan_);  // Mem([P ; x]): (B, N_p + T, d)
     Tensor prefix = Np > 0 ? narrow(y, 1, 0, Np) : Tensor();                   // (B, N_p, d), always visible
     return self_attention(narrow(y, 1, Np, T), attn_->W_Q(), attn_->W_K(), attn_->W_V(), attn_->W_O(), prefix,
-                          cfg_);                                               // SWA(w)(y) at x: (B, T, d)
+                          cfg_, attn_->convs());                               // SWA(w)(y) at x: (B, T, d)
 }
 
 double MalMixer::forward_flops_per_token(int64_t seq_len) const {
@@ -113,14 +114,19 @@ namespace {
 // of C: P at 0 … N_p − 1, h_j at N_p + j, S_j at N_p + C + j, also in a last,
 // shorter segment, so that a token's output does not depend on how many
 // tokens follow it in its segment (streaming, docs/math.md §2 "segments of length C").
-Tensor segment_attention(const Attention& attn, const Tensor& h, const Tensor& S, int64_t C) {
+// zS: the segment's rows of attention_projections over x (so with
+// cfg.conv > 0 the S rows' q, k, v are convolved along x, across segment
+// borders; the reads h and P are not convolved: they are not a stretch of x).
+Tensor segment_attention(const Attention& attn, const Tensor& h, const std::array<Tensor, 3>& zS, int64_t C) {
     const AttentionConfig& ac = attn.config();
-    const int64_t n = S.size(1), H = ac.n_heads, Np = ac.n_persistent;
-    Tensor hat = with_prefix(attn.persistent(), cat({h, S}, 1));  // (B, N_p + 2n, d)
+    const int64_t n = h.size(1), H = ac.n_heads, Np = ac.n_persistent;
     const int64_t Tk = Np + 2 * n;
-    Tensor q = split_heads(matmul(S, attn.W_Q()), H);    // (B, H, n, d_h)
-    Tensor k = split_heads(matmul(hat, attn.W_K()), H);  // (B, H, N_p + 2n, d_h)
-    Tensor v = split_heads(matmul(hat, attn.W_V()), H);
+    const Tensor& P = attn.persistent();
+    Tensor q = split_heads(zS[0], H);  // (B, H, n, d_h)
+    Tensor k = split_heads(with_prefix(Np > 0 ? matmul(P, attn.W_K()) : Tensor(), cat({matmul(h, attn.W_K()), zS[1]}, 1)),
+                           H);  // (B, H, N_p + 2n, d_h)
+    Tensor v = split_heads(with_prefix(Np > 0 ? matmul(P, attn.W_V()) : Tensor(), cat({matmul(h, attn.W_V()), zS[2]}, 1)),
+                           H);
     if (ac.use_rope) {
         std::vector<int64_t> pos((size_t)Tk);
         for (int64_t j = 0; j < Tk; ++j) pos[(size_t)j] = j < Np + n ? j : j - n + C;
@@ -159,6 +165,8 @@ Tensor MacMixer::forward(const Tensor& x) {
     // stream of attention outputs y that the memory is written with.
     MemoryState read_stream = memory_->initial_state(B);
     const Tensor q = memory_->project_queries(x, read_stream);  // (B, H, T, d_h)
+    const std::array<Tensor, 3> z = attention_projections(x, attn_->W_Q(), attn_->W_K(), attn_->W_V(), ac,
+                                                          attn_->convs());  // the attention's q, k, v of x
     MemoryState state = memory_->initial_state(B);       // the written memory: W(0) = φ(A_0)
     TensorList outs;
     for (int64_t t0 = 0; t0 < T; t0 += segment_) {
@@ -166,7 +174,8 @@ Tensor MacMixer::forward(const Tensor& x) {
         Tensor S = narrow(x, 1, t0, n);  // (B, n, d)
         // h = M_{W(s−1)}(q(S)): read only, through the layer's output stage.
         Tensor h = memory_->output(S, memory_retrieve(memory_->config(), narrow(q, 2, t0, n), state));  // (B, n, d)
-        Tensor y = segment_attention(*attn_, h, S, segment_);  // (B, n, d)
+        const std::array<Tensor, 3> zS{narrow(z[0], 1, t0, n), narrow(z[1], 1, t0, n), narrow(z[2], 1, t0, n)};
+        Tensor y = segment_attention(*attn_, h, zS, segment_);  // (B, n, d)
         // Write y, reading each token after its own write: m_t = Mem_{W_t}(q(y_t)).
         Tensor m = memory_->forward(y, &state, scan_);  // (B, n, d); state ends at W(s)
         outs.push_back(mul(y, sigmoid(m)));

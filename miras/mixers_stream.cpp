@@ -2,6 +2,7 @@
 // same function as forward, read in pieces of any lengths down to one token,
 // with what each mixer needs of the past kept in its MixerState.
 #include <algorithm>
+#include <array>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -75,6 +76,7 @@ struct MacState : MixerState {
     MemoryState at_start;      // `memory` at the current segment's start: W(s−1)
     Tensor pk, pv;             // P's keys and values (B, H, N_p, d_h); undefined when N_p = 0
     Tensor hk, hv, sk, sv;     // the current segment's h and S rows so far (B, H, m, d_h)
+    ConvTails tails;           // the attention's conv over x (cfg.conv > 0)
 };
 
 }  // namespace
@@ -113,7 +115,7 @@ Tensor MagMixer::forward_stream(const Tensor& x, MixerState& state) {
         m = memory_->forward(x, &s.memory, scan_);  // (B, n, d)
     }
     Tensor y = self_attention_stream(x, attn_->W_Q(), attn_->W_K(), attn_->W_V(), attn_->W_O(), attn_->persistent(),
-                                     ac, s.attn);  // (B, n, d)
+                                     ac, s.attn, attn_->convs());  // (B, n, d)
     return mul(norm_a_->forward(y), sigmoid(norm_b_->forward(m)));
 }
 
@@ -137,7 +139,8 @@ Tensor MalMixer::forward_stream(const Tensor& x, MixerState& state) {
     } else {
         y = memory_->forward(x, &s.memory, scan_);  // (B, n, d)
     }
-    return self_attention_stream(y, attn_->W_Q(), attn_->W_K(), attn_->W_V(), attn_->W_O(), s.prefix, cfg_, s.attn);
+    return self_attention_stream(y, attn_->W_Q(), attn_->W_K(), attn_->W_V(), attn_->W_O(), s.prefix, cfg_, s.attn,
+                                 attn_->convs());
 }
 
 // ---- mac
@@ -160,6 +163,8 @@ Tensor MacMixer::forward_stream(const Tensor& x, MixerState& state) {
     auto& s = stream_state<MacState>("MacMixer", state, x, ac.d_model);
     const int64_t H = ac.n_heads, Np = ac.n_persistent, C = segment_, n = x.size(1);
     const Tensor q_read = memory_->project_queries(x, s.read);  // (B, H, n, d_h), the conv run on from the last piece
+    const std::array<Tensor, 3> z = attention_projections(x, attn_->W_Q(), attn_->W_K(), attn_->W_V(), ac,
+                                                          attn_->convs(), &s.tails);  // (B, n, d) each
     TensorList outs;
     // Part by part, each within one segment: rows m … m + k − 1 of it.
     for (int64_t i0 = 0; i0 < n;) {
@@ -172,9 +177,9 @@ Tensor MacMixer::forward_stream(const Tensor& x, MixerState& state) {
         Tensor h = memory_->output(S, memory_retrieve(memory_->config(), narrow(q_read, 2, i0, k), s.at_start));
         // Keys and values at the positions of forward's segment_attention:
         // h_j at N_p + j, S_j at N_p + C + j; queries S_j at N_p + C + j.
-        Tensor q = split_heads(matmul(S, attn_->W_Q()), H);  // (B, H, k, d_h)
+        Tensor q = split_heads(narrow(z[0], 1, i0, k), H);  // (B, H, k, d_h)
         Tensor hk = split_heads(matmul(h, attn_->W_K()), H), hv = split_heads(matmul(h, attn_->W_V()), H);
-        Tensor sk = split_heads(matmul(S, attn_->W_K()), H), sv = split_heads(matmul(S, attn_->W_V()), H);
+        Tensor sk = split_heads(narrow(z[1], 1, i0, k), H), sv = split_heads(narrow(z[2], 1, i0, k), H);
         if (ac.use_rope) {
             q = rope_from(q, Np + C + m, ac.rope_base);
             hk = rope_from(hk, Np + m, ac.rope_base);

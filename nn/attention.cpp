@@ -1,12 +1,14 @@
 #include "nn/attention.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <stdexcept>
 #include <string>
 #include <tuple>
 #include <utility>
 
+#include "nn/functional.h"
 #include "nn/init.h"
 
 namespace miras {
@@ -73,6 +75,20 @@ void check_qkv(const std::string& who, const Tensor& q, const Tensor& k, const T
     if (q.dtype() != k.dtype() || q.dtype() != v.dtype())
         throw std::invalid_argument(who + ": dtypes differ (" + std::string(dtype_name(q.dtype())) + ", " +
                                     dtype_name(k.dtype()) + ", " + dtype_name(v.dtype()) + ")");
+}
+
+// The convolutions must be (d, K) each when cfg.conv = K > 0, undefined otherwise.
+void check_convs(const std::string& who, const AttentionConvs& conv, const AttentionConfig& cfg) {
+    const int64_t K = cfg.conv, d = cfg.d_model;
+    for (const Tensor* w : {&conv.q, &conv.k, &conv.v}) {
+        const bool ok = K > 0 ? w->defined() && w->shape() == Shape{d, K} : !w->defined();
+        if (!ok)
+            throw std::invalid_argument(who + ": cfg.conv = " + std::to_string(K) + " needs " +
+                                        (K > 0 ? "conv.q, conv.k, conv.v of shape (" + std::to_string(d) + ", " +
+                                                     std::to_string(K) + ")"
+                                               : std::string("no convolution weights")) +
+                                        ", got " + (w->defined() ? shape_str(w->shape()) : "undefined"));
+    }
 }
 
 }  // namespace
@@ -162,6 +178,31 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
     return matmul(softmax(scores, -1), v);  // (B, H, Tq, dv)
 }
 
+std::array<Tensor, 3> attention_projections(const Tensor& x, const Tensor& W_Q, const Tensor& W_K, const Tensor& W_V,
+                                            const AttentionConfig& cfg, const AttentionConvs& conv, ConvTails* tails) {
+    std::array<Tensor, 3> z{matmul(x, W_Q), matmul(x, W_K), matmul(x, W_V)};  // (B, n, d) each
+    const int64_t K = cfg.conv, B = x.size(0), n = x.size(1);
+    if (K == 0) return z;
+    check_convs("attention_projections", conv, cfg);
+    const std::array<const Tensor*, 3> w{&conv.q, &conv.k, &conv.v};
+    if (!tails) {
+        for (size_t i = 0; i < 3; ++i) z[i] = causal_depthwise_conv1d(z[i], *w[i]);
+        return z;
+    }
+    const std::array<Tensor*, 3> tail{&tails->q, &tails->k, &tails->v};
+    for (size_t i = 0; i < 3; ++i) {
+        Tensor& t = *tail[i];
+        if (!t.defined()) t = zeros({B, K - 1, cfg.d_model}, x.dtype());      // the left padding of x
+        if (t.size(0) != B)
+            throw std::invalid_argument("attention_projections: the conv tails hold " + std::to_string(t.size(0)) +
+                                        " rows, the piece " + std::to_string(B));
+        Tensor zc = cat({t, z[i]}, 1);                                          // (B, K − 1 + n, d)
+        t = contiguous(narrow(zc, 1, n, K - 1));                                // the last K − 1 inputs
+        z[i] = narrow(causal_depthwise_conv1d(zc, *w[i]), 1, K - 1, n);         // (B, n, d)
+    }
+    return z;
+}
+
 double attended_keys_per_query(int64_t T, int64_t window, int64_t n_prefix) {
     if (T <= 0) return (double)n_prefix;
     const double w = (window <= 0 || window >= T) ? (double)T : (double)window;
@@ -202,13 +243,30 @@ Attention::Attention(const AttentionConfig& cfg, Generator& gen) : cfg_(cfg) {
     W_O_ = register_parameter("W_O", init::lecun_normal({d, d}, d, gen, cfg.dtype));
     if (cfg.n_persistent > 0)
         persistent_ = register_parameter("persistent", init::normal({cfg.n_persistent, d}, 1.0, gen, cfg.dtype));
+    if (cfg.conv != 0 && (cfg.conv < 2 || cfg.conv > kMaxAttentionConv))
+        throw std::invalid_argument("Attention: conv must be 0 (none) or 2 … " + std::to_string(kMaxAttentionConv) +
+                                    " taps, got " + std::to_string(cfg.conv));
+    if (cfg.conv > 0) {
+        // Drawn after the other weights, so a model without the conv keeps
+        // the initial values it always had.
+        auto conv_init = [&](const char* name) {
+            Tensor w = init::normal({d, cfg.conv}, 0.3, gen, cfg.dtype);
+            raw::add_(raw::select(w, 1, cfg.conv - 1), scalar_tensor(1.0, cfg.dtype));
+            return register_parameter(name, w);
+        };
+        convs_.q = conv_init("conv_q");
+        convs_.k = conv_init("conv_k");
+        convs_.v = conv_init("conv_v");
+    }
 }
 
 namespace {
 
 // The argument checks of self_attention and self_attention_stream.
 void check_self_attention(const std::string& who, const Tensor& x, const Tensor& W_Q, const Tensor& W_K,
-                          const Tensor& W_V, const Tensor& W_O, const Tensor& persistent, const AttentionConfig& cfg) {
+                          const Tensor& W_V, const Tensor& W_O, const Tensor& persistent, const AttentionConfig& cfg,
+                          const AttentionConvs& conv) {
+    check_convs(who, conv, cfg);
     const int64_t d = cfg.d_model, Np = cfg.n_persistent;
     if (x.dim() != 3 || x.size(2) != d)
         throw std::invalid_argument(who + ": x must be (B, T, " + std::to_string(d) + "), got " +
@@ -245,18 +303,17 @@ std::pair<Tensor, Tensor> prefix_kv(const Tensor& persistent, const Tensor& W_K,
 }  // namespace
 
 Tensor self_attention(const Tensor& x, const Tensor& W_Q, const Tensor& W_K, const Tensor& W_V, const Tensor& W_O,
-                      const Tensor& persistent, const AttentionConfig& cfg) {
-    check_self_attention("self_attention", x, W_Q, W_K, W_V, W_O, persistent, cfg);
+                      const Tensor& persistent, const AttentionConfig& cfg, const AttentionConvs& conv) {
+    check_self_attention("self_attention", x, W_Q, W_K, W_V, W_O, persistent, cfg, conv);
     const int64_t H = cfg.n_heads, Np = cfg.n_persistent, B = x.size(0);
-    Tensor k = matmul(x, W_K);  // (B, T, d)
-    Tensor v = matmul(x, W_V);  // (B, T, d)
+    auto [q, k, v] = attention_projections(x, W_Q, W_K, W_V, cfg, conv);  // (B, T, d) each
     if (Np > 0) {
         auto [pk, pv] = prefix_kv(persistent, W_K, W_V, B);  // (B, N_p, d)
         k = cat({pk, k}, 1);  // (B, N_p + T, d)
         v = cat({pv, v}, 1);  // (B, N_p + T, d)
     }
-    Tensor qh = split_heads(matmul(x, W_Q), H);  // (B, H, T, d_h)
-    Tensor kh = split_heads(k, H);               // (B, H, N_p + T, d_h)
+    Tensor qh = split_heads(q, H);  // (B, H, T, d_h)
+    Tensor kh = split_heads(k, H);  // (B, H, N_p + T, d_h)
     Tensor vh = split_heads(v, H);               // (B, H, N_p + T, d_h)
     if (cfg.use_rope) {
         qh = rope_from(qh, Np, cfg.rope_base);  // x_t at position N_p + t
@@ -276,17 +333,18 @@ std::pair<Tensor, Tensor> persistent_heads(const Tensor& persistent, const Tenso
 
 Tensor self_attention_stream(const Tensor& x, const Tensor& W_Q, const Tensor& W_K, const Tensor& W_V,
                              const Tensor& W_O, const Tensor& persistent, const AttentionConfig& cfg,
-                             AttentionState& st) {
-    check_self_attention("self_attention_stream", x, W_Q, W_K, W_V, W_O, persistent, cfg);
+                             AttentionState& st, const AttentionConvs& conv) {
+    check_self_attention("self_attention_stream", x, W_Q, W_K, W_V, W_O, persistent, cfg, conv);
     const int64_t H = cfg.n_heads, Np = cfg.n_persistent, B = x.size(0), n = x.size(1), w = cfg.window;
     if (B != st.batch || n < 1)
         throw std::invalid_argument("self_attention_stream: the stream was begun for " + std::to_string(st.batch) +
                                     " rows and takes pieces of >= 1 token; got x " + shape_str(x.shape()));
     if (Np > 0 && !st.prefix_k.defined())  // P sits at positions 0..N_p−1, whatever comes after it
         std::tie(st.prefix_k, st.prefix_v) = persistent_heads(persistent, W_K, W_V, cfg, B);
-    Tensor qh = split_heads(matmul(x, W_Q), H);  // (B, H, n, d_h)
-    Tensor kh = split_heads(matmul(x, W_K), H);  // (B, H, n, d_h)
-    Tensor vh = split_heads(matmul(x, W_V), H);  // (B, H, n, d_h)
+    auto [q, k, v] = attention_projections(x, W_Q, W_K, W_V, cfg, conv, &st.tails);  // (B, n, d) each
+    Tensor qh = split_heads(q, H);  // (B, H, n, d_h)
+    Tensor kh = split_heads(k, H);  // (B, H, n, d_h)
+    Tensor vh = split_heads(v, H);  // (B, H, n, d_h)
     if (cfg.use_rope) {
         // x_t at N_p + t, as in self_attention: the piece starts at t = pos.
         qh = rope_from(qh, Np + st.pos, cfg.rope_base);
@@ -331,7 +389,7 @@ std::unique_ptr<MixerState> Attention::begin_stream(int64_t batch) const {
 Tensor Attention::forward_stream(const Tensor& x, MixerState& state) {
     auto* st = dynamic_cast<AttentionState*>(&state);
     if (!st) throw std::invalid_argument("Attention::forward_stream: the state was not begun by an attention mixer");
-    return self_attention_stream(x, W_Q_, W_K_, W_V_, W_O_, persistent_, cfg_, *st);
+    return self_attention_stream(x, W_Q_, W_K_, W_V_, W_O_, persistent_, cfg_, *st, convs_);
 }
 
 double self_attention_flops_per_token(const AttentionConfig& cfg, int64_t seq_len) {

@@ -3,6 +3,7 @@
 // differentiable ops, usable by every architecture (attn, MAG, MAL, MAC), and
 // the causal self-attention mixer with RoPE, sliding window and persistent
 // tokens. Also the Mixer interface that every token mixer implements.
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <utility>
@@ -44,6 +45,7 @@ public:
 };
 
 inline constexpr int64_t kAttentionBlock = 64;
+inline constexpr int64_t kMaxAttentionConv = 64;  // AttentionConfig::conv
 
 // softmax(q kᵀ / sqrt(d_k) + mask) v, per (batch, head).
 //   q: (B, H, Tq, d_k), k: (B, H, Tk, d_k), v: (B, H, Tk, d_v), Tq <= Tk.
@@ -96,8 +98,35 @@ struct AttentionConfig {
     int64_t block_size = kAttentionBlock;
     bool use_rope = true;
     double rope_base = kRopeBase;
+    // K taps of a causal depthwise convolution over time on x W_Q, x W_K and
+    // x W_V (docs/math.md §2 "attention conv"; 0: none, else 2 … 64). It gives
+    // every key the few tokens before it, the previous-token channel that
+    // recall needs (an induction head otherwise has to learn it with a whole
+    // layer); the memory layers have the same convolution (§1.1).
+    int64_t conv = 0;
     DType dtype = DType::f32;
 };
+
+// The convolution weights of AttentionConfig::conv: (d, K) each, all
+// undefined when conv = 0.
+struct AttentionConvs {
+    Tensor q, k, v;
+};
+
+// What a stream keeps for those convolutions: the last K − 1 rows (B, K − 1, d)
+// of x W_Q, x W_K, x W_V before the convolution; undefined until the first
+// piece, which starts them at zeros (the left padding).
+struct ConvTails {
+    Tensor q, k, v;
+};
+
+// x W_Q, x W_K, x W_V for x (B, n, d) -> three (B, n, d), each convolved over
+// time when cfg.conv = K > 0 (see self_attention): over x alone (zero left
+// padding) when tails is nullptr, else continuing a stream from *tails, which
+// is advanced by the n rows.
+std::array<Tensor, 3> attention_projections(const Tensor& x, const Tensor& W_Q, const Tensor& W_K, const Tensor& W_V,
+                                            const AttentionConfig& cfg, const AttentionConvs& conv,
+                                            ConvTails* tails = nullptr);
 
 // Causal multi-head self-attention over [P ; x] (docs/math.md §2, mixer `attn`):
 //   q = x W_Q, k = [P ; x] W_K, v = [P ; x] W_V   (row vectors, W stored (d_in, d_out))
@@ -105,11 +134,15 @@ struct AttentionConfig {
 //   out = concat_heads(·) W_O; the outputs of the persistent rows are never computed.
 // RoPE positions [choice]: [P ; x] is one sequence, P at positions 0..N_p−1
 // and x_t at N_p + t, so a window's relative offsets are those of x itself.
+// With cfg.conv = K > 0 the projections of x are convolved over x's time
+// before the heads are split (zero left padding at x_0; P's keys and values are not
+// convolved: P is a set of slots, not a stretch of text):
+//   q_t = Σ_j conv.q[:, j] ⊙ (x W_Q)_{t−K+1+j}, likewise k_t, v_t.
 // x (B, T, d); W_* (d, d); persistent (N_p, d), or (B, N_p, d) for a
 // prefix of its own per sequence (MAL, miras/hybrid.h), or undefined when
 // cfg.n_persistent = 0 -> (B, T, d).
 Tensor self_attention(const Tensor& x, const Tensor& W_Q, const Tensor& W_K, const Tensor& W_V, const Tensor& W_O,
-                      const Tensor& persistent, const AttentionConfig& cfg);
+                      const Tensor& persistent, const AttentionConfig& cfg, const AttentionConvs& conv = {});
 
 // The stream of self_attention (see Mixer: forward_stream): what the next
 // pieces need of the past, per head and already rotated by RoPE.
@@ -121,10 +154,12 @@ Tensor self_attention(const Tensor& x, const Tensor& W_Q, const Tensor& W_K, con
 //         persistent tokens at positions 0..N_p−1, computed from the first
 //         piece's weights and prefix (undefined when N_p = 0 or before it).
 //   pos:  tokens of x read so far; the next one sits at position N_p + pos.
+//   tails: the convolutions' past (cfg.conv > 0, see ConvTails).
 struct AttentionState : MixerState {
     int64_t batch = 0;
     int64_t pos = 0;
     Tensor k, v, prefix_k, prefix_v;
+    ConvTails tails;
     int64_t n_past() const { return k.defined() ? k.size(2) : 0; }
 };
 
@@ -142,7 +177,7 @@ std::pair<Tensor, Tensor> persistent_heads(const Tensor& persistent, const Tenso
 // first piece's is read). Advances `state` by n tokens.
 Tensor self_attention_stream(const Tensor& x, const Tensor& W_Q, const Tensor& W_K, const Tensor& W_V,
                              const Tensor& W_O, const Tensor& persistent, const AttentionConfig& cfg,
-                             AttentionState& state);
+                             AttentionState& state, const AttentionConvs& conv = {});
 
 // Forward FLOPs per token of self_attention with cfg over T tokens: 8d²
 // (projections) + 4 d · n̄ (scores and weighted values, n̄ =
@@ -151,14 +186,17 @@ Tensor self_attention_stream(const Tensor& x, const Tensor& W_Q, const Tensor& W
 double self_attention_flops_per_token(const AttentionConfig& cfg, int64_t seq_len);
 
 // The module form of self_attention.
-// Parameters: "W_Q", "W_K", "W_V", "W_O" (d, d), "persistent" (N_p, d) if N_p > 0.
+// Parameters: "W_Q", "W_K", "W_V", "W_O" (d, d), "persistent" (N_p, d) if N_p > 0,
+// "conv_q", "conv_k", "conv_v" (d, K) if conv = K > 0.
 // Init: W_* ~ N(0, 1/d) (unit-variance inputs keep unit variance); P ~ N(0, 1),
-// the scale of the RMS-normalised tokens it sits next to.
+// the scale of the RMS-normalised tokens it sits next to; the convolutions
+// as the memory layer's, N(0, 0.3²) plus 1 on the last tap (near the
+// identity, so the first steps see the plain attention).
 class Attention : public Mixer {
 public:
     Attention(const AttentionConfig& cfg, Generator& gen);
     Tensor forward(const Tensor& x) override {  // (B, T, d) -> (B, T, d)
-        return self_attention(x, W_Q_, W_K_, W_V_, W_O_, persistent_, cfg_);
+        return self_attention(x, W_Q_, W_K_, W_V_, W_O_, persistent_, cfg_, convs_);
     }
     // self_attention_flops_per_token(config(), seq_len).
     double forward_flops_per_token(int64_t seq_len) const override;
@@ -174,10 +212,12 @@ public:
     const Tensor& W_V() const { return W_V_; }
     const Tensor& W_O() const { return W_O_; }
     const Tensor& persistent() const { return persistent_; }  // undefined when N_p = 0
+    const AttentionConvs& convs() const { return convs_; }    // undefined when conv = 0
 
 private:
     AttentionConfig cfg_;
     Tensor W_Q_, W_K_, W_V_, W_O_, persistent_;
+    AttentionConvs convs_;
 };
 
 }  // namespace miras

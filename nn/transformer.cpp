@@ -24,6 +24,7 @@ AttentionConfig attention_config(const TransformerConfig& cfg) {
     ac.n_persistent = cfg.n_persistent;
     ac.block_size = cfg.attn_block;
     ac.rope_base = cfg.rope_base;
+    ac.conv = cfg.attn_conv;
     ac.dtype = cfg.dtype;
     return ac;
 }

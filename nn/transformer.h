@@ -23,6 +23,7 @@ struct TransformerConfig {
     int64_t window = 0;        // attention mixers: sliding window (0: full causal)
     int64_t n_persistent = 0;  // attention mixers: persistent tokens N_p
     int64_t attn_block = kAttentionBlock;
+    int64_t attn_conv = 0;     // attention mixers: taps of the conv on q, k, v (AttentionConfig::conv; 0: none)
     double rope_base = kRopeBase;
     bool tie_embeddings = true;
     double norm_eps = 1e-6;

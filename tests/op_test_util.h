@@ -63,6 +63,21 @@ inline void check_grads(const std::string& what, const TensorFn& f, const Tensor
     BOOST_CHECK_MESSAGE(r2.ok, what << ": " << r2.message);
 }
 
+// A causal depthwise convolution over time written out as shifted copies:
+// out[b, t, c] = Σ_j w[c, j] · z[b, t − K + 1 + j, c], zero before t = 0.
+// z (B, T, C), w (C, K) -> (B, T, C).
+inline Tensor conv_by_hand(const Tensor& z, const Tensor& w) {
+    const int64_t B = z.size(0), T = z.size(1), C = z.size(2), K = w.size(1);
+    Tensor out = zeros({B, T, C}, z.dtype());
+    for (int64_t j = 0; j < K; ++j) {
+        const int64_t shift = K - 1 - j;  // tap j reads the token `shift` steps back
+        if (shift >= T) continue;
+        Tensor shifted = shift == 0 ? z : cat({zeros({B, shift, C}, z.dtype()), narrow(z, 1, 0, T - shift)}, 1);
+        out = add(out, mul(shifted, select(w, 1, j)));
+    }
+    return out;
+}
+
 // One-input, one-output function as a TensorFn.
 inline TensorFn fn1(std::function<Tensor(const Tensor&)> f) {
     return [f](const TensorList& x) { return TensorList{f(x[0])}; };

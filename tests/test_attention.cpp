@@ -19,6 +19,7 @@
 
 using namespace miras;
 
+using miras::test::conv_by_hand;
 using miras::test::error_of;
 using miras::test::max_abs_diff;
 
@@ -342,6 +343,80 @@ BOOST_AUTO_TEST_CASE(module_matches_its_definition) {
     no_rope.use_rope = false;
     Tensor plain = self_attention(x, a.W_Q(), a.W_K(), a.W_V(), a.W_O(), a.persistent(), no_rope);
     BOOST_TEST(max_abs_diff(plain.to_vector(), want) > 1e-6);
+}
+
+BOOST_AUTO_TEST_CASE(conv_is_its_definition) {
+    // cfg.conv = K: x W_Q, x W_K, x W_V are convolved over x's time (zero
+    // left padding) before the heads split; P's keys and values are not.
+    const int64_t B = 2, T = 9, d = 8, H = 2, w = 4, Np = 2, K = 3;
+    Generator g(32);
+    AttentionConfig cfg = small_cfg(d, H, w, Np, 4);
+    cfg.conv = K;
+    Attention a(cfg, g);
+    BOOST_TEST(a.named_parameters().size() == 8u);  // W_Q, W_K, W_V, W_O, persistent, conv_q, conv_k, conv_v
+    for (const Tensor* c : {&a.convs().q, &a.convs().k, &a.convs().v}) BOOST_TEST(c->shape() == (Shape{d, K}));
+    Tensor x = randn({B, T, d}, g, DType::f64);
+    Tensor P = expand(unsqueeze(a.persistent(), 0), {B, Np, d});
+    Tensor q = conv_by_hand(matmul(x, a.W_Q()), a.convs().q);
+    Tensor k = cat({matmul(P, a.W_K()), conv_by_hand(matmul(x, a.W_K()), a.convs().k)}, 1);
+    Tensor v = cat({matmul(P, a.W_V()), conv_by_hand(matmul(x, a.W_V()), a.convs().v)}, 1);
+    std::vector<int64_t> pos_q, pos_k;
+    for (int64_t t = 0; t < T; ++t) pos_q.push_back(Np + t);
+    for (int64_t t = 0; t < Np + T; ++t) pos_k.push_back(t);
+    Tensor qh = rope(split_heads(q, H), pos_q), kh = rope(split_heads(k, H), pos_k), vh = split_heads(v, H);
+    Tensor y = from_vector(naive_attention(qh, kh, vh, true, w, Np), {B, H, T, d / H}, DType::f64);
+    const std::vector<double> want = matmul(merge_heads(y), a.W_O()).to_vector();
+    BOOST_TEST(max_abs_diff(a.forward(x).to_vector(), want) < 1e-12);
+    // The convolution is not the identity: without it the output differs.
+    AttentionConfig plain = cfg;
+    plain.conv = 0;
+    const std::vector<double> without =
+        self_attention(x, a.W_Q(), a.W_K(), a.W_V(), a.W_O(), a.persistent(), plain).to_vector();
+    BOOST_TEST(max_abs_diff(without, want) > 1e-6);
+    // A model without the conv draws the weights it always drew.
+    Generator g1(32), g2(32);
+    Attention with(cfg, g1), none(small_cfg(d, H, w, Np, 4), g2);
+    BOOST_TEST(max_abs_diff(with.W_O().to_vector(), none.W_O().to_vector()) == 0.0);
+    BOOST_TEST(max_abs_diff(with.persistent().to_vector(), none.persistent().to_vector()) == 0.0);
+}
+
+BOOST_AUTO_TEST_CASE(conv_gradcheck_all_inputs) {
+    // x, every projection, P and the three convolutions; windowed and blocked.
+    Generator g(33);
+    AttentionConfig cfg = small_cfg(4, 2, 2, 2, 2);
+    cfg.conv = 2;
+    TensorList in = {var64({1, 5, 4}, g), var64({4, 4}, g, 0.5), var64({4, 4}, g, 0.5), var64({4, 4}, g, 0.5),
+                     var64({4, 4}, g, 0.5), var64({2, 4}, g),    var64({4, 2}, g),      var64({4, 2}, g),
+                     var64({4, 2}, g)};
+    check_grads("self_attention with conv", [cfg](const TensorList& x) {
+        return TensorList{self_attention(x[0], x[1], x[2], x[3], x[4], x[5], cfg, AttentionConvs{x[6], x[7], x[8]})};
+    }, in);
+}
+
+BOOST_AUTO_TEST_CASE(conv_errors_name_the_taps_and_shapes) {
+    Generator g(34);
+    AttentionConfig one = small_cfg(8, 2, 0, 0, 4);
+    one.conv = 1;
+    std::string err = error_of<std::invalid_argument>([&] { Attention(one, g); });
+    BOOST_TEST(err.find("conv must be 0 (none) or 2") != std::string::npos, err);
+    BOOST_TEST(err.find("got 1") != std::string::npos, err);
+    AttentionConfig cfg = small_cfg(8, 2, 0, 0, 4);
+    cfg.conv = 3;
+    Attention a(cfg, g);
+    Tensor x = randn({1, 4, 8}, g, DType::f64);
+    // Weights missing, or of the wrong shape, or given without cfg.conv.
+    err = error_of<std::invalid_argument>([&] { self_attention(x, a.W_Q(), a.W_K(), a.W_V(), a.W_O(), Tensor(), cfg); });
+    BOOST_TEST(err.find("cfg.conv = 3 needs conv.q, conv.k, conv.v of shape (8, 3)") != std::string::npos, err);
+    err = error_of<std::invalid_argument>([&] {
+        self_attention(x, a.W_Q(), a.W_K(), a.W_V(), a.W_O(), Tensor(), cfg,
+                       AttentionConvs{a.convs().q, a.convs().k, randn({8, 2}, g, DType::f64)});
+    });
+    BOOST_TEST(err.find("got (8, 2)") != std::string::npos, err);
+    AttentionConfig none = cfg;
+    none.conv = 0;
+    err = error_of<std::invalid_argument>(
+        [&] { self_attention(x, a.W_Q(), a.W_K(), a.W_V(), a.W_O(), Tensor(), none, a.convs()); });
+    BOOST_TEST(err.find("needs no convolution weights") != std::string::npos, err);
 }
 
 BOOST_AUTO_TEST_CASE(per_sequence_prefix_equals_a_learned_prefix_per_row) {

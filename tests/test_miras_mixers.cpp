@@ -6,6 +6,7 @@
 // second order through the memory), the model config, and errors.
 #include <boost/test/unit_test.hpp>
 
+#include <array>
 #include <cmath>
 #include <map>
 
@@ -22,8 +23,9 @@ namespace {
 
 constexpr int64_t kD = 8, kH = 2, kNp = 2;
 
-AttentionConfig attn_cfg(int64_t window, int64_t Np) {
+AttentionConfig attn_cfg(int64_t window, int64_t Np, int64_t conv = 0) {
     AttentionConfig a;
+    a.conv = conv;
     a.d_model = kD;
     a.n_heads = kH;
     a.window = window;
@@ -50,11 +52,12 @@ MemoryConfig mem_cfg(const std::string& memory = "linear") {
 
 // mac has no window (full attention within a segment of kSegment tokens).
 constexpr int64_t kSegment = 3;
-std::shared_ptr<Mixer> make(const std::string& kind, int64_t window, int64_t Np, const std::string& memory = "linear") {
+std::shared_ptr<Mixer> make(const std::string& kind, int64_t window, int64_t Np, const std::string& memory = "linear",
+                            int64_t conv = 0) {
     Generator g(5);
-    if (kind == "mag") return std::make_shared<MagMixer>(attn_cfg(window, Np), g, mem_cfg(memory));
-    if (kind == "mac") return std::make_shared<MacMixer>(attn_cfg(0, Np), g, mem_cfg(memory), kSegment);
-    return std::make_shared<MalMixer>(attn_cfg(window, Np), g, mem_cfg(memory));
+    if (kind == "mag") return std::make_shared<MagMixer>(attn_cfg(window, Np, conv), g, mem_cfg(memory));
+    if (kind == "mac") return std::make_shared<MacMixer>(attn_cfg(0, Np, conv), g, mem_cfg(memory), kSegment);
+    return std::make_shared<MalMixer>(attn_cfg(window, Np, conv), g, mem_cfg(memory));
 }
 
 Tensor persistent_of(const std::string& kind, const std::shared_ptr<Mixer>& mix) {
@@ -77,10 +80,13 @@ std::vector<double> rows(const Tensor& x, int64_t from, int64_t to) {
 // RoPE positions of a full segment of C (P at 0 … N_p − 1, h_j at N_p + j,
 // S_j at N_p + C + j, whatever n <= C), queries S_i at N_p + C + i; each key
 // carries the token it belongs to (P: none, h_j and S_j: j), and query i sees
-// a key iff that token is not after i.
-Tensor mac_attention_by_hand(const Attention& a, const Tensor& h, const Tensor& S, int64_t C) {
+// a key iff that token is not after i. zS: S's q, k, v (by default S W_Q,
+// S W_K, S W_V; the attention's conv makes them the convolved ones).
+Tensor mac_attention_by_hand(const Attention& a, const Tensor& h, const Tensor& S, int64_t C,
+                             std::array<Tensor, 3> zS = {}) {
     const int64_t B = S.size(0), n = S.size(1), Tk = kNp + 2 * n;
-    Tensor hat = cat({expand(unsqueeze(a.persistent(), 0), {B, kNp, kD}), h, S}, 1);
+    if (!zS[0].defined()) zS = {matmul(S, a.W_Q()), matmul(S, a.W_K()), matmul(S, a.W_V())};
+    Tensor P = expand(unsqueeze(a.persistent(), 0), {B, kNp, kD});
     std::vector<int64_t> pos_q, pos_k, token;
     for (int64_t i = 0; i < n; ++i) pos_q.push_back(kNp + C + i);
     for (int64_t j = 0; j < kNp + n; ++j) pos_k.push_back(j);
@@ -91,9 +97,9 @@ Tensor mac_attention_by_hand(const Attention& a, const Tensor& h, const Tensor& 
     std::vector<bool> visible;
     for (int64_t i = 0; i < n; ++i)
         for (int64_t j = 0; j < Tk; ++j) visible.push_back(token[(size_t)j] <= i);
-    Tensor q = rope(split_heads(matmul(S, a.W_Q()), kH), pos_q);
-    Tensor k = rope(split_heads(matmul(hat, a.W_K()), kH), pos_k);
-    Tensor v = split_heads(matmul(hat, a.W_V()), kH);
+    Tensor q = rope(split_heads(zS[0], kH), pos_q);
+    Tensor k = rope(split_heads(cat({matmul(P, a.W_K()), matmul(h, a.W_K()), zS[1]}, 1), kH), pos_k);
+    Tensor v = split_heads(cat({matmul(P, a.W_V()), matmul(h, a.W_V()), zS[2]}, 1), kH);
     return matmul(merge_heads(attention_masked(q, k, v, visible)), a.W_O());
 }
 
@@ -199,6 +205,31 @@ BOOST_AUTO_TEST_CASE(mac_is_its_definition) {
     Tensor y = mac_attention_by_hand(one->attention(), h, x1, 64);
     Tensor want = mul(y, sigmoid(one->memory().forward(y)));
     BOOST_TEST(max_abs_diff(one->forward(x1).to_vector(), want.to_vector()) < 1e-12);
+}
+
+BOOST_AUTO_TEST_CASE(mac_with_attention_conv_is_its_definition) {
+    // The attention's conv (3 taps) runs over x, across segment borders, and
+    // gives S's queries, keys and values; the reads h and P are not convolved.
+    Generator g(9);
+    auto mix = std::make_shared<MacMixer>(attn_cfg(0, kNp, 3), g, mem_cfg("mlp"), 3);
+    const int64_t B = 2, T = 8;
+    Tensor x = randn({B, T, kD}, g, DType::f64);
+    MirasLayer& mem = mix->memory();
+    const Attention& a = mix->attention();
+    const std::array<Tensor, 3> z = {conv_by_hand(matmul(x, a.W_Q()), a.convs().q),
+                                     conv_by_hand(matmul(x, a.W_K()), a.convs().k),
+                                     conv_by_hand(matmul(x, a.W_V()), a.convs().v)};
+    MemoryState reads = mem.initial_state(B), writes = mem.initial_state(B);
+    Tensor q = mem.project(x, reads).q;
+    TensorList outs;
+    for (int64_t t0 = 0; t0 < T; t0 += 3) {
+        const int64_t n = std::min<int64_t>(3, T - t0);
+        Tensor S = narrow(x, 1, t0, n);
+        Tensor h = mem.output(S, memory_retrieve(mem.config(), narrow(q, 2, t0, n), writes));
+        Tensor y = mac_attention_by_hand(a, h, S, 3, {narrow(z[0], 1, t0, n), narrow(z[1], 1, t0, n), narrow(z[2], 1, t0, n)});
+        outs.push_back(mul(y, sigmoid(mem.forward(y, &writes))));
+    }
+    BOOST_TEST(max_abs_diff(mix->forward(x).to_vector(), cat(outs, 1).to_vector()) < 1e-12);
 }
 
 BOOST_AUTO_TEST_CASE(causal_and_persistent_tokens_seen_everywhere) {
@@ -364,18 +395,20 @@ BOOST_AUTO_TEST_CASE(streamed_in_pieces_is_the_whole_forward) {
         {T - 1, 1},
         {T},
     };
-    struct Case { std::string kind; int64_t window, Np; };
-    const std::vector<Case> cases = {{"lmm", 0, 0}, {"mag", 3, kNp}, {"mag", 0, 0}, {"mag", 1, kNp},
-                                     {"mal", 3, kNp}, {"mal", 0, 0},  {"mal", 1, kNp}, {"mac", 0, kNp},
-                                     {"mac", 0, 0}};
+    // conv: the attention's convolution (its tails carried across pieces).
+    struct Case { std::string kind; int64_t window, Np, conv = 0; };
+    const std::vector<Case> cases = {{"lmm", 0, 0},    {"mag", 3, kNp}, {"mag", 0, 0},       {"mag", 1, kNp},
+                                     {"mal", 3, kNp},  {"mal", 0, 0},   {"mal", 1, kNp},     {"mac", 0, kNp},
+                                     {"mac", 0, 0},    {"mag", 3, kNp, 4}, {"mal", 3, kNp, 4}, {"mac", 0, kNp, 4}};
     for (const Case& c : cases)
         for (const std::string memory : {"linear", "mlp"}) {
-            auto mix = c.kind == "lmm" ? std::make_shared<MemoryMixer>(mem_cfg(memory)) : make(c.kind, c.window, c.Np, memory);
+            auto mix = c.kind == "lmm" ? std::make_shared<MemoryMixer>(mem_cfg(memory))
+                                       : make(c.kind, c.window, c.Np, memory, c.conv);
             Generator g(12);
             Tensor x = randn({B, T, kD}, g, DType::f64);
             const std::vector<double> whole = mix->forward(x).to_vector();
             for (size_t i = 0; i < cuts.size(); ++i)
-                BOOST_TEST_CONTEXT(c.kind << " (window " << c.window << ", N_p " << c.Np << ") / " << memory
+                BOOST_TEST_CONTEXT(c.kind << " (window " << c.window << ", N_p " << c.Np << ", conv " << c.conv << ") / " << memory
                                           << ", cut " << i) {
                     BOOST_TEST(max_abs_diff(streamed(*mix, x, cuts[i]).to_vector(), whole) < 1e-10);
                 }
@@ -390,7 +423,8 @@ BOOST_AUTO_TEST_CASE(gradients_flow_through_the_stream_across_pieces) {
     const std::vector<int64_t> cut = {3, 1, 4, 3};
     for (const std::string kind : {"lmm", "mag", "mal", "mac"}) {
         BOOST_TEST_CONTEXT(kind) {
-            auto mix = kind == "lmm" ? std::make_shared<MemoryMixer>(mem_cfg("mlp")) : make(kind, 3, kNp, "mlp");
+            // The hybrids with the attention's conv: its tails carry the graph too.
+            auto mix = kind == "lmm" ? std::make_shared<MemoryMixer>(mem_cfg("mlp")) : make(kind, 3, kNp, "mlp", 2);
             Generator g(15);
             Tensor x = set_requires_grad(randn({B, T, kD}, g, DType::f64));
             Tensor R = randn({B, T, kD}, g, DType::f64);

@@ -28,8 +28,9 @@ using miras::test::max_abs_diff;
 
 namespace {
 
-AttentionConfig attn_cfg(int64_t w, int64_t Np) {
+AttentionConfig attn_cfg(int64_t w, int64_t Np, int64_t conv = 0) {
     AttentionConfig c;
+    c.conv = conv;
     c.d_model = 8;
     c.n_heads = 2;
     c.window = w;
@@ -81,11 +82,14 @@ BOOST_AUTO_TEST_SUITE(stream_tests)
 BOOST_AUTO_TEST_CASE(attention_stream_equals_forward_for_every_cut) {
     const int64_t B = 2, T = 13, d = 8;
     struct Setting {
-        int64_t w, Np;
+        int64_t w, Np, conv = 0;
     };
-    for (Setting s : {Setting{0, 0}, Setting{0, 2}, Setting{3, 0}, Setting{3, 2}, Setting{1, 0}, Setting{1, 3}}) {
+    // conv 4: the convolutions' tails carry the last 3 inputs across cuts
+    // (down to one token a piece), from zeros at the start.
+    for (Setting s : {Setting{0, 0}, Setting{0, 2}, Setting{3, 0}, Setting{3, 2}, Setting{1, 0}, Setting{1, 3},
+                      Setting{0, 2, 4}, Setting{3, 0, 4}, Setting{1, 3, 2}}) {
         Generator g(40 + (uint64_t)(s.w * 10 + s.Np));
-        Attention a(attn_cfg(s.w, s.Np), g);
+        Attention a(attn_cfg(s.w, s.Np, s.conv), g);
         Tensor x = randn({B, T, d}, g, DType::f64);
         Tensor whole = a.forward(x);  // (B, T, d)
         for (const auto& cut : cuts_of_13()) {
@@ -97,12 +101,14 @@ BOOST_AUTO_TEST_CASE(attention_stream_equals_forward_for_every_cut) {
                 Tensor y = a.forward_stream(narrow(x, 1, t0, n), *st);
                 BOOST_TEST(y.shape() == (Shape{B, n, d}));
                 BOOST_TEST(max_abs_diff(y, narrow(whole, 1, t0, n)) < 1e-12,
-                           "w " << s.w << ", N_p " << s.Np << ", piece at " << t0 << " of " << n);
+                           "w " << s.w << ", N_p " << s.Np << ", conv " << s.conv << ", piece at " << t0 << " of "
+                                << n);
                 t0 += n;
                 BOOST_TEST(as.pos == t0);
                 // The cache: all past tokens without a window, the last w − 1 with one.
                 BOOST_TEST(as.n_past() == (s.w > 0 ? std::min(t0, s.w - 1) : t0));
                 if (s.Np > 0) BOOST_TEST(as.prefix_k.size(2) == s.Np);
+                if (s.conv > 0) BOOST_TEST(as.tails.k.shape() == (Shape{B, s.conv - 1, d}));
             }
         }
     }

@@ -126,6 +126,10 @@ BOOST_AUTO_TEST_CASE(inconsistent_combinations_name_the_keys) {
     BOOST_TEST(contains(load_error("[model]\nmixer = \"attn\"\n[memory]\nchunk = 0\n"), "'memory.chunk'"));
     // The attention-only keys make no sense for the memory mixer.
     BOOST_TEST(contains(load_error("[model]\nmixer = \"lmm\"\nwindow = 8\n"), "model.window"));
+    BOOST_TEST(contains(load_error("[model]\nmixer = \"lmm\"\nattn_conv = 4\n"), "model.attn_conv"));
+    const std::string one_tap = load_error("[model]\nmixer = \"attn\"\nattn_conv = 1\n");
+    BOOST_TEST(contains(one_tap, "exp.toml: key 'model.attn_conv' = 1: give 0 (no convolution) or 2"), one_tap);
+    BOOST_TEST(contains(load_error("[model]\nmixer = \"attn\"\nattn_conv = 65\n"), "'model.attn_conv'"));
     // A byte corpus needs a path.
     BOOST_TEST(contains(load_error("[data]\ntask = \"bytes\"\n"), "'data.bytes.path'"));
     // Per-row passkey depths: the range must not be empty.

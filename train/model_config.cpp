@@ -33,6 +33,10 @@ void read_model(ConfigReader& cfg, ModelConfig& m) {
     m.mlp_hidden = cfg.get_int("model.mlp_hidden", m.mlp_hidden, 0, 1 << 20);
     m.window = cfg.get_int("model.window", m.window, 0, kMaxInt);
     m.n_persistent = cfg.get_int("model.n_persistent", m.n_persistent, 0, 1 << 20);
+    m.attn_conv = cfg.get_int("model.attn_conv", m.attn_conv, 0, kMaxAttentionConv);
+    if (m.attn_conv == 1)
+        fail(cfg, "key 'model.attn_conv' = 1: give 0 (no convolution) or 2 … " + std::to_string(kMaxAttentionConv) +
+                      " taps (one tap would only rescale q, k, v)");
     // Read whatever the mixer (like [memory]), so one file can switch to mac.
     m.segment = cfg.get_int("model.segment", m.segment, 1, 1 << 20);
     m.tie_embeddings = cfg.get_bool("model.tie_embeddings", m.tie_embeddings);
@@ -47,9 +51,9 @@ void read_model(ConfigReader& cfg, ModelConfig& m) {
                       std::to_string(m.d / m.heads) + ", but the attention of model.mixer = \"" + m.mixer +
                       "\" (RoPE) needs an even head width");
 
-    if (m.mixer == "lmm" && (m.window != 0 || m.n_persistent != 0))
-        fail(cfg, "keys 'model.window' and 'model.n_persistent' are only used with model.mixer = \"attn\", "
-                  "\"mag\", \"mal\" or \"mac\" (the ones with attention)");
+    if (m.mixer == "lmm" && (m.window != 0 || m.n_persistent != 0 || m.attn_conv != 0))
+        fail(cfg, "keys 'model.window', 'model.n_persistent' and 'model.attn_conv' are only used with model.mixer = "
+                  "\"attn\", \"mag\", \"mal\" or \"mac\" (the ones with attention)");
     if (m.mixer == "mac" && m.window != 0)
         fail(cfg, "key 'model.window' = " + std::to_string(m.window) +
                       " must be 0 with model.mixer = \"mac\": its attention is full within a segment "
@@ -200,6 +204,7 @@ TransformerConfig ModelConfig::transformer() const {
     t.mlp_hidden = mlp_hidden;
     t.window = window;
     t.n_persistent = n_persistent;
+    t.attn_conv = attn_conv;
     t.tie_embeddings = tie_embeddings;
     t.dtype = dtype;
     t.seed = seed;

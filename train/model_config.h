@@ -37,6 +37,7 @@ struct ModelConfig {
     int64_t mlp_hidden = 0;      // 0: 8d/3 rounded up to a multiple of 8
     int64_t window = 0;          // attn, mag, mal: sliding window (0 = full causal)
     int64_t n_persistent = 0;    // attn, mag, mal, mac: persistent tokens N_p
+    int64_t attn_conv = 0;       // attn, mag, mal, mac: taps of the attention's conv on q, k, v (0: none)
     int64_t segment = 32;        // mac: segment length C (read, attend, write per segment)
     bool tie_embeddings = true;
     DType dtype = DType::f32;
