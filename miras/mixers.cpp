@@ -145,8 +145,8 @@ Tensor segment_attention(const Attention& attn, const Tensor& h, const std::arra
 }  // namespace
 
 MacMixer::MacMixer(const AttentionConfig& attn, Generator& attn_gen, const MemoryConfig& memory, int64_t segment,
-                   ScanMode scan)
-    : segment_(segment), scan_(scan) {
+                   ScanMode scan, MacWrite write)
+    : segment_(segment), scan_(scan), write_(write) {
     check_pair("MacMixer", attn, memory);
     if (segment < 1) throw std::invalid_argument("MacMixer: segment must be >= 1, got " + std::to_string(segment));
     if (attn.window != 0)
@@ -176,8 +176,8 @@ Tensor MacMixer::forward(const Tensor& x) {
         Tensor h = memory_->output(S, memory_retrieve(memory_->config(), narrow(q, 2, t0, n), state));  // (B, n, d)
         const std::array<Tensor, 3> zS{narrow(z[0], 1, t0, n), narrow(z[1], 1, t0, n), narrow(z[2], 1, t0, n)};
         Tensor y = segment_attention(*attn_, h, zS, segment_);  // (B, n, d)
-        // Write y, reading each token after its own write: m_t = Mem_{W_t}(q(y_t)).
-        Tensor m = memory_->forward(y, &state, scan_);  // (B, n, d); state ends at W(s)
+        // Write y (or S), reading each token after its own write: m_t = Mem_{W_t}(q(y_t)).
+        Tensor m = memory_->forward(write_ == MacWrite::input ? S : y, &state, scan_);  // (B, n, d); state ends at W(s)
         outs.push_back(mul(y, sigmoid(m)));
     }
     return outs.size() == 1 ? outs[0] : cat(outs, 1);

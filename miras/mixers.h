@@ -131,6 +131,13 @@ private:
     ScanMode scan_;
 };
 
+// What MAC writes into its memory (docs/math.md §2, MAC): the attention's
+// outputs y of the segment, as Titans Eq. 24 does (`attention`, the
+// default), or the segment's own inputs S (`input`) [option]: the memory then
+// stores the tokens, as titans-lmm does, and the gate reads it at S after
+// each write. docs/stability.md §7 has the measurements behind the option.
+enum class MacWrite { attention, input };
+
 // mac. attn.n_persistent is N_p (the attention's "persistent"); attn.window
 // must be 0 (attention is full within a segment); segment C >= 1.
 // Parameters: "attn.W_Q", "attn.W_K", "attn.W_V", "attn.W_O" (d, d),
@@ -138,7 +145,7 @@ private:
 class MacMixer : public Mixer {
 public:
     MacMixer(const AttentionConfig& attn, Generator& attn_gen, const MemoryConfig& memory, int64_t segment,
-             ScanMode scan = ScanMode::chunked);
+             ScanMode scan = ScanMode::chunked, MacWrite write = MacWrite::attention);
     Tensor forward(const Tensor& x) override;  // (B, T, d) -> (B, T, d)
     // Streaming (Mixer::forward_stream): see "Streaming" above.
     std::unique_ptr<MixerState> begin_stream(int64_t batch) const override;
@@ -149,12 +156,14 @@ public:
     Attention& attention() const { return *attn_; }
     MirasLayer& memory() const { return *memory_; }
     int64_t segment() const { return segment_; }
+    MacWrite write() const { return write_; }
 
 private:
     std::shared_ptr<Attention> attn_;
     std::shared_ptr<MirasLayer> memory_;
     int64_t segment_;
     ScanMode scan_;
+    MacWrite write_;
 };
 
 }  // namespace miras

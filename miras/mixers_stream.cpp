@@ -202,7 +202,8 @@ Tensor MacMixer::forward_stream(const Tensor& x, MixerState& state) {
             for (int64_t j = 0; j < Tk; ++j)
                 visible[(size_t)(r * Tk + j)] = j < Np || (j - Np) % seen <= m + r;
         Tensor y = matmul(merge_heads(attention_masked(q, cat(ks, 2), cat(vs, 2), visible)), attn_->W_O());  // (B, k, d)
-        Tensor g = memory_->forward(y, &s.memory, scan_);  // the write of y, each token read after its own
+        // The write of y (or S), each token read after its own.
+        Tensor g = memory_->forward(write_ == MacWrite::input ? S : y, &s.memory, scan_);
         outs.push_back(mul(y, sigmoid(g)));
         s.pos += k;
         i0 += k;

@@ -53,10 +53,11 @@ MemoryConfig mem_cfg(const std::string& memory = "linear") {
 // mac has no window (full attention within a segment of kSegment tokens).
 constexpr int64_t kSegment = 3;
 std::shared_ptr<Mixer> make(const std::string& kind, int64_t window, int64_t Np, const std::string& memory = "linear",
-                            int64_t conv = 0) {
+                            int64_t conv = 0, MacWrite write = MacWrite::attention) {
     Generator g(5);
     if (kind == "mag") return std::make_shared<MagMixer>(attn_cfg(window, Np, conv), g, mem_cfg(memory));
-    if (kind == "mac") return std::make_shared<MacMixer>(attn_cfg(0, Np, conv), g, mem_cfg(memory), kSegment);
+    if (kind == "mac")
+        return std::make_shared<MacMixer>(attn_cfg(0, Np, conv), g, mem_cfg(memory), kSegment, ScanMode::chunked, write);
     return std::make_shared<MalMixer>(attn_cfg(window, Np, conv), g, mem_cfg(memory));
 }
 
@@ -207,29 +208,41 @@ BOOST_AUTO_TEST_CASE(mac_is_its_definition) {
     BOOST_TEST(max_abs_diff(one->forward(x1).to_vector(), want.to_vector()) < 1e-12);
 }
 
-BOOST_AUTO_TEST_CASE(mac_with_attention_conv_is_its_definition) {
+BOOST_AUTO_TEST_CASE(mac_with_attention_conv_or_input_write_is_its_definition) {
     // The attention's conv (3 taps) runs over x, across segment borders, and
     // gives S's queries, keys and values; the reads h and P are not convolved.
-    Generator g(9);
-    auto mix = std::make_shared<MacMixer>(attn_cfg(0, kNp, 3), g, mem_cfg("mlp"), 3);
-    const int64_t B = 2, T = 8;
-    Tensor x = randn({B, T, kD}, g, DType::f64);
-    MirasLayer& mem = mix->memory();
-    const Attention& a = mix->attention();
-    const std::array<Tensor, 3> z = {conv_by_hand(matmul(x, a.W_Q()), a.convs().q),
-                                     conv_by_hand(matmul(x, a.W_K()), a.convs().k),
-                                     conv_by_hand(matmul(x, a.W_V()), a.convs().v)};
-    MemoryState reads = mem.initial_state(B), writes = mem.initial_state(B);
-    Tensor q = mem.project(x, reads).q;
-    TensorList outs;
-    for (int64_t t0 = 0; t0 < T; t0 += 3) {
-        const int64_t n = std::min<int64_t>(3, T - t0);
-        Tensor S = narrow(x, 1, t0, n);
-        Tensor h = mem.output(S, memory_retrieve(mem.config(), narrow(q, 2, t0, n), writes));
-        Tensor y = mac_attention_by_hand(a, h, S, 3, {narrow(z[0], 1, t0, n), narrow(z[1], 1, t0, n), narrow(z[2], 1, t0, n)});
-        outs.push_back(mul(y, sigmoid(mem.forward(y, &writes))));
-    }
-    BOOST_TEST(max_abs_diff(mix->forward(x).to_vector(), cat(outs, 1).to_vector()) < 1e-12);
+    // MacWrite::input: the memory writes S instead of y, and the gate reads it at S.
+    for (const MacWrite write : {MacWrite::attention, MacWrite::input})
+        for (const int64_t conv : {int64_t{0}, int64_t{3}}) {
+            if (write == MacWrite::attention && conv == 0) continue;  // mac_is_its_definition
+            BOOST_TEST_CONTEXT("write " << (write == MacWrite::input ? "input" : "attention") << ", conv " << conv) {
+                Generator g(9);
+                auto mix = std::make_shared<MacMixer>(attn_cfg(0, kNp, conv), g, mem_cfg("mlp"), 3, ScanMode::chunked,
+                                                      write);
+                BOOST_TEST((mix->write() == write));
+                const int64_t B = 2, T = 8;
+                Tensor x = randn({B, T, kD}, g, DType::f64);
+                MirasLayer& mem = mix->memory();
+                const Attention& a = mix->attention();
+                auto project = [&](const Tensor& W, const Tensor& c) {
+                    return conv > 0 ? conv_by_hand(matmul(x, W), c) : matmul(x, W);
+                };
+                const std::array<Tensor, 3> z = {project(a.W_Q(), a.convs().q), project(a.W_K(), a.convs().k),
+                                                 project(a.W_V(), a.convs().v)};
+                MemoryState reads = mem.initial_state(B), writes = mem.initial_state(B);
+                Tensor q = mem.project(x, reads).q;
+                TensorList outs;
+                for (int64_t t0 = 0; t0 < T; t0 += 3) {
+                    const int64_t n = std::min<int64_t>(3, T - t0);
+                    Tensor S = narrow(x, 1, t0, n);
+                    Tensor h = mem.output(S, memory_retrieve(mem.config(), narrow(q, 2, t0, n), writes));
+                    Tensor y = mac_attention_by_hand(
+                        a, h, S, 3, {narrow(z[0], 1, t0, n), narrow(z[1], 1, t0, n), narrow(z[2], 1, t0, n)});
+                    outs.push_back(mul(y, sigmoid(mem.forward(write == MacWrite::input ? S : y, &writes))));
+                }
+                BOOST_TEST(max_abs_diff(mix->forward(x).to_vector(), cat(outs, 1).to_vector()) < 1e-12);
+            }
+        }
 }
 
 BOOST_AUTO_TEST_CASE(causal_and_persistent_tokens_seen_everywhere) {
@@ -260,9 +273,10 @@ BOOST_AUTO_TEST_CASE(gradients_of_x_and_every_parameter_match_central_difference
     // direction u, so a wrong gradient in one parameter cannot hide behind
     // the others. The memory's parameters are reached through its inner
     // gradient steps (second order).
-    for (const std::string kind : {"mag", "mal", "mac"})
+    // "mac+": mac with the attention's conv (2 taps) and the input written.
+    for (const std::string kind : {"mag", "mal", "mac", "mac+"})
         for (const std::string memory : {"linear", "mlp"}) {
-            auto mix = make(kind, 2, kNp, memory);
+            auto mix = kind == "mac+" ? make("mac", 0, kNp, memory, 2, MacWrite::input) : make(kind, 2, kNp, memory);
             Generator g(6);
             Tensor x = set_requires_grad(randn({1, 5, kD}, g, DType::f64));
             Tensor R = randn({1, 5, kD}, g, DType::f64);
@@ -316,11 +330,28 @@ BOOST_AUTO_TEST_CASE(model_config_builds_each_mixer) {
             const std::string P = mixer == "mal" ? "blocks.1.mixer.persistent" : "blocks.1.mixer.attn.persistent";
             BOOST_TEST((p.at(P) == Shape{2, 16}));
             BOOST_TEST(p.count("blocks.1.mixer.memory.W_Q") == 1u);
+            BOOST_TEST(p.count("blocks.1.mixer.attn.conv_k") == 0u);  // model.attn_conv = 0
             const double f = model->forward_flops_per_token(32);
             BOOST_TEST(f > 0.0);
             // The same settings with lmm have no attention and fewer FLOPs.
             RunConfig lmm = default_run_config({"model.d=16", "model.heads=2", "memory.memory=mlp"});
             BOOST_TEST(build_model(lmm.model)->forward_flops_per_token(32) < f);
+        }
+    }
+    // model.attn_conv gives every hybrid's attention its convolutions, and
+    // model.mac_write reaches MAC.
+    for (const std::string mixer : {"attn", "mag", "mal", "mac"}) {
+        RunConfig rc = default_run_config({"model.mixer=" + mixer, "model.attn_conv=3", "model.d=16", "model.heads=2",
+                                           "model.mac_write=input"});
+        auto model = build_model(rc.model);
+        std::map<std::string, Shape> p;
+        for (auto& [n, t] : model->named_parameters()) p[n] = t.shape();
+        const std::string at = mixer == "attn" ? "blocks.0.mixer.conv_v" : "blocks.0.mixer.attn.conv_v";
+        BOOST_TEST_CONTEXT(mixer) { BOOST_TEST((p.count(at) == 1u && p.at(at) == Shape{16, 3})); }
+        if (mixer == "mac") {
+            auto* mac = dynamic_cast<MacMixer*>(&model->blocks()[0]->mixer());
+            BOOST_REQUIRE(mac);
+            BOOST_TEST((mac->write() == MacWrite::input));
         }
     }
     // lmm has no attention, so window and n_persistent are an error there.
@@ -395,20 +426,23 @@ BOOST_AUTO_TEST_CASE(streamed_in_pieces_is_the_whole_forward) {
         {T - 1, 1},
         {T},
     };
-    // conv: the attention's convolution (its tails carried across pieces).
-    struct Case { std::string kind; int64_t window, Np, conv = 0; };
+    // conv: the attention's convolution (its tails carried across pieces);
+    // input: mac writes its segments' inputs.
+    struct Case { std::string kind; int64_t window, Np, conv = 0; bool input = false; };
     const std::vector<Case> cases = {{"lmm", 0, 0},    {"mag", 3, kNp}, {"mag", 0, 0},       {"mag", 1, kNp},
                                      {"mal", 3, kNp},  {"mal", 0, 0},   {"mal", 1, kNp},     {"mac", 0, kNp},
-                                     {"mac", 0, 0},    {"mag", 3, kNp, 4}, {"mal", 3, kNp, 4}, {"mac", 0, kNp, 4}};
+                                     {"mac", 0, 0},    {"mag", 3, kNp, 4}, {"mal", 3, kNp, 4}, {"mac", 0, kNp, 4},
+                                     {"mac", 0, kNp, 4, true}};
     for (const Case& c : cases)
         for (const std::string memory : {"linear", "mlp"}) {
             auto mix = c.kind == "lmm" ? std::make_shared<MemoryMixer>(mem_cfg(memory))
-                                       : make(c.kind, c.window, c.Np, memory, c.conv);
+                                       : make(c.kind, c.window, c.Np, memory, c.conv,
+                                              c.input ? MacWrite::input : MacWrite::attention);
             Generator g(12);
             Tensor x = randn({B, T, kD}, g, DType::f64);
             const std::vector<double> whole = mix->forward(x).to_vector();
             for (size_t i = 0; i < cuts.size(); ++i)
-                BOOST_TEST_CONTEXT(c.kind << " (window " << c.window << ", N_p " << c.Np << ", conv " << c.conv << ") / " << memory
+                BOOST_TEST_CONTEXT(c.kind << " (window " << c.window << ", N_p " << c.Np << ", conv " << c.conv << (c.input ? ", input write" : "") << ") / " << memory
                                           << ", cut " << i) {
                     BOOST_TEST(max_abs_diff(streamed(*mix, x, cuts[i]).to_vector(), whole) < 1e-10);
                 }

@@ -130,6 +130,7 @@ BOOST_AUTO_TEST_CASE(inconsistent_combinations_name_the_keys) {
     const std::string one_tap = load_error("[model]\nmixer = \"attn\"\nattn_conv = 1\n");
     BOOST_TEST(contains(one_tap, "exp.toml: key 'model.attn_conv' = 1: give 0 (no convolution) or 2"), one_tap);
     BOOST_TEST(contains(load_error("[model]\nmixer = \"attn\"\nattn_conv = 65\n"), "'model.attn_conv'"));
+    BOOST_TEST(contains(load_error("[model]\nmixer = \"mac\"\nmac_write = \"y\"\n"), "'model.mac_write'"));
     // A byte corpus needs a path.
     BOOST_TEST(contains(load_error("[data]\ntask = \"bytes\"\n"), "'data.bytes.path'"));
     // Per-row passkey depths: the range must not be empty.

@@ -39,6 +39,7 @@ void read_model(ConfigReader& cfg, ModelConfig& m) {
                       " taps (one tap would only rescale q, k, v)");
     // Read whatever the mixer (like [memory]), so one file can switch to mac.
     m.segment = cfg.get_int("model.segment", m.segment, 1, 1 << 20);
+    m.mac_write = cfg.get_string("model.mac_write", m.mac_write, {"attention", "input"});
     m.tie_embeddings = cfg.get_bool("model.tie_embeddings", m.tie_embeddings);
     m.dtype = cfg.get_string("model.dtype", "f32", {"f32", "f64"}) == "f64" ? DType::f64 : DType::f32;
     m.seed = (uint64_t)cfg.get_int("model.seed", (int64_t)m.seed, 0, kMaxInt);
@@ -323,11 +324,12 @@ std::shared_ptr<Transformer> build_model(const ModelConfig& m) {
     if (m.mixer == "mag" || m.mixer == "mal" || m.mixer == "mac") {
         const std::string kind = m.mixer;
         const int64_t segment = m.segment;
-        return make_transformer(tc, [memory_of, scan, ac, seed, kind, segment](int layer) -> std::shared_ptr<Mixer> {
+        const MacWrite write = m.mac_write == "input" ? MacWrite::input : MacWrite::attention;
+        return make_transformer(tc, [memory_of, scan, ac, seed, kind, segment, write](int layer) -> std::shared_ptr<Mixer> {
             Generator gen(attention_seed(seed, layer));
             if (kind == "mag") return std::make_shared<MagMixer>(ac, gen, memory_of(layer), scan);
             if (kind == "mal") return std::make_shared<MalMixer>(ac, gen, memory_of(layer), scan);
-            return std::make_shared<MacMixer>(ac, gen, memory_of(layer), segment, scan);
+            return std::make_shared<MacMixer>(ac, gen, memory_of(layer), segment, scan, write);
         });
     }
     throw std::invalid_argument("build_model: unknown mixer '" + m.mixer + "' (known: attn, lmm, mag, mal, mac)");

@@ -39,6 +39,7 @@ struct ModelConfig {
     int64_t n_persistent = 0;    // attn, mag, mal, mac: persistent tokens N_p
     int64_t attn_conv = 0;       // attn, mag, mal, mac: taps of the attention's conv on q, k, v (0: none)
     int64_t segment = 32;        // mac: segment length C (read, attend, write per segment)
+    std::string mac_write = "attention";  // mac: what the memory writes, "attention" (y, Eq. 24) | "input" (S)
     bool tie_embeddings = true;
     DType dtype = DType::f32;
     uint64_t seed = 0;
