@@ -159,6 +159,7 @@ BOOST_AUTO_TEST_CASE(every_spec_row_has_a_preset) {
             BOOST_CHECK_EQUAL(rc.model.mixer, "attn");
             BOOST_CHECK_EQUAL(rc.model.window, b.window);
             BOOST_CHECK_EQUAL(rc.model.n_persistent, 0);
+            BOOST_CHECK_EQUAL(rc.model.attn_conv, 4);  // docs/stability.md §7
             check_grad_reaches_every_parameter(b.name, rc);
         }
     }
@@ -230,6 +231,9 @@ BOOST_AUTO_TEST_CASE(hybrid_presets_match_spec_and_run) {
             BOOST_CHECK_EQUAL(rc.model.window, h.window);
             BOOST_CHECK_EQUAL(rc.model.n_persistent, h.n_persistent);
             BOOST_CHECK_EQUAL(rc.model.segment, h.segment);
+            // docs/stability.md §7: every attention has the 4-tap conv; MAC writes its inputs.
+            BOOST_CHECK_EQUAL(rc.model.attn_conv, 4);
+            BOOST_CHECK_EQUAL(rc.model.mac_write, h.mixer == std::string("mac") ? "input" : "attention");
             check_grad_reaches_every_parameter(h.name, rc);
         }
     }
