@@ -62,6 +62,7 @@ public:
     // to these n rows, since the norms and the MLP act on each token alone.
     Tensor forward_stream(const Tensor& x, MixerState& state);
     Mixer& mixer() const { return *mixer_; }
+    const RMSNorm& norm1() const { return *norm1_; }  // the mixer's input is norm1().forward(x)
     const SwiGLU& mlp() const { return *mlp_; }
 
 private:

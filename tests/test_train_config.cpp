@@ -131,6 +131,16 @@ BOOST_AUTO_TEST_CASE(inconsistent_combinations_name_the_keys) {
     BOOST_TEST(contains(one_tap, "exp.toml: key 'model.attn_conv' = 1: give 0 (no convolution) or 2"), one_tap);
     BOOST_TEST(contains(load_error("[model]\nmixer = \"attn\"\nattn_conv = 65\n"), "'model.attn_conv'"));
     BOOST_TEST(contains(load_error("[model]\nmixer = \"mac\"\nmac_write = \"y\"\n"), "'model.mac_write'"));
+    // Values in range that the dtype cannot carry through the memory's updates.
+    const std::string q16 = load_error("[memory]\nretention = \"lq\"\nq = 16.0\n");
+    BOOST_TEST(contains(q16, "exp.toml: key 'memory.q' = 16 is above 12, the most that model.dtype = \"f32\""), q16);
+    BOOST_TEST(run_config_from_string("[model]\ndtype = \"f64\"\n[memory]\nq = 16.0\n", "x.toml").model.memory.q == 16.0);
+    BOOST_TEST(contains(load_error("[model]\ndtype = \"f64\"\n[memory]\nq = 33.0\n"), "'memory.q' = 33 is above 32"));
+    BOOST_TEST(contains(load_error("[memory]\nhuber_delta = 1e300\n"), "'memory.huber_delta' = 1e+300 is above 1e+18"));
+    BOOST_TEST(contains(load_error("[memory]\nkl_c = 1e20\n"), "'memory.kl_c' = 1e+20 is above 1e+18"));
+    BOOST_TEST(contains(load_error("[memory]\ngamma = 1e38\n"), "'memory.gamma' = 1e+38 is above 1e+37"));
+    BOOST_TEST(run_config_from_string("[model]\ndtype = \"f64\"\n[memory]\nhuber_delta = 1e100\nkl_c = 1e100\n",
+                                      "x.toml").model.memory.kl_c == 1e100);
     // A byte corpus needs a path.
     BOOST_TEST(contains(load_error("[data]\ntask = \"bytes\"\n"), "'data.bytes.path'"));
     // Per-row passkey depths: the range must not be empty.

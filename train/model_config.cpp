@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <limits>
+#include <sstream>
 #include <stdexcept>
 
 #include "miras/bias.h"
@@ -22,6 +23,31 @@ constexpr int64_t kMaxThreads = 1024;
 
 [[noreturn]] void fail(const ConfigReader& cfg, const std::string& what) {
     throw std::runtime_error(cfg.source() + ": " + what);
+}
+
+// Values inside a key's range that the model's dtype cannot carry: they
+// made the first step non-finite (docs/training.md, [memory]). δ and c enter
+// squared (the Huber loss δ(|e| − δ/2), c · softmax in the inner gradient),
+// so their squares must fit the dtype (f32: 3.4e38, f64: 1.8e308); γ enters
+// as itself; q is an exponent of the weights, |A|^q, bounded by measurement:
+// with the default model q = 16 gave a NaN gradient at step 1 in f32 and
+// q = 64 at step 0 in f64, while q = 12 and q = 32 trained.
+void check_dtype_ranges(const ConfigReader& cfg, const MemoryConfig& mc, DType dt) {
+    const bool f32 = dt == DType::f32;
+    const std::string dtype = f32 ? "f32" : "f64";
+    auto cap = [&](const char* key, double value, double max, const char* why) {
+        if (!(value <= max)) {
+            std::ostringstream os;
+            os << "key '" << key << "' = " << value << " is above " << max << ", the most that model.dtype = \""
+               << dtype << "\" can carry here: " << why;
+            fail(cfg, os.str());
+        }
+    };
+    cap("memory.huber_delta", mc.huber_delta, f32 ? 1e18 : 1e150, "the Huber loss squares it");
+    cap("memory.kl_c", mc.kl_c, f32 ? 1e18 : 1e150, "the inner gradient of c · softmax squares it");
+    cap("memory.gamma", mc.gamma, f32 ? 1e37 : 1e300, "it must be a finite number of the dtype");
+    cap("memory.q", mc.q, f32 ? 12 : 32, "|A|^q overflows the memory's updates (q = 16 in f32 and 64 in f64 "
+                                          "gave NaN gradients within the first two steps)");
 }
 
 void read_model(ConfigReader& cfg, ModelConfig& m) {
@@ -103,6 +129,7 @@ void read_model(ConfigReader& cfg, ModelConfig& m) {
     mc.detach_anchor = cfg.get_bool("memory.detach_anchor", mc.detach_anchor);
     mc.a0_scale = cfg.get_double("memory.a0_scale", mc.a0_scale, 1e-6, 1e6);
     mc.inner_clip = cfg.get_double("memory.inner_clip", mc.inner_clip, 0, 1e6);
+    check_dtype_ranges(cfg, mc, m.dtype);
     m.memory_sequential = cfg.get_string("memory.scan", "chunked", {"chunked", "sequential"}) == "sequential";
     mc.d = m.d;
     mc.heads = m.heads;

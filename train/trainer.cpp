@@ -25,6 +25,7 @@
 #include "tensor/threads.h"
 #include "train/atomic_file.h"
 #include "train/checkpoint.h"
+#include "train/diagnose.h"
 
 namespace miras {
 
@@ -442,11 +443,6 @@ private:
     std::ofstream out_;
 };
 
-void check_finite(double loss, int64_t step) {
-    if (!std::isfinite(loss))
-        throw std::runtime_error("the training loss became " + std::to_string(loss) + " at step " +
-                                 std::to_string(step) + "; try a lower optim.lr or optim.clip");
-}
 
 }  // namespace
 
@@ -592,14 +588,14 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& options) {
         CrossEntropyResult ce = cross_entropy(logits, targets);
         const double loss = ce.loss.item();
         const double train_acc = accuracy(logits, targets).value();
-        check_finite(loss, step);
+        if (!std::isfinite(loss))
+            throw std::runtime_error(non_finite_message("training loss", loss, step, *model, inputs_of(batch), false));
         backward(ce.loss);
         logits = Tensor();  // the graph is freed: only the values are needed below
         const double grad_norm = cfg.optim.clip > 0 ? clip_grad_norm(params, cfg.optim.clip)
                                                     : clip_grad_norm(params, HUGE_VAL);  // reports the norm only
         if (!std::isfinite(grad_norm))
-            throw std::runtime_error("the gradient norm became " + std::to_string(grad_norm) + " at step " +
-                                     std::to_string(step) + "; try a lower optim.lr");
+            throw std::runtime_error(non_finite_message("gradient norm", grad_norm, step, *model, inputs_of(batch), true));
         opt->set_lr(lr_at(step, std::min(cfg.optim.warmup, total), total, cfg.optim.lr, cfg.optim.lr * cfg.optim.min_lr_ratio));
         opt->step();
         ++step;
