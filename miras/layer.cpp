@@ -8,8 +8,8 @@
 
 namespace miras {
 
-Tensor MirasLayer::add_param(const std::string& name, Tensor t) {
-    Tensor p = register_parameter(name, std::move(t));
+Tensor MirasLayer::add_param(const std::string& name, Tensor t, StoredLayout layout) {
+    Tensor p = register_parameter(name, std::move(t), layout);
     by_name_[name] = p;
     return p;
 }
@@ -22,11 +22,11 @@ MirasLayer::MirasLayer(const MemoryConfig& cfg) : cfg_(cfg) {
     auto normal = [&](const Shape& s, double std) { return randn(s, gen, dt, 0.0, std); };
 
     // Projections: N(0, 1/d) keeps |x W| ≈ |x|.
-    W_Q_ = add_param("W_Q", normal({d, d}, 1.0 / std::sqrt((double)d)));
-    W_K_ = add_param("W_K", normal({d, d}, 1.0 / std::sqrt((double)d)));
-    W_V_ = add_param("W_V", normal({d, d}, 1.0 / std::sqrt((double)d)));
-    W_G_ = add_param("W_G", normal({d, d}, 1.0 / std::sqrt((double)d)));
-    W_O_ = add_param("W_O", normal({d, d}, 1.0 / std::sqrt((double)d)));
+    W_Q_ = add_param("W_Q", normal({d, d}, 1.0 / std::sqrt((double)d)), StoredLayout::linear);
+    W_K_ = add_param("W_K", normal({d, d}, 1.0 / std::sqrt((double)d)), StoredLayout::linear);
+    W_V_ = add_param("W_V", normal({d, d}, 1.0 / std::sqrt((double)d)), StoredLayout::linear);
+    W_G_ = add_param("W_G", normal({d, d}, 1.0 / std::sqrt((double)d)), StoredLayout::linear);
+    W_O_ = add_param("W_O", normal({d, d}, 1.0 / std::sqrt((double)d)), StoredLayout::linear);
     // Convolutions start near the identity (last tap = current token ≈ 1) so
     // q, k, v are informative from the first step.
     auto conv_init = [&]() {
@@ -34,9 +34,9 @@ MirasLayer::MirasLayer(const MemoryConfig& cfg) : cfg_(cfg) {
         raw::add_(raw::select(w, 1, kConvTaps - 1), scalar_tensor(1.0, dt));
         return w;
     };
-    conv_q_ = add_param("conv_q", conv_init());
-    conv_k_ = add_param("conv_k", conv_init());
-    conv_v_ = add_param("conv_v", conv_init());
+    conv_q_ = add_param("conv_q", conv_init(), StoredLayout::depthwise);
+    conv_k_ = add_param("conv_k", conv_init(), StoredLayout::depthwise);
+    conv_v_ = add_param("conv_v", conv_init(), StoredLayout::depthwise);
     if (cfg_.conv_bias) {
         conv_q_b_ = add_param("conv_q_b", normal({d}, 0.1));
         conv_k_b_ = add_param("conv_k_b", normal({d}, 0.1));
@@ -44,7 +44,7 @@ MirasLayer::MirasLayer(const MemoryConfig& cfg) : cfg_(cfg) {
     }
     for (const std::string& g : gate_names()) {
         if (!cfg_.gate_learned(g)) continue;
-        Tensor w = add_param("gate_" + g + "_w", normal({d, H}, 1.0 / std::sqrt((double)d)));
+        Tensor w = add_param("gate_" + g + "_w", normal({d, H}, 1.0 / std::sqrt((double)d)), StoredLayout::linear);
         Tensor b = add_param("gate_" + g + "_b", raw::binary_scalar(raw::Binary::add, normal({H}, 0.1), cfg_.gate_bias_centre(g)));
         gates_[g] = {w, b};
     }

@@ -82,7 +82,7 @@ private:
     std::vector<Tensor> A0_;
     Tensor out_norm_w_;
 
-    Tensor add_param(const std::string& name, Tensor t);
+    Tensor add_param(const std::string& name, Tensor t, StoredLayout layout = StoredLayout::same);
 };
 
 inline constexpr double kNorm2Eps = 1e-6;    // docs/math.md §1.1: z / sqrt(|z|² + 1e-6)

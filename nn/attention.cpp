@@ -237,10 +237,10 @@ Attention::Attention(const AttentionConfig& cfg, Generator& gen) : cfg_(cfg) {
         throw std::invalid_argument("Attention: need window >= 0, n_persistent >= 0, block_size >= 1; got " +
                                     std::to_string(cfg.window) + ", " + std::to_string(cfg.n_persistent) + ", " +
                                     std::to_string(cfg.block_size));
-    W_Q_ = register_parameter("W_Q", init::lecun_normal({d, d}, d, gen, cfg.dtype));
-    W_K_ = register_parameter("W_K", init::lecun_normal({d, d}, d, gen, cfg.dtype));
-    W_V_ = register_parameter("W_V", init::lecun_normal({d, d}, d, gen, cfg.dtype));
-    W_O_ = register_parameter("W_O", init::lecun_normal({d, d}, d, gen, cfg.dtype));
+    W_Q_ = register_parameter("W_Q", init::lecun_normal({d, d}, d, gen, cfg.dtype), StoredLayout::linear);
+    W_K_ = register_parameter("W_K", init::lecun_normal({d, d}, d, gen, cfg.dtype), StoredLayout::linear);
+    W_V_ = register_parameter("W_V", init::lecun_normal({d, d}, d, gen, cfg.dtype), StoredLayout::linear);
+    W_O_ = register_parameter("W_O", init::lecun_normal({d, d}, d, gen, cfg.dtype), StoredLayout::linear);
     if (cfg.n_persistent > 0)
         persistent_ = register_parameter("persistent", init::normal({cfg.n_persistent, d}, 1.0, gen, cfg.dtype));
     if (cfg.conv != 0 && (cfg.conv < 2 || cfg.conv > kMaxAttentionConv))
@@ -252,7 +252,7 @@ Attention::Attention(const AttentionConfig& cfg, Generator& gen) : cfg_(cfg) {
         auto conv_init = [&](const char* name) {
             Tensor w = init::normal({d, cfg.conv}, 0.3, gen, cfg.dtype);
             raw::add_(raw::select(w, 1, cfg.conv - 1), scalar_tensor(1.0, cfg.dtype));
-            return register_parameter(name, w);
+            return register_parameter(name, w, StoredLayout::depthwise);
         };
         convs_.q = conv_init("conv_q");
         convs_.k = conv_init("conv_k");

@@ -19,7 +19,8 @@ double default_std(double init_std, int64_t fan) { return init_std < 0 ? 1.0 / s
 Linear::Linear(int64_t d_in, int64_t d_out, Generator& gen, DType dt, bool bias, double init_std) {
     check_positive(d_in, "Linear", "d_in");
     check_positive(d_out, "Linear", "d_out");
-    weight_ = register_parameter("weight", init::normal({d_in, d_out}, default_std(init_std, d_in), gen, dt));
+    weight_ = register_parameter("weight", init::normal({d_in, d_out}, default_std(init_std, d_in), gen, dt),
+                                 StoredLayout::linear);
     if (bias) bias_ = register_parameter("bias", zeros({d_out}, dt));
 }
 
@@ -58,15 +59,16 @@ LayerNorm::LayerNorm(int64_t d, DType dt, bool affine, double eps) : eps_(eps) {
 SwiGLU::SwiGLU(int64_t d, int64_t hidden, Generator& gen, DType dt) {
     check_positive(d, "SwiGLU", "d");
     check_positive(hidden, "SwiGLU", "hidden");
-    W_gate_ = register_parameter("W_gate", init::lecun_normal({d, hidden}, d, gen, dt));
-    W_up_ = register_parameter("W_up", init::lecun_normal({d, hidden}, d, gen, dt));
-    W_down_ = register_parameter("W_down", init::lecun_normal({hidden, d}, hidden, gen, dt));
+    W_gate_ = register_parameter("W_gate", init::lecun_normal({d, hidden}, d, gen, dt), StoredLayout::linear);
+    W_up_ = register_parameter("W_up", init::lecun_normal({d, hidden}, d, gen, dt), StoredLayout::linear);
+    W_down_ = register_parameter("W_down", init::lecun_normal({hidden, d}, hidden, gen, dt), StoredLayout::linear);
 }
 
 CausalDepthwiseConv1d::CausalDepthwiseConv1d(int64_t channels, Generator& gen, DType dt, int64_t kernel, bool bias) {
     check_positive(channels, "CausalDepthwiseConv1d", "channels");
     check_positive(kernel, "CausalDepthwiseConv1d", "kernel");
-    weight_ = register_parameter("weight", init::uniform({channels, kernel}, 1.0 / std::sqrt((double)kernel), gen, dt));
+    weight_ = register_parameter("weight", init::uniform({channels, kernel}, 1.0 / std::sqrt((double)kernel), gen, dt),
+                                 StoredLayout::depthwise);
     if (bias) bias_ = register_parameter("bias", zeros({channels}, dt));
 }
 
