@@ -225,7 +225,7 @@ BOOST_AUTO_TEST_CASE(the_stored_hash_is_the_sha256_of_the_file) {
     auto model = build_model(tiny_model(DType::f64));
     save_checkpoint(path, make_checkpoint(*model, nullptr, 4, 1, "x = 1\n"));
     const StFile f = read_safetensors(path);
-    BOOST_TEST(f.metadata.at("format") == "miras-checkpoint-2");
+    BOOST_TEST(f.metadata.at("format") == "miras-checkpoint-3");
     const std::string stored = f.metadata.at("sha256");
     BOOST_REQUIRE(stored.size() == 64u);
     std::vector<uint8_t> bytes = read_bytes(path);

@@ -68,6 +68,59 @@ template <class I> I scalar_value(const std::string& path, const StFile& f, cons
     return v;
 }
 
+// The parameter an optimizer buffer "<kind>.<buffer>.<param name>" belongs
+// to ("" for "<kind>.step").
+std::string buffer_param(const std::string& optim_name) {
+    const size_t a = optim_name.find('.');
+    const size_t b = a == std::string::npos ? a : optim_name.find('.', a + 1);
+    return b == std::string::npos ? "" : optim_name.substr(b + 1);
+}
+
+StoredLayout layout_of(const Checkpoint& ck, const std::string& param) {
+    auto it = ck.layouts.find(param);
+    return it == ck.layouts.end() ? StoredLayout::same : it->second;
+}
+
+// The "layouts" metadata: "<tensor name>=<layout>" lines.
+std::map<std::string, std::string> parse_layouts(const std::string& path, const std::string& text) {
+    std::map<std::string, std::string> out;
+    size_t at = 0;
+    while (at < text.size()) {
+        size_t end = text.find('\n', at);
+        if (end == std::string::npos) end = text.size();
+        const std::string line = text.substr(at, end - at);
+        at = end + 1;
+        const size_t eq = line.rfind('=');
+        if (eq == std::string::npos || eq == 0)
+            throw std::runtime_error(path + ": checkpoint metadata 'layouts': line '" + line +
+                                     "' is not '<tensor name>=<layout>'");
+        out[line.substr(0, eq)] = line.substr(eq + 1);
+    }
+    return out;
+}
+
+// Converts the tensors of a "miras-checkpoint-3" file (by file name) from
+// their stored layout, as `text` (the "layouts" metadata) gives it, to the
+// memory layout, in place; records the parameters' layouts in ck.layouts.
+void read_layouts(const std::string& path, const std::string& text, std::map<std::string, Tensor>& tensors,
+                  Checkpoint& ck) {
+    for (const auto& [name, lname] : parse_layouts(path, text)) {
+        StoredLayout l;
+        if (!parse_layout(lname, l))
+            throw std::runtime_error(path + ": tensor '" + name + "': unknown stored layout '" + lname +
+                                     "' (known: same, linear, depthwise)");
+        auto it = tensors.find(name);
+        if (it == tensors.end())
+            throw std::runtime_error(path + ": metadata 'layouts' names tensor '" + name + "', which the file lacks");
+        try {
+            it->second = from_stored(l, it->second);
+        } catch (const std::invalid_argument& e) {
+            throw std::runtime_error(path + ": tensor '" + name + "': " + e.what());
+        }
+        if (l != StoredLayout::same && name.rfind(kOptimPrefix, 0) != 0) ck.layouts[name] = l;
+    }
+}
+
 const char* const kHashKey = "sha256";
 const std::string kHashPlaceholder(64, '0');
 
@@ -141,6 +194,7 @@ Checkpoint make_checkpoint(const Module& model, const Optimizer* opt, int64_t st
                            const std::string& config_toml, const std::string& data_fingerprint) {
     Checkpoint ck;
     for (const auto& [name, p] : model.named_parameters()) ck.params[name] = raw::clone(p);
+    ck.layouts = model.parameter_layouts();
     if (opt) {
         ck.optim = opt->state_dict();  // already copies
         for (const auto& [name, t] : ck.optim) {
@@ -177,15 +231,29 @@ void save_checkpoint(const std::string& path, const Checkpoint& ck) {
             throw std::runtime_error(path + ": not saved: optimizer state '" + name + "': " + bad +
                                      "; the file keeps the previous checkpoint");
     StFile f;
+    std::string layouts;  // "name=layout" lines, in name order
+    auto add = [&](const std::string& name, const Tensor& t, StoredLayout l) {
+        f.entries.push_back(to_entry(name, to_stored(l, t)));
+        if (l != StoredLayout::same) layouts += name + "=" + layout_name(l) + "\n";
+    };
     for (const auto& [name, t] : ck.params) {
         if (name.rfind(kOptimPrefix, 0) == 0 || name == kStepName || name == kSeedName)
             throw std::invalid_argument("save_checkpoint: parameter name '" + name + "' collides with a reserved name");
-        f.entries.push_back(to_entry(name, t));
+        add(name, t, layout_of(ck, name));
     }
-    for (const auto& [name, t] : ck.optim) f.entries.push_back(to_entry(kOptimPrefix + name, t));
+    // A buffer is stored like its parameter, so that resuming converts both
+    // the same way and stays bit-exact.
+    for (const auto& [name, t] : ck.optim) {
+        const std::string param = buffer_param(name);
+        auto p = ck.params.find(param);
+        const bool follows = p != ck.params.end() && p->second.shape() == t.shape();
+        add(kOptimPrefix + name, t, follows ? layout_of(ck, param) : StoredLayout::same);
+    }
     f.entries.push_back(scalar_entry<int64_t>(kStepName, "I64", ck.step));
     f.entries.push_back(scalar_entry<uint64_t>(kSeedName, "U64", ck.data_seed));
     f.metadata["format"] = kCheckpointFormat;
+    f.metadata["layout"] = "pytorch";
+    f.metadata["layouts"] = layouts;
     f.metadata["config"] = ck.config_toml;
     f.metadata["step"] = std::to_string(ck.step);
     f.metadata["optimizer"] = ck.optim_kind.empty() ? "none" : ck.optim_kind;
@@ -203,7 +271,8 @@ Checkpoint read_checkpoint(const std::string& path) {
             throw std::runtime_error(path + ": not a miras checkpoint: __metadata__ has no '" + key + "'");
         return it->second;
     };
-    if (meta("format") == kCheckpointFormat) {
+    const std::string format = meta("format");
+    if (format == kCheckpointFormat || format == kHeldLayoutCheckpointFormat) {
         verify_hash(path, f, header_text, meta(kHashKey));
     } else if (meta("format") == kLegacyCheckpointFormat) {
         const std::string stored = meta("checksum"), actual = legacy_checksum(f);
@@ -211,8 +280,9 @@ Checkpoint read_checkpoint(const std::string& path) {
             throw std::runtime_error(path + ": checkpoint is corrupted: checksum " + actual +
                                      " does not match the stored " + stored);
     } else {
-        throw std::runtime_error(path + ": unsupported checkpoint format '" + meta("format") + "' (expected '" +
-                                 kCheckpointFormat + "')");
+        throw std::runtime_error(path + ": unsupported checkpoint format '" + format + "' (expected '" +
+                                 kCheckpointFormat + "', or the older '" + kHeldLayoutCheckpointFormat + "' or '" +
+                                 kLegacyCheckpointFormat + "')");
     }
     Checkpoint ck;
     ck.config_toml = meta("config");
@@ -221,12 +291,17 @@ Checkpoint read_checkpoint(const std::string& path) {
     ck.data_seed = scalar_value<uint64_t>(path, f, kSeedName, "U64");
     if (ck.step < 0) throw std::runtime_error(path + ": '" + kStepName + "' is negative");
     ck.optim_kind = meta("optimizer") == "none" ? "" : meta("optimizer");
-    for (const StEntry& e : f.entries) {
-        if (e.name == kStepName || e.name == kSeedName) continue;
-        if (e.name.rfind(kOptimPrefix, 0) == 0)
-            ck.optim[e.name.substr(std::strlen(kOptimPrefix))] = to_tensor(path, e);
+    std::map<std::string, Tensor> tensors;  // as stored, by file name
+    for (const StEntry& e : f.entries)
+        if (e.name != kStepName && e.name != kSeedName) tensors[e.name] = to_tensor(path, e);
+    // The older formats hold the memory layout: nothing to convert.
+    ck.layouts_recorded = format == kCheckpointFormat;
+    if (ck.layouts_recorded) read_layouts(path, meta("layouts"), tensors, ck);
+    for (auto& [name, t] : tensors) {
+        if (name.rfind(kOptimPrefix, 0) == 0)
+            ck.optim[name.substr(std::strlen(kOptimPrefix))] = t;
         else
-            ck.params[e.name] = to_tensor(path, e);
+            ck.params[name] = t;
     }
     return ck;
 }
@@ -235,6 +310,18 @@ void load_model_state(const Checkpoint& ck, Module& model, const std::string& pa
     for (const auto& [name, t] : ck.params)
         if (std::string bad = non_finite(t); !bad.empty())
             throw std::runtime_error(path + ": parameter '" + name + "': " + bad);
+    // A square matrix fits in either layout: the recorded one must be the model's.
+    if (ck.layouts_recorded) {
+        const auto want = model.parameter_layouts();
+        for (const auto& [name, p] : model.named_parameters()) {
+            if (!ck.params.count(name)) continue;  // load_parameters lists it
+            auto w = want.find(name);
+            const StoredLayout a = layout_of(ck, name), b = w == want.end() ? StoredLayout::same : w->second;
+            if (a != b)
+                throw std::runtime_error(path + ": parameter '" + name + "' is stored in layout '" + layout_name(a) +
+                                         "', but the model stores it as '" + layout_name(b) + "'");
+        }
+    }
     try {
         model.load_parameters(ck.params);
     } catch (const std::exception& e) {

@@ -2,15 +2,23 @@
 //
 // One file holds everything a run needs to continue bit-exactly:
 //   "<param name>"             every model parameter under its Module name
-//                              ("embed.weight", "blocks.0.mixer.W_Q", ...), F32/F64
+//                              ("embed.weight", "blocks.0.mixer.W_Q", ...), F32/F64,
+//                              in PyTorch's layout (nn/module.h StoredLayout): a
+//                              Linear weight held (in, out) is stored (out, in)
 //   "optim.<state name>"       the optimizer state ("optim.adam.step",
-//                              "optim.adam.m.embed.weight", ...; see nn/optim.h)
+//                              "optim.adam.m.embed.weight", ...; see nn/optim.h),
+//                              each buffer in the layout of its parameter
 //   "train.step"               I64 scalar: updates taken so far
 //   "train.data_seed"          U64 scalar: the data stream's seed; the batch of
 //                              step s is a function of (data_seed, s) only, so
 //                              (seed, step) is the whole data-stream state
 //   __metadata__:
-//     "format"    "miras-checkpoint-2"
+//     "format"    "miras-checkpoint-3"
+//     "layout"    "pytorch"
+//     "layouts"   one line "<tensor name>=<layout>" for every stored tensor
+//                 whose layout is not "same" ("blocks.0.mixer.W_Q=linear",
+//                 "optim.adam.m.blocks.0.mixer.W_Q=linear", ...), so the file
+//                 says how to read it back without the model
 //     "config"    the effective config (ConfigReader::dump_toml), to rebuild the model
 //     "step", "optimizer"  human-readable copies
 //     "data"      the byte corpus's fingerprint (ByteCorpus::fingerprint), if any
@@ -19,8 +27,12 @@
 //                 of a byte (a flipped bit, a cut, a stray edit) is caught,
 //                 in the stored config as much as in the tensors. It is no
 //                 seal: whoever edits a file on purpose can recompute it.
-//   Files of format "miras-checkpoint-1" (an FNV-1a "checksum" of the
-//   tensors only) are still read.
+//   Older files are still read: "miras-checkpoint-2" (the same, but every
+//   tensor in the layout held in memory, Linear weights (in, out)) and
+//   "miras-checkpoint-1" (that layout, and an FNV-1a "checksum" of the
+//   tensors only). Their format string says their layout, so nothing is
+//   guessed; they are converted on load (to nothing: they hold the memory
+//   layout already).
 //
 // Writes go through write_safetensors (temporary file + rename). Reads
 // validate the container, the format tag and the hash; loading into a
@@ -38,12 +50,23 @@
 
 namespace miras {
 
-inline constexpr const char* kCheckpointFormat = "miras-checkpoint-2";
+inline constexpr const char* kCheckpointFormat = "miras-checkpoint-3";
+// Formats of files whose tensors are in the memory layout (Linear (in, out)).
+inline constexpr const char* kHeldLayoutCheckpointFormat = "miras-checkpoint-2";
 inline constexpr const char* kLegacyCheckpointFormat = "miras-checkpoint-1";
 
+// Tensors in memory are in the layout the model holds (the file's PyTorch
+// layout is converted on read and write).
 struct Checkpoint {
     std::map<std::string, Tensor> params;  // by Module name
     StateDict optim;                       // by Optimizer::state_dict() name (empty: none saved)
+    // The stored layout of each parameter that is not `same` (by Module name;
+    // the optimizer's buffers follow their parameter). make_checkpoint takes
+    // it from the model; read_checkpoint from the file.
+    std::map<std::string, StoredLayout> layouts;
+    // False for files of the older formats, which record no layouts: loading
+    // then does not compare them with the model's.
+    bool layouts_recorded = true;
     std::string optim_kind;                // "adam", "sgd" or "" (none)
     int64_t step = 0;
     uint64_t data_seed = 0;
@@ -68,7 +91,7 @@ void sign_checkpoint(const std::string& path, StFile& f);
 // that is not a miras checkpoint.
 Checkpoint read_checkpoint(const std::string& path);
 
-// Strict loads (every name, shape and dtype must match, every value be
+// Strict loads (every name, shape, dtype and stored layout must match, every value be
 // finite, and the optimizer state valid, see Optimizer::load_state_dict; the
 // message lists each mismatch and names `path`). Nothing is written unless
 // everything matches.
