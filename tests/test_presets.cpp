@@ -24,6 +24,7 @@
 #include "train/cli.h"
 #include "train/model_config.h"
 #include "train/probe.h"
+#include "train/safetensors.h"
 #include "train/trainer.h"
 
 using namespace miras;
@@ -123,7 +124,8 @@ struct TempDir : miras::testing::TempDir {
 BOOST_AUTO_TEST_SUITE(presets)
 
 // One forward + backward of preset `name` on a tiny batch reaches every
-// parameter of the model `rc` describes, with finite values.
+// parameter of the model `rc` describes, with finite values; each gradient
+// is written in its parameter's stored (PyTorch) layout.
 void check_grad_reaches_every_parameter(const std::string& name, const RunConfig& rc) {
     auto model = build_model(rc.model);
     TempDir tmp;
@@ -134,10 +136,12 @@ void check_grad_reaches_every_parameter(const std::string& name, const RunConfig
     const double loss = f.tensors.at("loss").item();
     BOOST_CHECK(std::isfinite(loss) && loss > 0);
     int nonzero = 0, total = 0;
+    const auto layouts = model->parameter_layouts();
     for (const auto& [n, p] : model->named_parameters()) {
         BOOST_REQUIRE_MESSAGE(f.tensors.count("grad." + n), "no grad." << n);
         const Tensor& g = f.tensors.at("grad." + n);
-        BOOST_CHECK(g.shape() == p.shape());
+        const auto l = layouts.find(n);
+        BOOST_CHECK(g.shape() == stored_shape(l == layouts.end() ? StoredLayout::same : l->second, p.shape()));
         double mx = 0;
         for (double v : g.to_vector()) {
             BOOST_CHECK(std::isfinite(v));
@@ -306,7 +310,8 @@ BOOST_AUTO_TEST_CASE(presets_are_found_from_any_folder) {
 }
 
 // `miras grad --layer`: the file holds what probe_layer computes in-process,
-// --params round-trips --dump-params, and grad.x agrees with a central
+// --params round-trips --dump-params (both in PyTorch's layout, gradients
+// too: train/probe.h), and grad.x agrees with a central
 // difference of the loss along a random direction.
 BOOST_AUTO_TEST_CASE(layer_grad_round_trip) {
     TempDir tmp;
@@ -318,6 +323,8 @@ BOOST_AUTO_TEST_CASE(layer_grad_round_trip) {
     BOOST_REQUIRE_MESSAGE(r.code == 0, r.err);
     TensorMap a = read_tensor_file(tmp.file("a.st")).tensors;
     TensorMap p = read_tensor_file(tmp.file("p.st")).tensors;
+    BOOST_TEST(read_safetensors(tmp.file("p.st")).metadata.at("layout") == "pytorch");
+    BOOST_TEST(read_safetensors(tmp.file("a.st")).metadata.at("layout") == "pytorch");
 
     RunConfig rc = default_run_config(sets);
     MemoryConfig mc = rc.model.memory;
@@ -325,10 +332,11 @@ BOOST_AUTO_TEST_CASE(layer_grad_round_trip) {
     mc.seed = 99;  // a different init, overwritten by the dumped parameters
     MirasLayer layer(mc);
     BOOST_REQUIRE_EQUAL(p.size(), layer.named_parameters().size());
-    layer.load_parameters(p);
+    BOOST_TEST(p.at("conv_q").shape() == (Shape{8, 1, 4}));  // nn.Conv1d(8, 8, 4, groups=8).weight
+    layer.load_parameters(from_stored_layout(tmp.file("p.st"), p, layer));
     Generator g(3);
     Tensor x = randn({2, 7, 8}, g, DType::f64), R = randn({2, 7, 8}, g, DType::f64);
-    TensorMap b = probe_layer(layer, x, R, true);
+    TensorMap b = to_stored_layout(probe_layer(layer, x, R, true), layer, "grad.");
     BOOST_REQUIRE_EQUAL(a.size(), b.size());
     for (const auto& [n, t] : b) BOOST_CHECK_MESSAGE(max_abs_diff(a.at(n), t) == 0, n);
 

@@ -294,14 +294,15 @@ std::string describe_result(const TensorMap& r) {
     return s.str();
 }
 
-// Loads --params into `m` (strict: every name, shape and dtype) and writes
+// Loads --params into `m` (strict: every name, shape and dtype; in PyTorch's
+// layout, which the file must declare: check_pytorch_layout) and writes
 // --dump-params. A training checkpoint is read as one (checksum included) and
 // gives the model its parameters; its optimizer state is left aside.
 void params_in_out(const ProbeArgs& a, Module& m, std::ostream& out) {
     if (!a.params.empty()) {
         const StFile st = read_safetensors(a.params);
         auto format = st.metadata.find("format");
-        if (format != st.metadata.end() && format->second == kCheckpointFormat) {
+        if (format != st.metadata.end() && format->second.rfind("miras-checkpoint-", 0) == 0) {
             if (a.layer)
                 throw std::runtime_error(a.params + ": a training checkpoint holds a whole model; --layer needs the "
                                                     "layer's own parameters (W_Q, ..., as --dump-params writes them)");
@@ -313,15 +314,16 @@ void params_in_out(const ProbeArgs& a, Module& m, std::ostream& out) {
             for (const auto& [name, ids] : f.indices)
                 throw std::runtime_error(a.params + ": tensor '" + name + "' " + shape_str(ids.shape) +
                                          " holds integers; parameters are F32 or F64");
+            check_pytorch_layout(a.params, st.metadata);
             try {
-                m.load_parameters(f.tensors);
+                m.load_parameters(from_stored_layout(a.params, f.tensors, m));
             } catch (const std::invalid_argument& e) {
                 throw std::runtime_error(a.params + ": " + e.what());
             }
         }
     }
     if (!a.dump_params.empty()) {
-        write_tensor_file(a.dump_params, parameter_map(m));
+        write_tensor_file(a.dump_params, to_stored_layout(parameter_map(m), m), {{kLayoutKey, kPytorchLayout}});
         out << "parameters: " << a.dump_params << "\n";
     }
 }
@@ -344,7 +346,8 @@ int cmd_probe(const ProbeArgs& a, bool grads, std::ostream& out) {
         throw std::runtime_error("--seq sets the length of --layer's random input; a model's rows are data.seq_len "
                                  "tokens (--set data.seq_len=" + std::to_string(a.seq) + ")");
     const BlasThreadsScope threads((int)rc.train.threads);
-    std::map<std::string, std::string> meta{{"config", rc.toml}, {"mode", a.layer ? "layer" : "model"}};
+    std::map<std::string, std::string> meta{
+        {"config", rc.toml}, {"mode", a.layer ? "layer" : "model"}, {kLayoutKey, kPytorchLayout}};
     TensorMap result;
     if (a.layer) {
         // One memory layer from [memory], always in f64: the precision it is checked in (docs/math.md §4).
@@ -374,6 +377,7 @@ int cmd_probe(const ProbeArgs& a, bool grads, std::ostream& out) {
         }
         const ScanMode mode = rc.model.memory_sequential ? ScanMode::sequential : ScanMode::chunked;
         result = input_named(a, [&] { return probe_layer(layer, x, R, grads, mode); });
+        result = to_stored_layout(result, layer, "grad.");  // gradients in the layout of their parameters
     } else {
         auto model = build_model(rc.model);
         params_in_out(a, *model, out);
@@ -397,6 +401,7 @@ int cmd_probe(const ProbeArgs& a, bool grads, std::ostream& out) {
             targets = IndexTensor({b.batch, b.seq_len}, b.targets);
         }
         result = input_named(a, [&] { return probe_model(*model, tokens, targets, grads); });
+        result = to_stored_layout(result, *model, "grad.");
     }
     write_tensor_file(a.out, result, meta);
     out << a.out << ": " << describe_result(result) << "\n";
@@ -480,7 +485,8 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
         c->add_option("--set", p.sets, "Override a config key (repeatable)")->type_name("KEY=VALUE")->allow_extra_args(false);
         c->add_flag("--layer", p.layer, "One memory layer of the [memory] config in f64, instead of the whole model");
         c->add_option("--params", p.params,
-                      "Parameters (safetensors, by name; for a model also a training checkpoint); default: the "
+                      "Parameters (safetensors, by name, in PyTorch's layout with __metadata__ \"layout\": "
+                      "\"pytorch\" or \"format\": \"pt\"; for a model also a training checkpoint); default: the "
                       "seeded initialisation");
         CLI::Option* input = c->add_option(
             "--input", p.input,

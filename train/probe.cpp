@@ -97,6 +97,49 @@ TensorMap parameter_map(const Module& m) {
     return r;
 }
 
+void check_pytorch_layout(const std::string& path, const std::map<std::string, std::string>& metadata) {
+    auto layout = metadata.find(kLayoutKey);
+    auto format = metadata.find("format");
+    if (layout != metadata.end()) {
+        if (layout->second == kPytorchLayout) return;
+        throw std::runtime_error(path + ": __metadata__ \"layout\" is \"" + layout->second +
+                                 "\"; parameter files must be in the \"pytorch\" layout");
+    }
+    if (format != metadata.end() && format->second == "pt") return;
+    throw std::runtime_error(
+        path + ": the file does not say how its matrices are laid out: its __metadata__ has no \"layout\": "
+               "\"pytorch\" (nor \"format\": \"pt\"). Parameters are read in PyTorch's layout (nn.Linear "
+               "weights (out, in), docs/training.md); files written by miras before that layout held (in, out). "
+               "Save with metadata={\"layout\": \"pytorch\"} (safetensors.torch.save_file) once the weights are "
+               "(out, in)");
+}
+
+TensorMap to_stored_layout(const TensorMap& tensors, const Module& m, const std::string& prefix) {
+    TensorMap out = tensors;
+    for (const auto& [name, l] : m.parameter_layouts()) {
+        auto it = out.find(prefix + name);
+        if (it != out.end()) it->second = to_stored(l, it->second);
+    }
+    return out;
+}
+
+TensorMap from_stored_layout(const std::string& path, const TensorMap& tensors, const Module& m) {
+    TensorMap out = tensors;
+    const auto layouts = m.parameter_layouts();
+    for (const auto& [name, p] : m.named_parameters()) {
+        auto l = layouts.find(name);
+        auto it = out.find(name);
+        if (l == layouts.end() || it == out.end()) continue;  // load_parameters checks the rest
+        const Shape want = stored_shape(l->second, p.shape());
+        if (it->second.shape() != want)
+            throw std::runtime_error(path + ": tensor '" + name + "' is " + shape_str(it->second.shape()) +
+                                     "; the parameter (" + layout_name(l->second) + ", held " + shape_str(p.shape()) +
+                                     ") is stored " + shape_str(want) + " in PyTorch's layout");
+        it->second = from_stored(l->second, it->second);
+    }
+    return out;
+}
+
 TensorMap probe_layer(MirasLayer& layer, const Tensor& x_in, const Tensor& R_in, bool grads, ScanMode mode) {
     const MemoryConfig& c = layer.config();
     if (x_in.dim() != 3 || x_in.shape()[2] != c.d)

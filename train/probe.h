@@ -52,4 +52,23 @@ TensorMap probe_model(Transformer& model, const IndexTensor& tokens, const Index
 // The parameters of a module by name, as a TensorMap (detached copies).
 TensorMap parameter_map(const Module& m);
 
+// Parameter files (`miras forward/grad --params` and `--dump-params`, and the
+// gradients `miras grad --out` writes) hold every parameter in PyTorch's
+// layout (nn/module.h StoredLayout: a Linear weight (out, in)) and say so in
+// their __metadata__: "layout": "pytorch". A square matrix fits either
+// layout, so a file that does not say is refused (check_pytorch_layout)
+// rather than guessed; "format": "pt" (what safetensors.torch.save_model and
+// transformers write) counts as saying it.
+inline constexpr const char* kLayoutKey = "layout";
+inline constexpr const char* kPytorchLayout = "pytorch";
+// Throws std::runtime_error naming `path` unless `metadata` says PyTorch layout.
+void check_pytorch_layout(const std::string& path, const std::map<std::string, std::string>& metadata);
+// A copy of `tensors` with each one named `prefix` + <a parameter of m> in
+// that parameter's stored layout; the others as they are.
+TensorMap to_stored_layout(const TensorMap& tensors, const Module& m, const std::string& prefix = "");
+// The inverse for parameters read from `path`: a tensor of the wrong shape
+// for its parameter's stored layout throws std::runtime_error naming the
+// file, the tensor, its shape and the one expected.
+TensorMap from_stored_layout(const std::string& path, const TensorMap& tensors, const Module& m);
+
 }  // namespace miras

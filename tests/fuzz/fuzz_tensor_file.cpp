@@ -1,6 +1,6 @@
 // libFuzzer harness: the files of `miras forward` / `miras grad` (--params P,
 // --input X): read_tensor_file (train/probe.h) on arbitrary bytes, then the
-// result used as parameters (Module::load_parameters) and as input of a small
+// result used as parameters (from_stored_layout, Module::load_parameters) and as input of a small
 // model ("tokens", "targets") and memory layer ("x", "R"), as cmd_probe in
 // train/cli.cpp does. Only std::exceptions may come out.
 //   make fuzz && tests/fuzz/run.sh tensor_file
@@ -36,11 +36,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         return 0;
     }
     try {
-        t.model->load_parameters(in.tensors);
+        t.model->load_parameters(from_stored_layout(path, in.tensors, *t.model));
     } catch (const std::exception&) {
     }
     try {
-        t.layer.load_parameters(in.tensors);
+        t.layer.load_parameters(from_stored_layout(path, in.tensors, t.layer));
     } catch (const std::exception&) {
     }
     if (in.indices.count("tokens")) {

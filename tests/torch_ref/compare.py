@@ -13,7 +13,10 @@ Usage
           "grad.<name>"     d loss / d param, for every parameter (same shape)
           "grad.x"          d loss / d x
       A parameter that does not reach the loss (e.g. W_K under first_order with
-      linear memory) gets an all-zero gradient.
+      linear memory) gets an all-zero gradient. Parameter files and the
+      gradients are in PyTorch's layout, as `miras forward/grad --layer` reads
+      and writes them (st_io.to_pytorch: W_* and gate_*_w (out, in), conv_*
+      (d, 1, 4); metadata "layout": "pytorch").
 
   compare.py --config cfg.json --make-params params.safetensors [--seed S]
   compare.py --config cfg.json --make-input x.safetensors --batch B --seq T [--seed S]
@@ -506,8 +509,8 @@ def main(argv=None):
     if a.make_params or a.make_input:
         if a.make_params:
             p = R.init_params(cfg, a.seed, F64)
-            st_io.write(a.make_params, {k: v.numpy() for k, v in p.items()},
-                        {'config': json.dumps(cfg, sort_keys=True), 'seed': a.seed})
+            st_io.write(a.make_params, st_io.to_pytorch({k: v.numpy() for k, v in p.items()}),
+                        dict(st_io.LAYOUT_META, config=json.dumps(cfg, sort_keys=True), seed=a.seed))
         if a.make_input:
             g = torch.Generator().manual_seed(a.seed + 1)
             x = torch.randn(a.batch, a.seq, cfg['d'], generator=g, dtype=F64)
@@ -516,14 +519,15 @@ def main(argv=None):
         return 0
     if not (a.params and a.input and a.out):
         ap.error('--params, --input and --out are required')
-    params, _ = st_io.read(a.params)
+    params = st_io.from_pytorch(a.params, *st_io.read(a.params))
     inp, _ = st_io.read(a.input)
     if 'x' not in inp or 'R' not in inp:
         raise SystemExit('%s must hold tensors "x" and "R"' % a.input)
     fwd = C.layer_forward_chunked if a.chunked else R.layer_forward
     res = run_reference(cfg, params, inp['x'], inp['R'], fwd)
-    st_io.write(a.out, res, {'config': json.dumps(cfg, sort_keys=True),
-                             'form': 'chunked' if a.chunked else 'sequential'})
+    st_io.write(a.out, st_io.to_pytorch(res),
+                dict(st_io.LAYOUT_META, config=json.dumps(cfg, sort_keys=True),
+                     form='chunked' if a.chunked else 'sequential'))
     return 0
 
 

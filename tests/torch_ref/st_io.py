@@ -95,3 +95,58 @@ def write(path, tensors, metadata=None):
         f.write(hb)
         for c in chunks:
             f.write(c)
+
+
+# ---------------------------------------------------------------------------
+# Parameter files hold PyTorch's layout (docs/training.md, Checkpoints): the
+# layer's projections and gate weights, used here as x @ W with W (in, out),
+# are stored (out, in) like nn.Linear.weight; its depthwise convolutions, held
+# (d, K), are stored (d, 1, K) like nn.Conv1d(d, d, K, groups=d).weight. The
+# file says so in its metadata: {"layout": "pytorch"}. The rest (A0*, biases,
+# out_norm_w) is stored as held.
+# ---------------------------------------------------------------------------
+
+LAYOUT_META = {'layout': 'pytorch'}
+_LINEAR = ('W_Q', 'W_K', 'W_V', 'W_G', 'W_O')
+_CONV = ('conv_q', 'conv_k', 'conv_v')
+
+
+def _layout(name):
+    base = name[len('grad.'):] if name.startswith('grad.') else name
+    if base in _LINEAR or (base.startswith('gate_') and base.endswith('_w')):
+        return 'linear'
+    if base in _CONV:
+        return 'depthwise'
+    return 'same'
+
+
+def to_pytorch(tensors):
+    """Held layout -> stored layout, for parameters and their "grad." tensors."""
+    out = {}
+    for n, t in tensors.items():
+        a = np.asarray(t)
+        kind = _layout(n)
+        out[n] = (np.ascontiguousarray(a.T) if kind == 'linear' else
+                  a.reshape(a.shape[0], 1, a.shape[1]) if kind == 'depthwise' else a)
+    return out
+
+
+def from_pytorch(path, tensors, meta):
+    """Stored layout -> held layout; refuses a file that does not declare it."""
+    if meta.get('layout') != 'pytorch' and meta.get('format') != 'pt':
+        raise ValueError('%s: the file does not say it holds the PyTorch layout '
+                         '(__metadata__ "layout": "pytorch")' % path)
+    out = {}
+    for n, t in tensors.items():
+        a = np.asarray(t)
+        kind = _layout(n)
+        if kind == 'linear' and a.ndim == 2:
+            out[n] = np.ascontiguousarray(a.T)
+        elif kind == 'depthwise' and a.ndim == 3 and a.shape[1] == 1:
+            out[n] = a.reshape(a.shape[0], a.shape[2])
+        elif kind == 'same':
+            out[n] = a
+        else:
+            raise ValueError('%s: tensor %r has shape %s, not a stored %s shape'
+                             % (path, n, list(a.shape), kind))
+    return out
