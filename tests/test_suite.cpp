@@ -15,6 +15,7 @@
 #include "train/plot.h"
 #include "train/suite.h"
 #include "train/tasks.h"
+#include "train/trainer.h"
 
 using namespace miras;
 namespace fs = std::filesystem;
@@ -155,6 +156,37 @@ BOOST_AUTO_TEST_CASE(small_suite_end_to_end) {
     const std::string page2 = read(o.results);
     BOOST_CHECK(page2.find("| attention | **failed**") != std::string::npos);
     BOOST_CHECK(page2.find("- failed: attention, seed 0:") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_run_folder_in_use_is_skipped_not_moved) {
+    // Another process (here: a lock held by this test) trains into one run's
+    // folder: the suite leaves it alone, says so, and trains the others.
+    TempDir tmp;
+    write(tmp.file("s.toml"), kTiny);
+    SuiteSpec spec = read_suite(tmp.file("s.toml"));
+    SuiteOptions o;
+    o.out_dir = tmp.file("runs");
+    o.seeds = {0};
+    const fs::path busy = fs::path(o.out_dir) / "recall" / "attention" / "seed0";
+    fs::create_directories(busy);
+    write((busy / "metrics.jsonl").string(), "{}\n");
+    std::ostringstream log;
+    {
+        RunLock other(busy.string());
+        BOOST_CHECK_EQUAL(run_suite(spec, o, log), 0);
+    }
+    BOOST_CHECK_MESSAGE(log.str().find("recall / attention / seed 0 ... skipped: the run folder") != std::string::npos,
+                        log.str());
+    BOOST_CHECK_MESSAGE(log.str().find("1 runs trained, 0 already done, 0 failed, 1 skipped (in use by another process)") !=
+                            std::string::npos,
+                        log.str());
+    BOOST_CHECK(fs::exists(busy / "metrics.jsonl") && !fs::exists(busy / "result.json"));
+    BOOST_CHECK(!fs::exists(busy.string() + ".old"));
+    // Once it is free, the next suite moves the unfinished folder aside and trains it.
+    std::ostringstream again;
+    BOOST_CHECK_EQUAL(run_suite(spec, o, again), 0);
+    BOOST_CHECK_MESSAGE(again.str().find("1 runs trained, 1 already done, 0 failed\n") != std::string::npos, again.str());
+    BOOST_CHECK(fs::exists(busy / "result.json") && fs::exists(busy.string() + ".old"));
 }
 
 BOOST_AUTO_TEST_CASE(quick_and_shards_and_cli) {

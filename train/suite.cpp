@@ -66,7 +66,13 @@ void read_curves(const std::string& metrics_path, nlohmann::json& r) {
     }
 }
 
-// One run into `dir`; its result.json. Throws only when interrupted (Ctrl-C).
+// A run stopped by SIGINT or SIGTERM: the suite stops (and continues when
+// started again); any other error is the run's result.
+struct SuiteInterrupted : std::runtime_error {
+    SuiteInterrupted() : std::runtime_error("interrupted") {}
+};
+
+// One run into `dir`; its result.json. Throws only SuiteInterrupted.
 nlohmann::json run_one(const SuiteTask& task, const std::string& preset, int64_t seed,
                        const std::vector<std::string>& overrides, const std::string& dir, std::ostream& out) {
     nlohmann::json r = {{"task", task.name}, {"preset", preset}, {"seed", seed}, {"overrides", overrides},
@@ -87,7 +93,7 @@ nlohmann::json run_one(const SuiteTask& task, const std::string& preset, int64_t
         o.out = &log;
         o.live_progress = 0;
         TrainResult t = train(cfg, o);
-        if (t.interrupted) throw std::runtime_error("interrupted");
+        if (t.interrupted) throw SuiteInterrupted();
         r["ok"] = true;
         r["steps"] = t.step;
         const EvalReport& rep = t.last_report;
@@ -97,8 +103,9 @@ nlohmann::json run_one(const SuiteTask& task, const std::string& preset, int64_t
         for (size_t i = 0; i < rep.per_length.size(); ++i)
             r["by_length"][std::to_string(rep.seq_lens[i])] = eval_json(rep.per_length[i], rep.group_names);
         read_curves(t.metrics_path, r);
+    } catch (const SuiteInterrupted&) {
+        throw;
     } catch (const std::exception& e) {
-        if (std::string(e.what()) == "interrupted") throw;
         r["ok"] = false;
         r["error"] = e.what();
         if (fs::exists(fs::path(dir) / "metrics.jsonl")) read_curves((fs::path(dir) / "metrics.jsonl").string(), r);
@@ -224,7 +231,7 @@ int run_suite(const SuiteSpec& spec, const SuiteOptions& opt, std::ostream& out)
     }
     for (const std::string& p : opt.presets) preset_path(p);
     const std::vector<int64_t>& seeds = suite_seeds(spec, opt);
-    int failed = 0, index = 0, done = 0, reused = 0;
+    int failed = 0, index = 0, done = 0, reused = 0, busy = 0;
     // Seed-major: a suite stopped early still has every cell's first seed.
     for (int64_t seed : seeds)
         for (const SuiteTask& task : spec.tasks)
@@ -245,18 +252,27 @@ int run_suite(const SuiteSpec& spec, const SuiteOptions& opt, std::ostream& out)
                     }
                 }
                 // A folder without a matching result is an unfinished or older
-                // run of this suite: moved aside, never trained into.
+                // run of this suite: moved aside, never trained into. Unless a
+                // live run holds it (another suite process given the same
+                // runs): then it is left alone and skipped.
                 if (fs::exists(dir)) {
-                    fs::path aside = dir.string() + ".old";
-                    fs::remove_all(aside);
-                    fs::rename(dir, aside);
+                    try {
+                        RunLock held(dir.string());  // moved along with the folder
+                        fs::path aside = dir.string() + ".old";
+                        fs::remove_all(aside);
+                        fs::rename(dir, aside);
+                    } catch (const std::runtime_error& e) {
+                        out << task.name << " / " << preset << " / seed " << seed << " ... skipped: " << e.what() << "\n";
+                        ++busy;
+                        continue;
+                    }
                 }
                 fs::create_directories(dir);
                 out << task.name << " / " << preset << " / seed " << seed << " ... " << std::flush;
                 nlohmann::json r;
                 try {
                     r = run_one(task, preset, seed, ov, dir.string(), out);
-                } catch (const std::exception&) {
+                } catch (const SuiteInterrupted&) {
                     out << "interrupted\n";
                     throw std::runtime_error("suite interrupted; run it again to continue");
                 }
@@ -270,7 +286,9 @@ int run_suite(const SuiteSpec& spec, const SuiteOptions& opt, std::ostream& out)
                         << " (" << (int64_t)r["wall_s"].get<double>() << " s)\n";
                 }
             }
-    out << done << " runs trained, " << reused << " already done, " << failed << " failed\n";
+    out << done << " runs trained, " << reused << " already done, " << failed << " failed";
+    if (busy > 0) out << ", " << busy << " skipped (in use by another process)";
+    out << "\n";
     if (!opt.results.empty()) write_results_page(spec, opt, out);
     return failed;
 }

@@ -72,7 +72,9 @@ const std::vector<int64_t>& suite_seeds(const SuiteSpec& spec, const SuiteOption
 std::vector<std::string> suite_overrides(const SuiteTask& task, const std::string& preset, int64_t seed, bool quick);
 
 // Runs the suite (or what of it is not done yet) and writes the page.
-// Returns the number of runs that failed.
+// A run folder without a matching result.json is moved aside to <folder>.old
+// before training, unless another process holds its lock (a live run): then
+// the run is skipped, with a message. Returns the number of runs that failed.
 int run_suite(const SuiteSpec& spec, const SuiteOptions& options, std::ostream& out);
 
 // The page (markdown) from the result.json files under out_dir, with its

@@ -273,41 +273,6 @@ const char* const kLockName = ".lock";
 // The files that make a folder a run's.
 const char* const kRunFiles[] = {"checkpoint.safetensors", "metrics.jsonl", "config.toml"};
 
-// An exclusive lock on a run folder while the object lives: flock on
-// "<dir>/.lock", which then holds the holder's pid. The kernel drops the
-// lock when the process ends, however it ends, so a lock is never stale.
-class RunLock {
-public:
-    explicit RunLock(const std::string& dir) : path_((fs::path(dir) / kLockName).string()) {
-        fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-        if (fd_ < 0) throw std::runtime_error("cannot create the lock file '" + path_ + "': " + std::strerror(errno));
-        if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-            const int err = errno;
-            char buf[32] = {};
-            const ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
-            std::string holder = n > 0 ? std::string(buf, (size_t)n) : "";
-            holder.erase(std::remove_if(holder.begin(), holder.end(), [](char c) { return !std::isdigit((unsigned char)c); }),
-                         holder.end());
-            ::close(fd_);
-            if (err == EWOULDBLOCK)
-                throw std::runtime_error("the run folder '" + dir + "' is in use by another run (process " +
-                                         (holder.empty() ? "unknown" : holder) + ", lock file '" + path_ +
-                                         "'); wait for it to end or give another folder");
-            throw std::runtime_error("cannot lock '" + path_ + "': " + std::strerror(err));
-        }
-        const std::string pid = std::to_string(::getpid()) + "\n";
-        if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, pid.data(), pid.size(), 0) != (ssize_t)pid.size()) {
-            // The lock holds all the same; only the pid in messages is missing.
-        }
-    }
-    ~RunLock() { ::close(fd_); }
-    RunLock(const RunLock&) = delete;
-    RunLock& operator=(const RunLock&) = delete;
-
-private:
-    std::string path_;
-    int fd_ = -1;
-};
 
 // Removes "<name>.tmp.<pid>" files (train/atomic_file.h) of processes that
 // no longer exist: what an interrupted save leaves behind.
@@ -445,6 +410,33 @@ private:
 
 
 }  // namespace
+
+// ---------------------------------------------------------------- run lock
+
+RunLock::RunLock(const std::string& dir) : path_((fs::path(dir) / kLockName).string()) {
+    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) throw std::runtime_error("cannot create the lock file '" + path_ + "': " + std::strerror(errno));
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+        const int err = errno;
+        char buf[32] = {};
+        const ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
+        std::string holder = n > 0 ? std::string(buf, (size_t)n) : "";
+        holder.erase(std::remove_if(holder.begin(), holder.end(), [](char c) { return !std::isdigit((unsigned char)c); }),
+                     holder.end());
+        ::close(fd_);
+        if (err == EWOULDBLOCK)
+            throw std::runtime_error("the run folder '" + dir + "' is in use by another run (process " +
+                                     (holder.empty() ? "unknown" : holder) + ", lock file '" + path_ +
+                                     "'); wait for it to end or give another folder");
+        throw std::runtime_error("cannot lock '" + path_ + "': " + std::strerror(err));
+    }
+    const std::string pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, pid.data(), pid.size(), 0) != (ssize_t)pid.size()) {
+        // The lock holds all the same; only the pid in messages is missing.
+    }
+}
+
+RunLock::~RunLock() { ::close(fd_); }
 
 // ---------------------------------------------------------------- training
 

@@ -143,6 +143,23 @@ struct TrainResult {
     std::string checkpoint_path, metrics_path;
 };
 
+// An exclusive lock on a run folder while the object lives: flock on
+// "<dir>/.lock", which then holds the holder's pid. The kernel drops the
+// lock when the process ends, however it ends, so a lock is never stale.
+// Throws std::runtime_error when another process holds it ("... is in use
+// by another run (process <pid>, ...)") or the lock file cannot be made.
+class RunLock {
+public:
+    explicit RunLock(const std::string& dir);
+    ~RunLock();
+    RunLock(const RunLock&) = delete;
+    RunLock& operator=(const RunLock&) = delete;
+
+private:
+    std::string path_;
+    int fd_ = -1;
+};
+
 // Trains as configured (or continues options.resume_from, whose model and
 // optimizer must fit `cfg`), with the BLAS thread count set to train.threads
 // for the run and the caller's count restored after it (tensor/threads.h).
