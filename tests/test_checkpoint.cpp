@@ -16,12 +16,14 @@
 #include <vector>
 
 #include "tests/temp_dir.h"
+#include "tests/train_a_little.h"
 #include "nn/loss.h"
 #include "train/checkpoint.h"
 #include "train/model_config.h"
 #include "train/safetensors.h"
 
 using namespace miras;
+using miras::testing::train_a_little;
 namespace fs = std::filesystem;
 
 namespace {
@@ -41,19 +43,6 @@ ModelConfig tiny_model(DType dt, int64_t d = 8) {
     m.dtype = dt;
     m.seed = 5;
     return m;
-}
-
-// A few AdamW steps so that every moment buffer is non-trivial.
-void train_a_little(Transformer& model, Optimizer& opt) {
-    Generator g(1);
-    for (int s = 0; s < 2; ++s) {
-        std::vector<int64_t> ids(12), tg(12);
-        for (auto& i : ids) i = (int64_t)g.below(11);
-        for (auto& i : tg) i = (int64_t)g.below(11);
-        opt.zero_grad();
-        backward(cross_entropy(model.forward(IndexTensor({2, 6}, ids)), IndexTensor({2, 6}, tg)).loss);
-        opt.step();
-    }
 }
 
 // Bit patterns of a tensor's values, so equality is exact (NaN-safe, -0 ≠ 0).

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "tests/temp_dir.h"
+#include "tests/train_a_little.h"
 #include "nn/loss.h"
 #include "train/checkpoint.h"
 #include "train/model_config.h"
@@ -20,6 +21,7 @@
 #include "train/safetensors.h"
 
 using namespace miras;
+using miras::testing::train_a_little;
 namespace fs = std::filesystem;
 
 namespace {
@@ -44,18 +46,6 @@ ModelConfig small_model(const std::string& mixer) {
     m.dtype = DType::f64;
     m.seed = 3;
     return m;
-}
-
-void train_a_little(Transformer& model, Optimizer& opt) {
-    Generator g(1);
-    for (int s = 0; s < 2; ++s) {
-        std::vector<int64_t> ids(12), tg(12);
-        for (auto& i : ids) i = (int64_t)g.below(11);
-        for (auto& i : tg) i = (int64_t)g.below(11);
-        opt.zero_grad();
-        backward(cross_entropy(model.forward(IndexTensor({2, 6}, ids)), IndexTensor({2, 6}, tg)).loss);
-        opt.step();
-    }
 }
 
 double max_abs_diff(const Tensor& a, const Tensor& b) {
