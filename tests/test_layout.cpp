@@ -3,16 +3,21 @@
 // its own. A save/load round trip changes nothing (AdamW moments included);
 // the stored Linear weight is the transpose, the stored conv (C, 1, K); a
 // state dict in PyTorch's layout (tests/torch_ref/state_dict_ref.py, numpy,
-// PyTorch's conventions) loads and reproduces its logits; older checkpoints
+// PyTorch's conventions), and one PyTorch writes where torch is installed
+// (state_dict_torch.py), load and reproduce their logits; older checkpoints
 // (memory layout) still load; every refusal names the file and the tensor.
 #include <boost/test/unit_test.hpp>
 
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "tests/temp_dir.h"
+#include "tests/torch_available.h"
 #include "tests/train_a_little.h"
 #include "nn/loss.h"
 #include "train/checkpoint.h"
@@ -151,20 +156,17 @@ BOOST_AUTO_TEST_CASE(checkpoint_stores_pytorch_layout_and_round_trips) {
     }
 }
 
-// tests/torch_ref/state_dict_ref.safetensors: a state dict in PyTorch's
-// layout (nn.Linear (out, in), nn.Conv1d (C, 1, K)), with "format": "pt" as
-// safetensors.torch.save_model writes; state_dict_ref.py computed its logits
-// with PyTorch's conventions. Loaded as `miras forward --params` loads it,
-// the model reproduces them; loaded without the conversion, it does not.
-BOOST_AUTO_TEST_CASE(pytorch_state_dict_reproduces_its_logits) {
-    const std::string params = "tests/torch_ref/state_dict_ref.safetensors", io = "tests/torch_ref/state_dict_io.safetensors";
-    BOOST_REQUIRE_MESSAGE(fs::exists(params) && fs::exists(io), "run the tests from the repository root");
+// The model of tests/torch_ref/state_dict_ref.py (attn, 2 layers, 2
+// persistent tokens), loaded from `params` (a state dict in PyTorch's layout,
+// "format": "pt") as `miras forward --params` loads it; its logits on io's
+// "tokens" must be io's "logits". Returns the model.
+auto check_state_dict_logits(const std::string& params, const std::string& io) {
     ModelConfig mc = small_model("attn");
     mc.layers = 2;
     mc.n_persistent = 2;
     auto model = build_model(mc);
     const StFile st = read_safetensors(params);
-    check_pytorch_layout(params, st.metadata);  // "format": "pt"
+    check_pytorch_layout(params, st.metadata);
     const TensorMap sd = read_tensor_file(params).tensors;
     BOOST_TEST((sd.at("head.weight").shape() == Shape{11, 8}));
     model->load_parameters(from_stored_layout(params, sd, *model));
@@ -173,18 +175,55 @@ BOOST_AUTO_TEST_CASE(pytorch_state_dict_reproduces_its_logits) {
     const TensorMap ours = probe_model(*model, ref.indices.at("tokens"), IndexTensor(), false);
     BOOST_TEST((ours.at("out").shape() == Shape{2, 6, 11}));
     BOOST_TEST(max_abs_diff(ours.at("out"), ref.tensors.at("logits")) <= 1e-10);
+    return model;
+}
+
+// tests/torch_ref/state_dict_ref.safetensors: a state dict in PyTorch's
+// layout (nn.Linear (out, in), nn.Conv1d (C, 1, K)), with "format": "pt" as
+// safetensors.torch.save_model writes; state_dict_ref.py computed its logits
+// with PyTorch's conventions (numpy, so this runs everywhere). Loaded as
+// `miras forward --params` loads it, the model reproduces them; loaded
+// without the conversion, it does not.
+BOOST_AUTO_TEST_CASE(pytorch_state_dict_reproduces_its_logits) {
+    const std::string params = "tests/torch_ref/state_dict_ref.safetensors", io = "tests/torch_ref/state_dict_io.safetensors";
+    BOOST_REQUIRE_MESSAGE(fs::exists(params) && fs::exists(io), "run the tests from the repository root");
+    auto model = check_state_dict_logits(params, io);
 
     // The square matrices fit untransposed too: converting only what the
     // shapes give away (the convs, the non-square Linear weights) loads, and
     // gives other logits.
-    TensorMap raw = sd;
+    TensorMap raw = read_tensor_file(params).tensors;
     for (const auto& [name, l] : model->parameter_layouts()) {
         const Shape& s = raw.at(name).shape();
         if (l == StoredLayout::depthwise || s[0] != s[1]) raw[name] = from_stored(l, raw.at(name));
     }
     model->load_parameters(raw);
+    const TensorFile ref = read_tensor_file(io);
     const TensorMap wrong = probe_model(*model, ref.indices.at("tokens"), IndexTensor(), false);
     BOOST_TEST(max_abs_diff(wrong.at("out"), ref.tensors.at("logits")) > 1e-3);
+}
+
+// PyTorch itself: tests/torch_ref/state_dict_torch.py builds the same model as
+// an nn.Module (F.linear, F.conv1d, nn.Embedding, nn.Linear), lets PyTorch
+// draw the weights, writes model.state_dict() and PyTorch's logits; we load
+// the state dict and reproduce them. Two seeds: two different state dicts.
+BOOST_AUTO_TEST_CASE(state_dict_written_by_pytorch_reproduces_its_logits,
+                     *boost::unit_test::precondition(miras::testing::needs_torch)) {
+    TempDir tmp;
+    for (int seed : {0, 1}) {
+        BOOST_TEST_CONTEXT("seed " << seed) {
+            const std::string dir = tmp.file("seed" + std::to_string(seed)), log = tmp.file("log.txt");
+            const std::string cmd = std::string(miras::testing::kPython) + " tests/torch_ref/state_dict_torch.py --out-dir " +
+                                    dir + " --seed " + std::to_string(seed) + " > " + log + " 2>&1";
+            if (std::system(cmd.c_str()) != 0) {
+                std::ifstream in(log);
+                std::stringstream text;
+                text << in.rdbuf();
+                BOOST_FAIL("tests/torch_ref/state_dict_torch.py failed:\n" << text.str());
+            }
+            check_state_dict_logits(dir + "/params.safetensors", dir + "/io.safetensors");
+        }
+    }
 }
 
 // A "miras-checkpoint-2" file holds the memory layout (Linear (in, out)) and

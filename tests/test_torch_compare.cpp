@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "miras/layer.h"
+#include "tests/torch_available.h"
 #include "train/probe.h"
 
 using namespace miras;
@@ -23,15 +24,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* kPython = "/usr/bin/python3";
-constexpr const char* kRefDir = "tests/torch_ref";
+using miras::testing::kPython;
+constexpr const char* kRefDir = miras::testing::kTorchRefDir;
 constexpr int64_t kB = 2, kT = 7;
 constexpr double kTol = 1e-9;
-
-bool torch_available() {
-    const std::string cmd = std::string(kPython) + " -c 'import torch' >/dev/null 2>&1";
-    return fs::exists(kPython) && fs::is_directory(kRefDir) && std::system(cmd.c_str()) == 0;
-}
 
 // The JSON config of miras_ref.DEFAULTS for `c` (the same keys as MemoryConfig).
 std::string ref_json(const MemoryConfig& c) {
@@ -125,12 +121,7 @@ for j in jobs:
 
 BOOST_AUTO_TEST_SUITE(torch_compare)
 
-BOOST_AUTO_TEST_CASE(layer_matches_pytorch_reference) {
-    if (!torch_available()) {
-        BOOST_TEST_MESSAGE("torch_compare: skipped: torch not installed (" << kPython << " -c 'import torch' failed)");
-        BOOST_CHECK(true);
-        return;
-    }
+BOOST_AUTO_TEST_CASE(layer_matches_pytorch_reference, *boost::unit_test::precondition(miras::testing::needs_torch)) {
     const fs::path dir = fs::temp_directory_path() / ("miras_torch_" + std::to_string(::getpid()));
     fs::create_directories(dir);
     struct Cleanup {
