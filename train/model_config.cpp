@@ -167,6 +167,25 @@ void read_data(ConfigReader& cfg, DataConfig& d) {
     d.heldout_fraction = cfg.get_double("data.bytes.heldout_fraction", d.heldout_fraction, 0.001, 0.9);
     d.valid_path = cfg.get_string("data.bytes.valid_path", d.valid_path);
     d.eval_lengths = cfg.get_int_list("data.eval_lengths", d.eval_lengths, 1, 1 << 24);
+    d.curriculum_lengths = cfg.get_int_list("data.curriculum.lengths", d.curriculum_lengths, 1, 1 << 24);
+    d.curriculum_steps = cfg.get_int_list("data.curriculum.steps", d.curriculum_steps, 1, kMaxInt);
+    if (d.curriculum_lengths.size() != d.curriculum_steps.size())
+        fail(cfg, "keys 'data.curriculum.lengths' (" + std::to_string(d.curriculum_lengths.size()) +
+                      " entries) and 'data.curriculum.steps' (" + std::to_string(d.curriculum_steps.size()) +
+                      ") must have one entry per stage");
+    for (int64_t T : d.curriculum_lengths)
+        if (T > d.seq_len)
+            fail(cfg, "key 'data.curriculum.lengths': " + std::to_string(T) + " is longer than data.seq_len = " +
+                          std::to_string(d.seq_len) + " (a curriculum trains at shorter lengths first)");
+    for (size_t i = 0; i < d.curriculum_lengths.size(); ++i) {
+        try {
+            if (d.task == "mqar") make_mqar(d.curriculum_stage(i).mqar, 1, 0);
+            if (d.task == "passkey") make_passkey(d.curriculum_stage(i).passkey, 1, 0);
+        } catch (const std::invalid_argument& e) {
+            fail(cfg, "[data." + d.task + "] at data.curriculum.lengths[" + std::to_string(i) +
+                          "] = " + std::to_string(d.curriculum_lengths[i]) + ": " + e.what());
+        }
+    }
     // The generators check the combination (pairs fit the vocabulary and the sequence, ...),
     // at the training length and at every evaluation length.
     std::vector<int64_t> lengths = {d.seq_len};
@@ -245,6 +264,39 @@ DataConfig DataConfig::at_length(int64_t T) const {
     return d;
 }
 
+DataConfig DataConfig::curriculum_stage(size_t stage) const {
+    if (stage >= curriculum_lengths.size()) return *this;
+    const int64_t T = curriculum_lengths[stage];
+    DataConfig d = at_length(T);
+    // Scaled pair counts, rounded to nearest and at least 1 (0 stays 0: "all").
+    auto scaled = [&](int64_t n) { return n == 0 ? 0 : std::max<int64_t>(1, (n * T + seq_len / 2) / seq_len); };
+    d.mqar.num_pairs = scaled(mqar.num_pairs);
+    d.mqar.min_pairs = scaled(mqar.min_pairs);
+    d.mqar.num_queries = scaled(mqar.num_queries);
+    d.curriculum_lengths.clear();
+    d.curriculum_steps.clear();
+    return d;
+}
+
+DataConfig DataConfig::at_train_step(int64_t step) const {
+    int64_t until = 0;
+    for (size_t i = 0; i < curriculum_steps.size(); ++i) {
+        until += curriculum_steps[i];
+        if (step < until) return curriculum_stage(i);
+    }
+    return curriculum_stage(curriculum_lengths.size());
+}
+
+int64_t DataConfig::train_tokens(int64_t steps, int64_t batch) const {
+    int64_t tokens = 0, done = 0;
+    for (size_t i = 0; i < curriculum_steps.size() && done < steps; ++i) {
+        const int64_t n = std::min(curriculum_steps[i], steps - done);
+        tokens += n * batch * curriculum_lengths[i];
+        done += n;
+    }
+    return tokens + (steps - done) * batch * seq_len;
+}
+
 std::vector<int64_t> DataConfig::eval_seq_lens() const {
     return eval_lengths.empty() ? std::vector<int64_t>{seq_len} : eval_lengths;
 }
@@ -264,6 +316,13 @@ RunConfig read_run_config(ConfigReader& cfg) {
     read_loop(cfg, rc.train);
     read_output(cfg, rc.output);
     cfg.check_no_unknown_keys();
+
+    int64_t curriculum = 0;
+    for (int64_t n : rc.data.curriculum_steps) curriculum = n > kMaxInt - curriculum ? kMaxInt : curriculum + n;
+    if (curriculum > 0 && curriculum >= rc.train.steps)
+        fail(cfg, "key 'data.curriculum.steps' sums to " + std::to_string(curriculum) + " steps, not fewer than "
+                  "train.steps = " + std::to_string(rc.train.steps) + ": no step would train at data.seq_len = " +
+                  std::to_string(rc.data.seq_len));
 
     const int64_t task_vocab = rc.data.vocab();
     if (rc.model.vocab == 0) {

@@ -59,12 +59,24 @@ struct DataConfig {
     double heldout_fraction = 0.1;
     std::string valid_path;              // bytes: a separate held-out file or folder (heldout_fraction unused)
     std::vector<int64_t> eval_lengths;   // evaluation sequence lengths; empty = {seq_len}
+    // A length curriculum (docs/training.md): the first curriculum_steps[0]
+    // steps train at curriculum_lengths[0], the next curriculum_steps[1] at
+    // curriculum_lengths[1], ..., then the rest at seq_len. Empty: none.
+    std::vector<int64_t> curriculum_lengths, curriculum_steps;
 
     int64_t vocab() const;  // of the task: mqar/passkey as configured, bytes 256
     // The same data at sequence length T (the task specs follow).
     DataConfig at_length(int64_t T) const;
     // The lengths evaluation runs at: eval_lengths, or {seq_len}.
     std::vector<int64_t> eval_seq_lens() const;
+    // The data of curriculum stage `stage` (curriculum_lengths.size() = the
+    // last, at seq_len): its length, and for mqar the pairs (and min_pairs,
+    // queries) scaled with it, so a row is as dense as at seq_len.
+    DataConfig curriculum_stage(size_t stage) const;
+    // The data that training step `step` (0-based) draws from.
+    DataConfig at_train_step(int64_t step) const;
+    // Tokens in the first `steps` training steps of `batch` rows.
+    int64_t train_tokens(int64_t steps, int64_t batch) const;
 };
 
 struct OptimConfig {

@@ -85,7 +85,7 @@ nlohmann::json run_one(const SuiteTask& task, const std::string& preset, int64_t
         int64_t params = 0;
         for (auto& [name, n] : parameter_counts(*build_model(cfg.model))) params += n;
         r["params"] = params;
-        r["tokens"] = cfg.train.steps * cfg.train.batch * cfg.data.seq_len;
+        r["tokens"] = cfg.data.train_tokens(cfg.train.steps, cfg.train.batch);
         if (cfg.data.task == "bytes") r["bigram_bits_per_byte"] = 
             ByteCorpus(cfg.data.bytes_path, cfg.data.heldout_fraction, cfg.data.valid_path).bigram_bits_per_byte();
         TrainOptions o;

@@ -77,9 +77,10 @@ TaskData::TaskData(const DataConfig& cfg) : cfg_(cfg) {
 
 TokenBatch TaskData::train_batch(int64_t step, int64_t batch) const {
     const uint64_t seed = batch_seed(cfg_.seed, (uint64_t)step);
-    if (cfg_.task == "mqar") return make_mqar(cfg_.mqar, batch, seed);
-    if (cfg_.task == "passkey") return make_passkey(cfg_.passkey, batch, seed);
-    return corpus_->sample(Split::kTrain, batch, cfg_.seq_len, seed);
+    const DataConfig d = cfg_.at_train_step(step);  // cfg_ itself but within a length curriculum
+    if (d.task == "mqar") return make_mqar(d.mqar, batch, seed);
+    if (d.task == "passkey") return make_passkey(d.passkey, batch, seed);
+    return corpus_->sample(Split::kTrain, batch, d.seq_len, seed);
 }
 
 std::string TaskData::EvalSet::coverage() const {
@@ -129,9 +130,19 @@ const std::vector<std::string>& TaskData::group_names() const {
 }
 
 std::string TaskData::describe() const {
-    if (cfg_.task == "mqar") return miras::describe(cfg_.mqar);
-    if (cfg_.task == "passkey") return miras::describe(cfg_.passkey);
-    return corpus_->describe() + ", seq_len " + std::to_string(cfg_.seq_len);
+    std::string text = cfg_.task == "mqar"      ? miras::describe(cfg_.mqar)
+                       : cfg_.task == "passkey" ? miras::describe(cfg_.passkey)
+                                                : corpus_->describe() + ", seq_len " + std::to_string(cfg_.seq_len);
+    // "; curriculum: 600 steps at 64 tokens (8 pairs), then 256 tokens"
+    const size_t n = cfg_.curriculum_lengths.size();
+    if (n == 0) return text;
+    for (size_t i = 0; i <= n; ++i) {
+        const DataConfig d = cfg_.curriculum_stage(i);
+        text += std::string(i == 0 ? "; curriculum: " : ", then ") +
+                (i < n ? std::to_string(cfg_.curriculum_steps[i]) + " steps at " : "") + std::to_string(d.seq_len) +
+                " tokens" + (d.task == "mqar" ? " (" + std::to_string(d.mqar.num_pairs) + " pairs)" : "");
+    }
+    return text;
 }
 
 // ---------------------------------------------------------------- evaluation
@@ -601,9 +612,11 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& options) {
         if (options.on_step) options.on_step(info);
 
         const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        const double steps_per_s = (double)(step - first_step) / std::max(elapsed, 1e-9);
-        const double tokens_per_s = steps_per_s * (double)(B * T);
-        const double eta = (double)(total - step) / std::max(steps_per_s, 1e-9);
+        // In tokens, not steps: a length curriculum's steps differ in cost.
+        const double tokens_per_s =
+            (double)(cfg.data.train_tokens(step, B) - cfg.data.train_tokens(first_step, B)) / std::max(elapsed, 1e-9);
+        const double eta =
+            (double)(cfg.data.train_tokens(total, B) - cfg.data.train_tokens(step, B)) / std::max(tokens_per_s, 1e-9);
         if (step % loop.log_every == 0 || step == total) {
             write_metrics({{"step", step},
                            {"split", "train"},
