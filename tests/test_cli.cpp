@@ -78,7 +78,7 @@ BOOST_AUTO_TEST_CASE(usage_errors) {
     Run flag = run_miras({"train", "--bogus"});
     BOOST_TEST(flag.code == 2);
     BOOST_TEST(contains(flag.err, "--bogus"), flag.err);
-    Run extra = run_miras({"info", "a.toml", "b.toml"});
+    Run extra = run_miras({"info", "--set"});
     BOOST_TEST(extra.code == 2);
 }
 
@@ -119,6 +119,10 @@ BOOST_AUTO_TEST_CASE(bad_set_key_fails_with_a_message) {
     BOOST_TEST(r.code == 1);
     BOOST_TEST(contains(r.err, "error:"), r.err);
     BOOST_TEST(contains(r.err, "'optim.lrr'"), r.err);
+    // The nearest valid key is suggested: train.warmup is optim.warmup.
+    Run w = run_miras({"info", "--set", "train.warmup=2"});
+    BOOST_TEST(w.code == 1);
+    BOOST_TEST(contains(w.err, "'train.warmup' (from override 'train.warmup=2'; did you mean 'optim.warmup'?)"), w.err);
     Run t = run_miras({"info", "--set", "model.d=-4"});
     BOOST_TEST(t.code == 1);
     BOOST_TEST(contains(t.err, "'model.d'"), t.err);

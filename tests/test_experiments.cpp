@@ -1,0 +1,231 @@
+// What a researcher running a small study needs from the CLI (docs/training.md,
+// "Studies"): a preset layered with task files, a run header that says what
+// the run was made from, a width for a parameter budget, metrics that
+// survive a shared machine, `miras compare` and sweeps over seeds and keys.
+#include <boost/test/unit_test.hpp>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tests/cli_run.h"
+#include "tests/temp_dir.h"
+#include "train/model_config.h"
+
+using namespace miras;
+namespace fs = std::filesystem;
+
+namespace {
+
+using Run = miras::testing::CliRun;
+using miras::testing::run_miras;
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+struct TempDir : miras::testing::TempDir {
+    TempDir() : miras::testing::TempDir("exp") {}
+};
+
+void write(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+
+std::string read(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+// A task file of the tiny MQAR every test here trains on: [data] and
+// [train] only, so it layers on any preset without touching its model.
+const char* kTinyTask = R"([data]
+seq_len = 12
+[data.mqar]
+vocab = 13
+num_pairs = 3
+[train]
+batch = 4
+steps = 6
+eval_every = 3
+eval_batches = 1
+log_every = 2
+)";
+
+// A preset made small enough to train in a fraction of a second.
+std::vector<std::string> tiny_model() {
+    return {"--set", "model.d=8", "--set", "model.heads=2", "--set", "model.layers=1"};
+}
+
+std::vector<std::string> concat(std::vector<std::string> a, const std::vector<std::string>& b) {
+    a.insert(a.end(), b.begin(), b.end());
+    return a;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(experiments)
+
+// `miras info bytes.toml --preset titans-lmm` said "give either a config
+// file or --preset, not both". Now: the preset, then each file, then --set.
+BOOST_AUTO_TEST_CASE(preset_is_the_base_of_config_files) {
+    TempDir tmp;
+    const std::string task = tmp.file("task.toml"), lr = tmp.file("lr.toml");
+    write(task, kTinyTask);
+    write(lr, "[optim]\nlr = 0.004\n[train]\nsteps = 5\n");
+    const RunConfig rc = load_layered_config("titans-lmm", {task, lr}, {"train.steps=8"});
+    BOOST_TEST(rc.model.memory.memory == "mlp");           // the preset
+    BOOST_TEST(rc.model.memory.algorithm == "momentum");  // the preset
+    BOOST_TEST(rc.data.seq_len == 12);                    // the task file
+    BOOST_TEST(rc.optim.lr == 0.004);                     // the second file
+    BOOST_TEST(rc.train.steps == 8);                      // --set over the second file
+    BOOST_TEST(rc.output.dir == "runs/titans-lmm");       // the preset's, no file sets it
+    BOOST_REQUIRE_EQUAL(rc.layer_notes.size(), 1u);
+    BOOST_TEST(rc.layer_notes[0] == lr + " sets train.steps = 5 over 6 from " + task);
+
+    // The same through the command line, in any order of the arguments.
+    Run r = run_miras({"info", task, "--preset", "titans-lmm", lr, "--set", "train.steps=8"});
+    BOOST_REQUIRE_MESSAGE(r.code == 0, r.err);
+    BOOST_TEST(contains(r.out, "config: preset titans-lmm (" + preset_path("titans-lmm") + ") + " + task + " + " + lr +
+                                   ", --set train.steps=8\n"),
+               r.out);
+    BOOST_TEST(contains(r.out, "note:  " + lr + " sets train.steps = 5 over 6 from " + task + "\n"), r.out);
+    BOOST_TEST(contains(r.out, "seq_len 12"), r.out);
+    // A file that sets a model key over the preset's is said, not silent.
+    write(tmp.file("attn.toml"), "[model]\nmixer = \"attn\"\n");
+    r = run_miras({"info", "--preset", "titans-lmm", tmp.file("attn.toml")});
+    BOOST_REQUIRE_MESSAGE(r.code == 0, r.err);
+    BOOST_TEST(contains(r.out, tmp.file("attn.toml") + " sets model.mixer = \"attn\" over \"lmm\" from " +
+                                   preset_path("titans-lmm")),
+               r.out);
+    // --resume still takes no config: a resumed run uses its stored one.
+    r = run_miras({"train", task, "--resume", tmp.file("nothing")});
+    BOOST_TEST(r.code == 1);
+    BOOST_TEST(contains(r.err, "give either a config file or --resume"), r.err);
+}
+
+// The header printed "model: lmm, d 64, ..." alike for gated-deltanet,
+// titans-lmm and yaad, and nothing of the overrides.
+BOOST_AUTO_TEST_CASE(run_header_names_preset_overrides_and_memory) {
+    TempDir tmp;
+    write(tmp.file("task.toml"), kTinyTask);
+    Run r = run_miras(concat({"train", "--preset", "gated-deltanet", tmp.file("task.toml"), "--out", tmp.file("run"),
+                              "--set", "optim.lr=0.003"},
+                             tiny_model()));
+    BOOST_REQUIRE_MESSAGE(r.code == 0, r.err);
+    const std::string origin = "config: preset gated-deltanet (" + preset_path("gated-deltanet") + ") + " +
+                               tmp.file("task.toml") +
+                               ", --set optim.lr=0.003 --set model.d=8 --set model.heads=2 --set model.layers=1\n";
+    BOOST_TEST(contains(r.out, origin), r.out);
+    BOOST_TEST(contains(r.out, "memory linear, bias l2, retention l2, gd, chunk 1\n"), r.out);
+    // config.toml says the same, for whoever finds the folder later.
+    BOOST_TEST(contains(read(tmp.file("run/config.toml")), "# made from: " + origin.substr(8)), read(tmp.file("run/config.toml")));
+
+    r = run_miras(concat({"info", "--preset", "titans-lmm", "--set", "optim.lr=0.003"}, tiny_model()));
+    BOOST_REQUIRE_MESSAGE(r.code == 0, r.err);
+    BOOST_TEST(contains(r.out, "--set optim.lr=0.003 --set model.d=8"), r.out);
+    BOOST_TEST(contains(r.out, "memory mlp (depth 2), bias l2, retention l2, momentum, chunk 16"), r.out);
+    // A resumed run says where its config came from and what --set changed.
+    r = run_miras({"train", "--resume", tmp.file("run"), "--set", "train.steps=7"});
+    BOOST_REQUIRE_MESSAGE(r.code == 0, r.err);
+    BOOST_TEST(contains(r.out, "config: " + tmp.file("run/checkpoint.safetensors") +
+                                   " (stored config), --set train.steps=7\n"),
+               r.out);
+}
+
+// Equal-parameter comparisons took trial and error over model.mlp_hidden.
+BOOST_AUTO_TEST_CASE(params_target_chooses_the_nearest_width) {
+    for (const char* preset : {"titans-lmm", "attention", "gated-deltanet", "titans-mac"})
+        for (int64_t extra : {0, 12345, 200000}) {
+            RunConfig at1 = load_layered_config(preset, {}, {"model.mlp_hidden=1"});
+            const int64_t target = build_model(at1.model)->num_parameters() + extra;
+            const RunConfig rc = load_layered_config(preset, {}, {"model.params_target=" + std::to_string(target)});
+            const int64_t got = build_model(rc.model)->num_parameters();
+            const int64_t tolerance = 3 * rc.model.d * rc.model.layers / 2;  // half a step of the width (documented)
+            BOOST_TEST(std::llabs(got - target) <= tolerance, preset << " target " << target << " got " << got);
+            // No other width comes nearer.
+            for (int64_t h : {rc.model.mlp_hidden - 1, rc.model.mlp_hidden + 1}) {
+                if (h < 1) continue;
+                ModelConfig m = rc.model;
+                m.mlp_hidden = h;
+                BOOST_TEST(std::llabs(build_model(m)->num_parameters() - target) >= std::llabs(got - target), preset);
+            }
+            // The stored config reads back to the same width.
+            BOOST_TEST(run_config_from_string(rc.toml, "stored").model.mlp_hidden == rc.model.mlp_hidden);
+        }
+
+    // From the command line: the width, the count and how far from the target.
+    Run r = run_miras({"info", "--preset", "titans-lmm", "--params-target", "150000"});
+    BOOST_REQUIRE_MESSAGE(r.code == 0, r.err);
+    const RunConfig rc = load_layered_config("titans-lmm", {}, {"model.params_target=150000"});
+    const int64_t got = build_model(rc.model)->num_parameters();
+    BOOST_TEST(contains(r.out, "params: model.mlp_hidden = " + std::to_string(rc.model.mlp_hidden) + " gives " +
+                                   std::to_string(got) + " parameters, the nearest to model.params_target = 150000 ("),
+               r.out);
+    BOOST_TEST(contains(r.out, "mlp hidden " + std::to_string(rc.model.mlp_hidden) + ","), r.out);
+
+    // What cannot be met says why and what to change.
+    r = run_miras({"info", "--preset", "titans-lmm", "--params-target", "10"});
+    BOOST_TEST(r.code == 1);
+    BOOST_TEST(contains(r.err, "key 'model.params_target' = 10 is below the "), r.err);
+    BOOST_TEST(contains(r.err, "with model.mlp_hidden = 1; make model.d or model.layers smaller"), r.err);
+    r = run_miras({"info", "--params-target", "100000", "--set", "model.mlp_hidden=64"});
+    BOOST_TEST(r.code == 1);
+    BOOST_TEST(contains(r.err, "'model.params_target' = 100000 and 'model.mlp_hidden' = 64 are both set"), r.err);
+    r = run_miras({"info", "--params-target", "100000", "--set", "model.layers=0"});
+    BOOST_TEST(r.code == 1);
+    BOOST_TEST(contains(r.err, "no MLP to size"), r.err);
+    r = run_miras({"info", "--params-target", "9000000000000000000"});
+    BOOST_TEST(r.code == 1);
+    BOOST_TEST(contains(r.err, "with the largest model.mlp_hidden"), r.err);
+    r = run_miras({"info", "--params-target", "0"});
+    BOOST_TEST(r.code == 2);
+}
+
+// metrics.jsonl had loss in nats only, wall-clock time only, and the last
+// step's loss of one batch; nothing said what a run would cost before it ran.
+BOOST_AUTO_TEST_CASE(metrics_have_bits_cpu_time_and_a_smoothed_loss) {
+    TempDir tmp;
+    write(tmp.file("task.toml"), kTinyTask);
+    Run r = run_miras(concat({"train", "--preset", "attention", tmp.file("task.toml"), "--out", tmp.file("run"), "--set",
+                              "train.log_every=1"},
+                             tiny_model()));
+    BOOST_REQUIRE_MESSAGE(r.code == 0, r.err);
+    // The estimate comes from a timed warm-up step, before the first step.
+    const size_t estimate = r.out.find("estimate: "), first = r.out.find("step 1/6");
+    BOOST_TEST(estimate != std::string::npos, r.out);
+    BOOST_TEST(estimate < first, r.out);
+    BOOST_TEST(contains(r.out, " s per step (one warm-up step, timed), about "), r.out);
+    BOOST_TEST(contains(r.out, " for the 6 steps to go, evaluations not included\n"), r.out);
+
+    std::ifstream in(tmp.file("run/metrics.jsonl"));
+    std::vector<nlohmann::json> train, eval;
+    for (std::string line; std::getline(in, line);) {
+        nlohmann::json j = nlohmann::json::parse(line);
+        (j["split"] == "train" ? train : eval).push_back(j);
+    }
+    BOOST_REQUIRE_EQUAL(train.size(), 6u);
+    double ema = 0, cpu = 0;
+    for (size_t i = 0; i < train.size(); ++i) {
+        const nlohmann::json& j = train[i];
+        const double loss = j["loss"].get<double>();
+        BOOST_TEST(j["bits_per_byte"].get<double>() == loss / std::log(2.0));
+        // The documented EMA: decay 0.95 with the bias correction.
+        ema = 0.95 * ema + (1 - 0.95) * loss;
+        BOOST_TEST(j["loss_ema"].get<double>() == ema / (1 - std::pow(0.95, (double)(i + 1))), "step " << i + 1);
+        BOOST_TEST(j["cpu_s"].get<double>() >= cpu);
+        cpu = j["cpu_s"].get<double>();
+        BOOST_TEST(j["tokens_per_cpu_s"].get<double>() > 0);
+        BOOST_TEST(j["elapsed_s"].get<double>() >= 0);
+    }
+    BOOST_CHECK_CLOSE(train[0]["loss_ema"].get<double>(), train[0]["loss"].get<double>(), 1e-9);  // no pull toward 0
+    BOOST_TEST(cpu > 0);
+    BOOST_REQUIRE(!eval.empty());
+    for (const nlohmann::json& j : eval)
+        BOOST_TEST(j["bits_per_byte"].get<double>() == j["loss"].get<double>() / std::log(2.0));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
