@@ -9,12 +9,14 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "tests/cli_run.h"
 #include "tests/temp_dir.h"
+#include "train/compare.h"
 #include "train/model_config.h"
 
 using namespace miras;
@@ -63,6 +65,37 @@ std::vector<std::string> tiny_model() {
 std::vector<std::string> concat(std::vector<std::string> a, const std::vector<std::string>& b) {
     a.insert(a.end(), b.begin(), b.end());
     return a;
+}
+
+// True if every tag of `xml` closes in order (a start tag, its end tag or
+// "/>"): enough to say a file we wrote parses as XML.
+bool balanced_xml(const std::string& xml) {
+    std::vector<std::string> open;
+    static const std::regex tag(R"(<(/?)([A-Za-z]+)[^>]*?(/?)>)");
+    for (auto it = std::sregex_iterator(xml.begin(), xml.end(), tag); it != std::sregex_iterator(); ++it) {
+        const std::smatch& m = *it;
+        if (m[1] == "/") {
+            if (open.empty() || open.back() != m[2]) return false;
+            open.pop_back();
+        } else if (m[3] != "/") {
+            open.push_back(m[2]);
+        }
+    }
+    return open.empty() && xml.rfind("<svg", 0) == 0;
+}
+
+size_t occurrences(const std::string& s, const std::string& what) {
+    size_t n = 0;
+    for (size_t p = s.find(what); p != std::string::npos; p = s.find(what, p + 1)) ++n;
+    return n;
+}
+
+// Trains the tiny task with `preset` into `dir`, seed `seed`.
+void train_tiny(const std::string& task, const std::string& preset, const std::string& dir, int seed) {
+    Run r = run_miras(concat({"train", "--preset", preset, task, "--out", dir, "--set", "model.seed=" + std::to_string(seed),
+                              "--set", "data.seed=" + std::to_string(seed + 1)},
+                             tiny_model()));
+    BOOST_REQUIRE_MESSAGE(r.code == 0, r.err);
 }
 
 }  // namespace
@@ -226,6 +259,68 @@ BOOST_AUTO_TEST_CASE(metrics_have_bits_cpu_time_and_a_smoothed_loss) {
     BOOST_REQUIRE(!eval.empty());
     for (const nlohmann::json& j : eval)
         BOOST_TEST(j["bits_per_byte"].get<double>() == j["loss"].get<double>() / std::log(2.0));
+}
+
+// A study needed hand-made Python and gnuplot to put runs side by side.
+BOOST_AUTO_TEST_CASE(compare_tables_and_plots_runs_grouping_seeds) {
+    TempDir tmp;
+    const std::string task = tmp.file("task.toml");
+    write(task, kTinyTask);
+    train_tiny(task, "gated-deltanet", tmp.file("study/gdn/seed0"), 0);
+    train_tiny(task, "gated-deltanet", tmp.file("study/gdn/seed1"), 1);
+    train_tiny(task, "attention", tmp.file("study/attn/seed0"), 0);
+
+    // The study's folder: every run below it, seeds grouped.
+    Run r = run_miras({"compare", tmp.file("study")});
+    BOOST_REQUIRE_MESSAGE(r.code == 0, r.err);
+    const std::string md = read(tmp.file("study/compare/compare.md"));
+    BOOST_TEST(contains(md, r.out.substr(0, r.out.find("\nwrote"))), "the printed table is the file's");
+    // The keys that differ between the two rows (not the seeds, not the folder).
+    BOOST_TEST(contains(md, "| run | memory.chunk | model.attn_conv | model.mixer | params | tokens | final acc (%) | "
+                            "best acc (%) (step) | tok/s | tok/CPU-s | CPU s |"),
+               md);
+    BOOST_TEST(!contains(md, "| model.seed |"), md);
+    BOOST_TEST(!contains(md, "output.dir"), md);
+    const RunSummary gdn = read_run_summary(tmp.file("study/gdn/seed0"));
+    const RunSummary attn = read_run_summary(tmp.file("study/attn/seed0"));
+    BOOST_TEST(gdn.params == build_model(load_layered_config("gated-deltanet", {task}, {"model.d=8", "model.heads=2",
+                                                                                          "model.layers=1"})
+                                             .model)
+                                 ->num_parameters());
+    BOOST_TEST(gdn.tokens() == 6 * 4 * 12);
+    BOOST_TEST(gdn.eval_curve.size() == 2u);  // steps 3 and 6
+    BOOST_TEST(gdn.has_final);
+    // One row per preset: the seeds as mean ± sd, params and tokens.
+    const std::regex gdn_row("\\| gdn \\(2 seeds: 0, 1\\) \\| 1 \\| 0 \\| \"lmm\" \\| " + std::to_string(gdn.params) +
+                             " \\| 288 \\| [0-9.]+ ± [0-9.]+ \\| [0-9.]+ ± [0-9.]+ \\| [0-9.k]+ \\| [0-9.k]+ \\| [0-9.e-]+ ± [0-9.e-]+ \\|\n");
+    BOOST_TEST(std::regex_search(md, gdn_row), md);
+    const std::regex attn_row("\\| attn/seed0 \\| 16 \\| 4 \\| \"attn\" \\| " + std::to_string(attn.params) +
+                              " \\| 288 \\| [0-9.]+ \\| [0-9.]+ \\([36]\\) \\| [0-9.k]+ \\| [0-9.k]+ \\| [0-9.e-]+ \\|\n");
+    BOOST_TEST(std::regex_search(md, attn_row), md);
+    // The figures: well-formed SVG, one curve per row, linked from the table's page.
+    for (const char* f : {"loss.svg", "eval.svg"}) {
+        const std::string svg = read(tmp.file(std::string("study/compare/") + f));
+        BOOST_TEST(balanced_xml(svg), f);
+        BOOST_TEST(occurrences(svg, "<polyline class=\"series\"") == 2u, f);
+        BOOST_TEST(contains(svg, "data-name=\"gdn (2 seeds: 0, 1)\""), f);
+        BOOST_TEST(contains(md, std::string("](") + f + ")"), f);
+    }
+    // Each run listed with what it was made from.
+    BOOST_TEST(contains(md, "`" + tmp.file("study/attn/seed0") + "`: preset attention ("), md);
+
+    // A row per run when asked, into another folder; and runs named one by one.
+    r = run_miras({"compare", tmp.file("study"), "--no-group", "--out", tmp.file("each")});
+    BOOST_REQUIRE_MESSAGE(r.code == 0, r.err);
+    BOOST_TEST(occurrences(read(tmp.file("each/loss.svg")), "<polyline class=\"series\"") == 3u);
+    BOOST_TEST(contains(r.out, "| gdn/seed1 |"), r.out);
+    r = run_miras({"compare", tmp.file("study/gdn/seed0"), tmp.file("study/attn/seed0"), "--out", tmp.file("two")});
+    BOOST_REQUIRE_MESSAGE(r.code == 0, r.err);
+    BOOST_TEST(occurrences(read(tmp.file("two/eval.svg")), "<polyline class=\"series\"") == 2u);
+
+    // Not a run: said, naming the folder.
+    r = run_miras({"compare", tmp.file("each")});
+    BOOST_TEST(r.code == 1);
+    BOOST_TEST(contains(r.err, "holds no run"), r.err);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -14,6 +14,7 @@
 #include "tensor/threads.h"
 #include "train/checkpoint.h"
 #include "train/cli_suite.h"
+#include "train/compare.h"
 #include "train/model_config.h"
 #include "train/probe.h"
 #include "train/safetensors.h"
@@ -539,6 +540,16 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     SuiteArgs sa;
     CLI::App* suite_cmd = add_suite_command(app, sa);
 
+    std::vector<std::string> cmp_runs;
+    CompareOptions cmp;
+    bool cmp_no_group = false;
+    CLI::App* cmp_cmd = app.add_subcommand("compare", "A table and plots of runs side by side, seeds grouped");
+    cmp_cmd->add_option("runs", cmp_runs, "Run folders, or folders with runs below them (a sweep's --out)")->required();
+    cmp_cmd->add_option("--out", cmp.out_dir, "Folder for compare.md, loss.svg, eval.svg (default: <common parent of "
+                                              "the runs>/compare)")
+        ->check(kNonEmpty);
+    cmp_cmd->add_flag("--no-group", cmp_no_group, "A row per run, also for runs that differ only in their seeds");
+
     std::vector<const char*> argv;
     for (const std::string& s : args) argv.push_back(s.c_str());
     if (argv.empty()) argv.push_back("miras");
@@ -549,7 +560,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
         return false;
     };
     if (argv.size() > 1 && argv[1][0] != '-' && !is_command(argv[1])) {
-        err << "error: unknown command '" << argv[1] << "' (commands: train, eval, generate, info, forward, grad, suite; see miras --help)\n";
+        err << "error: unknown command '" << argv[1] << "' (commands: train, eval, generate, info, forward, grad, suite, compare; see miras --help)\n";
         return kExitUsage;
     }
     try {
@@ -566,6 +577,12 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     if (fwd_cmd->parsed()) return guarded(err, [&] { return cmd_probe(fa, false, out); });
     if (grad_cmd->parsed()) return guarded(err, [&] { return cmd_probe(da, true, out); });
     if (suite_cmd->parsed()) return guarded(err, [&] { return cmd_suite(sa, args, out); });
+    if (cmp_cmd->parsed())
+        return guarded(err, [&] {
+            cmp.group_seeds = !cmp_no_group;
+            compare_runs(find_runs(cmp_runs), cmp, out);
+            return 0;
+        });
     err << app.help();
     return kExitUsage;
 }

@@ -9,6 +9,7 @@
 //                  [--out FILE] [--dump-params FILE]
 //   miras grad     (the same options; also writes grad.<param> and, for --layer, grad.x)
 //   miras suite    [--suite FILE] [--quick] [--out DIR] [--results PAGE] [--tasks ..] [--presets ..] [--seeds ..]
+//   miras compare  RUN... [--out DIR] [--no-group]     (train/compare.h)
 //
 // `miras <command> --help` describes each. The config is layered: the preset
 // (--preset NAME reads train/configs/presets/NAME.toml, train/model_config.h),
