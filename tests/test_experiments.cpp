@@ -18,6 +18,7 @@
 #include "tests/temp_dir.h"
 #include "train/compare.h"
 #include "train/model_config.h"
+#include "train/sweep.h"
 
 using namespace miras;
 namespace fs = std::filesystem;
@@ -321,6 +322,130 @@ BOOST_AUTO_TEST_CASE(compare_tables_and_plots_runs_grouping_seeds) {
     r = run_miras({"compare", tmp.file("each")});
     BOOST_TEST(r.code == 1);
     BOOST_TEST(contains(r.err, "holds no run"), r.err);
+}
+
+BOOST_AUTO_TEST_CASE(sweep_values_and_grid) {
+    using V = std::vector<std::string>;
+    BOOST_TEST((parse_sweep("optim.lr=1e-3, 3e-3").second == V{"1e-3", "3e-3"}));
+    BOOST_TEST(parse_sweep(" optim.lr =1e-3").first == "optim.lr");
+    // Commas inside an array or a string do not split.
+    BOOST_TEST((parse_sweep("data.eval_lengths=[12,16],[16]").second == V{"[12,16]", "[16]"}));
+    BOOST_TEST((parse_sweep("data.bytes.path=\"a,b\",c").second == V{"\"a,b\"", "c"}));
+    auto error = [](const std::string& text) {
+        try {
+            parse_sweep(text);
+        } catch (const std::runtime_error& e) {
+            return std::string(e.what());
+        }
+        return std::string("<no error>");
+    };
+    BOOST_TEST(error("optim.lr") == "--sweep 'optim.lr' must look like key=value1,value2");
+    BOOST_TEST(error("optim.lr=1,,2") == "--sweep 'optim.lr=1,,2' has an empty value");
+    BOOST_TEST(error("optim.lr=1,1") == "--sweep 'optim.lr=1,1' gives the value 1 twice");
+
+    // Seed by seed, the first key outermost; a folder level per key, then the seed.
+    SweepSpec spec;
+    spec.keys = {parse_sweep("optim.lr=1e-3,3e-3"), parse_sweep("data.bytes.path=/a/b.txt")};
+    spec.seeds = {0, 5};
+    const std::vector<SweepPoint> p = sweep_points(spec);
+    BOOST_REQUIRE_EQUAL(p.size(), 4u);
+    BOOST_TEST(p[0].sub_dir == "optim.lr=1e-3/data.bytes.path=_a_b.txt/seed0");
+    BOOST_TEST(p[1].sub_dir == "optim.lr=3e-3/data.bytes.path=_a_b.txt/seed0");
+    BOOST_TEST(p[3].sub_dir == "optim.lr=3e-3/data.bytes.path=_a_b.txt/seed5");
+    BOOST_TEST((p[3].overrides == V{"optim.lr=3e-3", "data.bytes.path=/a/b.txt", "model.seed=5", "data.seed=6"}));
+    BOOST_TEST(p[3].label == "optim.lr=3e-3 data.bytes.path=/a/b.txt");
+    BOOST_TEST(p[3].seed == 5);
+    SweepSpec seeds_only;
+    seeds_only.seeds = {2};
+    BOOST_TEST(sweep_points(seeds_only)[0].sub_dir == "seed2");
+    BOOST_TEST(sweep_points(seeds_only)[0].label.empty());
+    SweepSpec clash;
+    clash.keys = {parse_sweep("data.bytes.path=a/b,a_b")};
+    BOOST_CHECK_THROW(sweep_points(clash), std::runtime_error);  // the same folder name
+    clash.keys = {parse_sweep("optim.lr=1"), parse_sweep("optim.lr=2")};
+    BOOST_CHECK_THROW(sweep_points(clash), std::runtime_error);
+}
+
+// Seeds and a sweep needed a shell script, and the mean ± spread by hand.
+BOOST_AUTO_TEST_CASE(seeds_and_sweeps_from_the_command_line) {
+    TempDir tmp;
+    const std::string task = tmp.file("task.toml");
+    write(task, kTinyTask);
+    const std::string out = tmp.file("lr");
+    std::vector<std::string> args = concat({"train", "--preset", "attention", task, "--out", out, "--seeds", "0,1",
+                                            "--sweep", "optim.lr=0.001,0.003"},
+                                           tiny_model());
+    Run r = run_miras(args);
+    BOOST_REQUIRE_MESSAGE(r.code == 0, r.err);
+    BOOST_TEST(contains(r.out, "sweep: 4 runs into " + out + "\n"), r.out);
+    BOOST_TEST(contains(r.out, "== run 1/4: optim.lr=0.001, seed 0 -> " + out + "/optim.lr=0.001/seed0\n"), r.out);
+    BOOST_TEST(contains(r.out, "== run 4/4: optim.lr=0.003, seed 1 -> " + out + "/optim.lr=0.003/seed1\n"), r.out);
+    for (const char* lr : {"0.001", "0.003"})
+        for (int seed : {0, 1}) {
+            const std::string dir = out + "/optim.lr=" + lr + "/seed" + std::to_string(seed);
+            const std::string cfg = read(dir + "/config.toml");
+            BOOST_TEST(contains(cfg, std::string("lr = ") + lr + "\n"), dir);
+            BOOST_TEST((contains(cfg, "[model]\n") && contains(cfg, "seed = " + std::to_string(seed) + "\n")), dir);
+            BOOST_TEST(contains(cfg, "--set optim.lr=" + std::string(lr) + " --set model.seed="), dir);
+        }
+    // The summary: each point's final accuracy over its two seeds.
+    const std::regex line("  optim\\.lr=0\\.001  [0-9.]+ ± [0-9.]+  \\[[0-9.]+, [0-9.]+\\]  2 runs\n");
+    BOOST_TEST(std::regex_search(r.out, line), r.out);
+    BOOST_TEST(contains(r.out, "sweep: 4 runs, 0 failed; final recall accuracy (%), mean ± standard deviation"), r.out);
+    BOOST_TEST(contains(r.out, "compare them: build/miras compare " + out + "\n"), r.out);
+    // compare groups the seeds: a row per learning rate.
+    Run c = run_miras({"compare", out});
+    BOOST_REQUIRE_MESSAGE(c.code == 0, c.err);
+    BOOST_TEST(contains(c.out, "| optim.lr=0.001 (2 seeds: 0, 1) | 0.001 |"), c.out);
+    BOOST_TEST(contains(c.out, "| optim.lr=0.003 (2 seeds: 0, 1) | 0.003 |"), c.out);
+    BOOST_TEST(occurrences(read(out + "/compare/loss.svg"), "<polyline class=\"series\"") == 2u);
+
+    // Again into the same folder: refused before anything trains, unless --force.
+    r = run_miras(args);
+    BOOST_TEST(r.code == 1);
+    BOOST_TEST(contains(r.err, "4 of the sweep's folders hold a run already (" + out + "/optim.lr=0.001/seed0, "), r.err);
+    BOOST_TEST(!contains(r.out, "== run"), r.out);
+    args.push_back("--force");
+    r = run_miras(args);
+    BOOST_REQUIRE_MESSAGE(r.code == 0, r.err);
+    BOOST_TEST(fs::exists(out + "/optim.lr=0.001/seed0.old-1/config.toml"));
+
+    // Clashes and bad points are refused before training.
+    r = run_miras({"train", "--seeds", "0", "--set", "model.seed=3", "--out", tmp.file("x")});
+    BOOST_TEST(r.code == 1);
+    BOOST_TEST(contains(r.err, "--seeds sets model.seed and data.seed"), r.err);
+    r = run_miras({"train", "--sweep", "optim.lr=1,20", "--out", tmp.file("x")});
+    BOOST_TEST(r.code == 1);
+    BOOST_TEST(contains(r.err, "sweep point optim.lr=20: "), r.err);
+    BOOST_TEST(!fs::exists(tmp.file("x")));
+    r = run_miras({"train", "--seeds", "0,-1"});
+    BOOST_TEST(r.code == 2);
+    r = run_miras({"train", "--seeds", "0", "--resume", out + "/optim.lr=0.001/seed0"});
+    BOOST_TEST(r.code == 1);
+    BOOST_TEST(contains(r.err, "resume one run of a sweep with --resume alone"), r.err);
+    // The sweep's own folder must not be a run (compare would take it for one).
+    r = run_miras({"train", "--seeds", "0", "--out", out + "/optim.lr=0.001/seed1"});
+    BOOST_TEST(r.code == 1);
+    BOOST_TEST(contains(r.err, "holds a run itself"), r.err);
+}
+
+// A run that fails is reported, and the others still run and are summed up.
+BOOST_AUTO_TEST_CASE(a_failed_run_does_not_stop_the_sweep) {
+    TempDir tmp;
+    std::string text;
+    for (int i = 0; i < 60; ++i) text += "the quick brown fox jumps over the lazy dog " + std::to_string(i) + "\n";
+    write(tmp.file("corpus.txt"), text);
+    Run r = run_miras(concat({"train", "--set", "model.mixer=attn", "--set", "data.task=bytes", "--set", "data.seq_len=16",
+                              "--set", "train.steps=3", "--set", "train.batch=2", "--set", "train.eval_batches=1",
+                              "--sweep", "data.bytes.path=" + tmp.file("none.txt") + "," + tmp.file("corpus.txt"),
+                              "--out", tmp.file("sw")},
+                             tiny_model()));
+    BOOST_TEST(r.code == 1);
+    BOOST_TEST(contains(r.out, "run failed: "), r.out);
+    BOOST_TEST(contains(r.out, "sweep: 2 runs, 1 failed; final bits/byte"), r.out);
+    BOOST_TEST(contains(r.out, "no finished run, 1 failed\n"), r.out);
+    BOOST_TEST(std::regex_search(r.out, std::regex("corpus\\.txt  [0-9.]+ ± 0\\.000  \\[[0-9.]+, [0-9.]+\\]  1 run\n")),
+               r.out);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

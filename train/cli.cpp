@@ -18,6 +18,7 @@
 #include "train/model_config.h"
 #include "train/probe.h"
 #include "train/safetensors.h"
+#include "train/sweep.h"
 #include "train/trainer.h"
 
 namespace miras {
@@ -151,11 +152,33 @@ void print_eval(std::ostream& out, const DataConfig& d, const EvalReport& r, con
 
 struct TrainArgs {
     std::string preset, out, resume;
-    std::vector<std::string> configs, sets;
+    std::vector<std::string> configs, sets, sweeps;
+    std::vector<int64_t> seeds;
     bool force = false, allow_data_change = false;
 };
 
+// --seeds and --sweep: a run per point (train/sweep.h).
+int cmd_sweep(const TrainArgs& a, std::ostream& out) {
+    if (!a.resume.empty())
+        throw std::runtime_error("--seeds and --sweep start fresh runs; resume one run of a sweep with --resume alone");
+    SweepSpec spec;
+    spec.seeds = a.seeds;
+    for (const std::string& s : a.sweeps) spec.keys.push_back(parse_sweep(s));
+    SweepOptions o;
+    o.sets = a.sets;
+    o.out_dir = a.out;
+    o.force = a.force;
+    o.load = [&a](const std::vector<std::string>& point) {
+        std::vector<std::string> all = a.sets;
+        all.insert(all.end(), point.begin(), point.end());
+        return resolve_config(a.configs, a.preset, all);
+    };
+    const SweepResult r = run_sweep(spec, o, out);
+    return r.interrupted ? kExitInterrupted : r.failed > 0 ? kExitError : 0;
+}
+
 int cmd_train(const TrainArgs& a, std::ostream& out, std::ostream& err) {
+    if (!a.seeds.empty() || !a.sweeps.empty()) return cmd_sweep(a, out);
     RunConfig cfg;
     TrainOptions opt;
     opt.out = &out;
@@ -452,6 +475,14 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     train_cmd->add_option("--out", ta.out, "Run folder (default: output.dir of the config)")->check(kNonEmpty);
     train_cmd->add_flag("--force", ta.force, "Start over in a folder that holds another run, renaming it to <folder>.old-<n> first");
     train_cmd->add_flag("--allow-data-change", ta.allow_data_change, "Resume although the byte corpus changed since the checkpoint");
+    train_cmd->add_option("--seeds", ta.seeds, "A run per seed s (model.seed = s, data.seed = 1 + s) in <out>/seed<s>, "
+                                               "then the final figure's mean ± sd (comma-separated)")
+        ->delimiter(',')
+        ->transform(integer_in<int64_t>(0, kMaxInt, "SEED"));
+    train_cmd->add_option("--sweep", ta.sweeps, "A run per value of a key, e.g. --sweep optim.lr=1e-3,3e-3, in "
+                                                "<out>/<key>=<value>/ (repeatable: a grid; with --seeds, per seed)")
+        ->type_name("KEY=V1,V2")
+        ->allow_extra_args(false);
     train_cmd->add_option("--resume", ta.resume,
                           "Continue from a checkpoint (file or run folder); uses the config stored in it");
 

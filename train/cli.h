@@ -2,6 +2,7 @@
 // run it in-process:
 //
 //   miras train    [CONFIG...] [--preset NAME] [--set key=value]... [--out DIR] [--resume CKPT]
+//                  [--seeds 0,1,2] [--sweep key=v1,v2]...      (a run per point: train/sweep.h)
 //   miras eval     CKPT [--set key=value]... [--batches N]
 //   miras generate CKPT [--prompt TEXT] [--length N] [--temperature X] [--top-k K] [--seed S] [--windowed]
 //   miras info     [CONFIG...] [--preset NAME] [--set key=value]...

@@ -18,6 +18,7 @@
 #include "train/atomic_file.h"
 #include "train/model_config.h"
 #include "train/plot.h"
+#include "train/stats.h"
 
 namespace miras {
 namespace fs = std::filesystem;
@@ -95,20 +96,6 @@ void read_metrics(const fs::path& path, RunSummary& r) {
 
 bool is_run(const fs::path& dir) {
     return fs::is_regular_file(dir / "metrics.jsonl") && fs::is_regular_file(dir / "config.toml");
-}
-
-double mean(const std::vector<double>& v) {
-    double s = 0;
-    for (double x : v) s += x;
-    return v.empty() ? NAN : s / (double)v.size();
-}
-
-double stdev(const std::vector<double>& v) {
-    if (v.size() < 2) return 0;
-    const double m = mean(v);
-    double s = 0;
-    for (double x : v) s += (x - m) * (x - m);
-    return std::sqrt(s / (double)(v.size() - 1));
 }
 
 std::string fmt(const char* f, double v) {
