@@ -50,13 +50,14 @@ BOOST_AUTO_TEST_SUITE(cli)
 BOOST_AUTO_TEST_CASE(help_of_program_and_every_command) {
     Run top = run_miras({"--help"});
     BOOST_TEST(top.code == 0);
-    for (const char* cmd : {"train", "eval", "generate", "info"}) BOOST_TEST(contains(top.out, cmd), cmd);
+    for (const char* cmd : {"train", "eval", "generate", "info", "compare"}) BOOST_TEST(contains(top.out, cmd), cmd);
 
     const std::vector<std::pair<std::string, std::vector<std::string>>> expected = {
-        {"train", {"--set", "--out", "--resume", "--force", "--allow-data-change", "config"}},
+        {"train", {"--set", "--out", "--resume", "--force", "--allow-data-change", "config", "--seeds", "--sweep"}},
         {"eval", {"checkpoint", "--set", "--batches", "--allow-data-change"}},
         {"generate", {"--temperature", "--top-k", "--prompt", "--length", "--seed", "--windowed"}},
-        {"info", {"config", "--set"}},
+        {"info", {"config", "--set", "--params-target"}},
+        {"compare", {"runs", "--out", "--no-group"}},
     };
     for (const auto& [cmd, options] : expected) {
         Run r = run_miras({cmd, "--help"});

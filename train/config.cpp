@@ -388,7 +388,10 @@ toml::value parse_toml(std::istream& in, const std::string& source) {
 // A key that is a table in one file and a value in the other is an error.
 void merge_layer(toml::value& base, const toml::value& top, const std::string& prefix, const std::string& name,
                  std::vector<std::string>& notes) {
-    for (const auto& [k, v] : top.as_table()) {
+    std::map<std::string, const toml::value*> sorted;  // toml11's tables are unordered: notes in key order
+    for (const auto& [k, v] : top.as_table()) sorted[k] = &v;
+    for (const auto& [k, vp] : sorted) {
+        const toml::value& v = *vp;
         const std::string path = prefix.empty() ? k : prefix + "." + k;
         auto& table = base.as_table();
         auto it = table.find(k);
