@@ -291,14 +291,19 @@ RunConfig read_run_config(ConfigReader& cfg) {
 }
 
 int64_t mlp_hidden_for_params(const ModelConfig& m, int64_t target) {
-    auto count = [&](int64_t hidden) {
+    const std::string what = "key 'model.params_target' = " + std::to_string(target);
+    if (m.layers == 0) throw std::runtime_error(what + ": the model has no MLP to size (model.layers = 0)");
+    // The blocks are alike, so models of no block and of one tell the count
+    // at any depth: count(L, h) = count(0) + L · (count(1, h) − count(0)).
+    // Built small, they cost no more than one block, however deep the model.
+    auto count = [&](int64_t layers, int64_t hidden) {
         ModelConfig c = m;
+        c.layers = layers;
         c.mlp_hidden = hidden;
         return build_model(c)->num_parameters();
     };
-    const int64_t p1 = count(1), step = count(2) - p1;
-    const std::string what = "key 'model.params_target' = " + std::to_string(target);
-    if (step <= 0) throw std::runtime_error(what + ": the model has no MLP to size (model.layers = 0)");
+    const int64_t base = count(0, 1), block1 = count(1, 1) - base, block2 = count(1, 2) - base;
+    const int64_t p1 = base + m.layers * block1, step = m.layers * (block2 - block1);
     if (target < p1)
         throw std::runtime_error(what + " is below the " + std::to_string(p1) +
                                  " parameters of this model with model.mlp_hidden = 1; make model.d or model.layers "
