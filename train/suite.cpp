@@ -73,7 +73,7 @@ nlohmann::json run_one(const SuiteTask& task, const std::string& preset, int64_t
     const double c0 = process_cpu_seconds();
     std::ostringstream log;
     try {
-        RunConfig cfg = load_run_config(preset_path(preset), overrides);
+        RunConfig cfg = load_layered_config(preset, {}, overrides);  // its header and config.toml name the preset
         int64_t params = 0;
         for (auto& [name, n] : parameter_counts(*build_model(cfg.model))) params += n;
         r["params"] = params;
