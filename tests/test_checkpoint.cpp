@@ -356,4 +356,40 @@ BOOST_AUTO_TEST_CASE(foreign_file_and_mismatched_model_are_rejected) {
     }
 }
 
+// The loop's running figures (smoothed loss, clocks) round-trip exactly; a
+// file without them reads as zeros (they restart); a malformed "loop" is
+// refused by name.
+BOOST_AUTO_TEST_CASE(loop_figures_round_trip_and_are_checked) {
+    TempDir tmp;
+    const std::string path = tmp.file("ck.safetensors");
+    auto model = build_model(tiny_model(DType::f32));
+    Checkpoint ck = make_checkpoint(*model, nullptr, 3, 1, "");
+    ck.loop.loss_ema = 0.1 + 1e-17 * 3;  // not a short decimal
+    ck.loop.loss_ema_steps = 3;
+    ck.loop.elapsed_s = 1.25;
+    ck.loop.cpu_s = 2.5;
+    save_checkpoint(path, ck);
+    const Checkpoint back = read_checkpoint(path);
+    BOOST_TEST(back.loop.loss_ema == ck.loop.loss_ema);
+    BOOST_TEST(back.loop.loss_ema_steps == 3);
+    BOOST_TEST(back.loop.elapsed_s == 1.25);
+    BOOST_TEST(back.loop.cpu_s == 2.5);
+
+    StFile f = read_safetensors(path);
+    f.metadata.erase("loop");
+    sign_checkpoint(path, f);
+    write_safetensors(path, f);
+    BOOST_TEST(read_checkpoint(path).loop.loss_ema_steps == 0);
+    for (const char* bad : {"[1]", "{\"loss_ema\": 1, \"elapsed_s\": 0, \"cpu_s\": 0}",
+                            "{\"loss_ema\": 1, \"loss_ema_steps\": -1, \"elapsed_s\": 0, \"cpu_s\": 0}", "not json"}) {
+        f.metadata["loop"] = bad;
+        sign_checkpoint(path, f);
+        write_safetensors(path, f);
+        BOOST_CHECK_EXCEPTION(read_checkpoint(path), std::runtime_error, [&](const std::runtime_error& e) {
+            BOOST_TEST_INFO(e.what());
+            return contains(e.what(), path + ": checkpoint metadata 'loop' ");
+        });
+    }
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -50,13 +50,14 @@ BOOST_AUTO_TEST_SUITE(cli)
 BOOST_AUTO_TEST_CASE(help_of_program_and_every_command) {
     Run top = run_miras({"--help"});
     BOOST_TEST(top.code == 0);
-    for (const char* cmd : {"train", "eval", "generate", "info"}) BOOST_TEST(contains(top.out, cmd), cmd);
+    for (const char* cmd : {"train", "eval", "generate", "info", "compare"}) BOOST_TEST(contains(top.out, cmd), cmd);
 
     const std::vector<std::pair<std::string, std::vector<std::string>>> expected = {
-        {"train", {"--set", "--out", "--resume", "--force", "--allow-data-change", "config"}},
+        {"train", {"--set", "--out", "--resume", "--force", "--allow-data-change", "config", "--seeds", "--sweep"}},
         {"eval", {"checkpoint", "--set", "--batches", "--allow-data-change"}},
         {"generate", {"--temperature", "--top-k", "--prompt", "--length", "--seed", "--windowed"}},
-        {"info", {"config", "--set"}},
+        {"info", {"config", "--set", "--params-target"}},
+        {"compare", {"runs", "--out", "--no-group"}},
     };
     for (const auto& [cmd, options] : expected) {
         Run r = run_miras({cmd, "--help"});
@@ -78,7 +79,7 @@ BOOST_AUTO_TEST_CASE(usage_errors) {
     Run flag = run_miras({"train", "--bogus"});
     BOOST_TEST(flag.code == 2);
     BOOST_TEST(contains(flag.err, "--bogus"), flag.err);
-    Run extra = run_miras({"info", "a.toml", "b.toml"});
+    Run extra = run_miras({"info", "--set"});
     BOOST_TEST(extra.code == 2);
 }
 
@@ -119,6 +120,10 @@ BOOST_AUTO_TEST_CASE(bad_set_key_fails_with_a_message) {
     BOOST_TEST(r.code == 1);
     BOOST_TEST(contains(r.err, "error:"), r.err);
     BOOST_TEST(contains(r.err, "'optim.lrr'"), r.err);
+    // The nearest valid key is suggested: train.warmup is optim.warmup.
+    Run w = run_miras({"info", "--set", "train.warmup=2"});
+    BOOST_TEST(w.code == 1);
+    BOOST_TEST(contains(w.err, "'train.warmup' (from override 'train.warmup=2'; did you mean 'optim.warmup'?)"), w.err);
     Run t = run_miras({"info", "--set", "model.d=-4"});
     BOOST_TEST(t.code == 1);
     BOOST_TEST(contains(t.err, "'model.d'"), t.err);

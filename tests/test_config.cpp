@@ -240,7 +240,7 @@ BOOST_AUTO_TEST_CASE(unknown_keys_are_all_reported) {
     BOOST_TEST(error_of<std::runtime_error>([&] { c.check_no_unknown_keys(); }) ==
                f.path +
                    ": unknown keys (not part of the schema): 'extra' (line 15), 'model.dd' (from override "
-                   "'model.dd=3'), 'optim2.lrr' (line 18)");
+                   "'model.dd=3'; did you mean 'model.d'?), 'optim2.lrr' (line 18; did you mean 'optim.lr'?)");
 
     ConfigReader ok(f.path);
     read_sample_schema(ok);
@@ -432,6 +432,74 @@ BOOST_AUTO_TEST_CASE(invalid_utf8_is_refused_before_parsing) {
         "a = \"\xc3\xa9 \xe6\x97\xa5 \xf0\x9f\x98\x80\"\nb = '''\xf4\x8f\xbf\xbf'''  # \xc3\xa9\n", "ok.toml");
     BOOST_TEST(ok.get_string("a", "") == "\xc3\xa9 \xe6\x97\xa5 \xf0\x9f\x98\x80");
     BOOST_TEST(ok.get_string("b", "") == "\xf4\x8f\xbf\xbf");
+}
+
+// A preset and a task file could not be combined; now files layer in order:
+// a later file's key replaces an earlier one's, tables merge key by key,
+// overrides come last, and a key a later file changes is noted.
+BOOST_AUTO_TEST_CASE(files_layer_in_order_and_overrides_come_last) {
+    miras::testing::TempDir tmp("cfg");
+    const std::string a = tmp.file("a.toml"), b = tmp.file("b.toml");
+    std::ofstream(a) << "[model]\nd = 32\nmixer = \"lmm\"\n[optim]\nlr = 0.005\nwarmup = 3\n";
+    std::ofstream(b) << "[optim]\nlr = 0.002\n[train]\nsteps = 7\n";
+    ConfigReader c({a, b}, {"train.steps=9"});
+    BOOST_TEST(c.source() == a + " + " + b);
+    BOOST_TEST(c.get_int("model.d", 1, 1, 99) == 32);                   // a alone
+    BOOST_TEST(c.get_string("model.mixer", "attn") == "lmm");           // a alone
+    BOOST_TEST(c.get_double("optim.lr", 1, 0, 1) == 0.002);             // b over a
+    BOOST_TEST(c.get_int("optim.warmup", 0, 0, 99) == 3);               // a's table kept beside b's key
+    BOOST_TEST(c.get_int("train.steps", 1, 1, 99) == 9);                // the override over b
+    BOOST_REQUIRE_EQUAL(c.layer_notes().size(), 1u);
+    BOOST_TEST(c.layer_notes()[0] == b + " sets optim.lr = 0.002 over 0.005 from " + a);
+    BOOST_CHECK_NO_THROW(c.check_no_unknown_keys());
+
+    // The other order: a's value wins. A key set to the same value is no note.
+    ConfigReader back({b, a}, {});
+    BOOST_TEST(back.get_double("optim.lr", 1, 0, 1) == 0.005);
+    std::ofstream(tmp.file("same.toml")) << "[optim]\nlr = 0.002\n";
+    BOOST_TEST(ConfigReader({b, tmp.file("same.toml")}, {}).layer_notes().empty());
+
+    // A bad value names the file (and line) it came from, not only the stack.
+    std::ofstream(tmp.file("bad.toml")) << "\n[model]\nd = \"big\"\n";
+    ConfigReader bad({a, tmp.file("bad.toml")}, {});
+    const std::string msg = error_of<std::runtime_error>([&] { bad.get_int("model.d", 1, 1, 99); });
+    BOOST_TEST(msg.find("key 'model.d' (" + tmp.file("bad.toml") + ", line 3) must be an integer") != std::string::npos,
+               msg);
+    // A key that is a table in one file and a value in another cannot merge.
+    std::ofstream(tmp.file("flat.toml")) << "model = 3\n";
+    const std::string clash = error_of<std::runtime_error>([&] { ConfigReader({a, tmp.file("flat.toml")}, {}); });
+    BOOST_TEST(clash.find(tmp.file("flat.toml") + ": 'model' (line 1) is integer 3, but " + a + " has it as table") == 0u,
+               clash);
+    const std::string missing = error_of<std::runtime_error>([&] { ConfigReader({a, tmp.file("none.toml")}, {}); });
+    BOOST_TEST(missing.find("none.toml' not found") != std::string::npos, missing);
+}
+
+// "unknown key" gave no hint (`--set train.warmup=2`, which is optim.warmup).
+BOOST_AUTO_TEST_CASE(unknown_keys_suggest_the_nearest_known_ones) {
+    const std::vector<std::string> known = {"optim.lr",     "optim.warmup",     "optim.weight_decay", "train.steps",
+                                            "train.batch",  "model.mlp_hidden", "model.d",            "model.heads",
+                                            "memory.fixed_gates.theta", "data.mqar.num_pairs"};
+    using V = std::vector<std::string>;
+    BOOST_TEST(nearest_keys("train.warmup", known) == V{"optim.warmup"});          // same name, other table
+    BOOST_TEST(nearest_keys("optim.lrr", known) == V{"optim.lr"});                 // a typo
+    BOOST_TEST(nearest_keys("train.stpes", known) == V{"train.steps"});            // two letters swapped
+    BOOST_TEST(nearest_keys("model.hidden", known) == V{"model.mlp_hidden"});      // part of the name
+    BOOST_TEST(nearest_keys("memory.fixed_gates.thetta", known) == V{"memory.fixed_gates.theta"});
+    BOOST_TEST(nearest_keys("data.num_pairs", known) == V{"data.mqar.num_pairs"});  // a table level missing
+    BOOST_TEST(nearest_keys("output.colour", known).empty());                       // nothing near
+    BOOST_TEST(nearest_keys(std::string(100, 'x'), known).empty());
+
+    // In the error: for a key of a file and for an override, with the keys
+    // has() was asked about (the optional gates) among the known ones.
+    ConfigReader c = ConfigReader::from_string("[optim]\nlr = 0.1\n[train]\nwarmup = 2\n", "w.toml",
+                                               {"memory.fixed_gates.thetta=1"});
+    c.get_double("optim.lr", 1e-3, 0, 10);
+    c.get_int("optim.warmup", 0, 0, 10);
+    BOOST_TEST(!c.has("memory.fixed_gates.theta"));
+    const std::string msg = error_of<std::runtime_error>([&] { c.check_no_unknown_keys(); });
+    BOOST_TEST(msg.find("'memory.fixed_gates.thetta' (from override 'memory.fixed_gates.thetta=1'; did you mean "
+                        "'memory.fixed_gates.theta'?)") != std::string::npos, msg);
+    BOOST_TEST(msg.find("'train.warmup' (line 4; did you mean 'optim.warmup'?)") != std::string::npos, msg);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

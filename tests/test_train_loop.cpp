@@ -19,6 +19,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -183,6 +184,20 @@ BOOST_AUTO_TEST_CASE(sigint_then_resume_reproduces_the_run) {
     BOOST_TEST(seen.count({12, "eval"}) == 1u);
     BOOST_TEST(seen.count({8, "eval"}) == 1u);
     BOOST_TEST(seen.count({10, "train"}) == 1u);
+    // The smoothed loss goes on over the resume (the checkpoint carries its
+    // state): the same values, bit for bit; the CPU seconds go on too.
+    std::map<int64_t, nlohmann::json> ref_train;
+    for (auto& j : ref_lines)
+        if (j["split"] == "train") ref_train[j["step"].get<int64_t>()] = j;
+    for (auto& j : lines)
+        if (j["split"] == "train") {
+            const nlohmann::json& r = ref_train.at(j["step"].get<int64_t>());
+            BOOST_TEST(j["loss_ema"].get<double>() == r["loss_ema"].get<double>(), "step " << j["step"]);
+        }
+    const double cpu_at_stop = read_checkpoint(part.checkpoint_path).loop.cpu_s;
+    BOOST_TEST(cpu_at_stop > 0);
+    BOOST_TEST(read_checkpoint(rest.checkpoint_path).loop.cpu_s >= cpu_at_stop);
+    BOOST_TEST(read_checkpoint(rest.checkpoint_path).loop.loss_ema_steps == steps);
     }
   }
 }

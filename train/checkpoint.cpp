@@ -6,6 +6,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string_view>
+#include <nlohmann/json.hpp>
 
 #include "train/safetensors.h"
 #include "train/sha256.h"
@@ -258,9 +259,40 @@ void save_checkpoint(const std::string& path, const Checkpoint& ck) {
     f.metadata["step"] = std::to_string(ck.step);
     f.metadata["optimizer"] = ck.optim_kind.empty() ? "none" : ck.optim_kind;
     if (!ck.data_fingerprint.empty()) f.metadata["data"] = ck.data_fingerprint;
+    f.metadata["loop"] = nlohmann::json{{"loss_ema", ck.loop.loss_ema},
+                                        {"loss_ema_steps", ck.loop.loss_ema_steps},
+                                        {"elapsed_s", ck.loop.elapsed_s},
+                                        {"cpu_s", ck.loop.cpu_s}}
+                             .dump();
     sign_checkpoint(path, f);
     write_safetensors(path, f);
 }
+
+namespace {
+
+// The "loop" metadata: every figure present, a finite number (a count >= 0).
+Checkpoint::Loop read_loop(const std::string& path, const std::string& text) {
+    const nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    auto bad = [&](const std::string& why) {
+        return std::runtime_error(path + ": checkpoint metadata 'loop' " + why);
+    };
+    if (!j.is_object()) throw bad("is not a JSON object");
+    auto number = [&](const char* key) {
+        if (!j.contains(key) || !j[key].is_number() || !std::isfinite(j[key].get<double>()))
+            throw bad(std::string("has no finite number '") + key + "'");
+        return j[key].get<double>();
+    };
+    Checkpoint::Loop l;
+    l.loss_ema = number("loss_ema");
+    l.elapsed_s = number("elapsed_s");
+    l.cpu_s = number("cpu_s");
+    if (!j.contains("loss_ema_steps") || !j["loss_ema_steps"].is_number_integer() || j["loss_ema_steps"].get<int64_t>() < 0)
+        throw bad("has no count 'loss_ema_steps' >= 0");
+    l.loss_ema_steps = j["loss_ema_steps"].get<int64_t>();
+    return l;
+}
+
+}  // namespace
 
 Checkpoint read_checkpoint(const std::string& path) {
     std::string header_text;
@@ -287,6 +319,7 @@ Checkpoint read_checkpoint(const std::string& path) {
     Checkpoint ck;
     ck.config_toml = meta("config");
     if (auto it = f.metadata.find("data"); it != f.metadata.end()) ck.data_fingerprint = it->second;
+    if (auto it = f.metadata.find("loop"); it != f.metadata.end()) ck.loop = read_loop(path, it->second);
     ck.step = scalar_value<int64_t>(path, f, kStepName, "I64");
     ck.data_seed = scalar_value<uint64_t>(path, f, kSeedName, "U64");
     if (ck.step < 0) throw std::runtime_error(path + ": '" + kStepName + "' is negative");

@@ -22,6 +22,7 @@
 //     "config"    the effective config (ConfigReader::dump_toml), to rebuild the model
 //     "step", "optimizer"  human-readable copies
 //     "data"      the byte corpus's fingerprint (ByteCorpus::fingerprint), if any
+//     "loop"      {"loss_ema", "loss_ema_steps", "elapsed_s", "cpu_s"}: Checkpoint::loop
 //     "sha256"    SHA-256 (hex) of the whole file, header, metadata and data,
 //                 with these 64 digits taken as '0's: any accidental change
 //                 of a byte (a flipped bit, a cut, a stray edit) is caught,
@@ -74,6 +75,14 @@ struct Checkpoint {
     // TaskData::fingerprint() of the data trained on ("" for the synthetic
     // tasks, whose data the config determines, and for older checkpoints).
     std::string data_fingerprint;
+    // The loop's running figures at `step`, so that a resumed run continues
+    // them instead of starting them again (metadata "loop", JSON): the
+    // smoothed loss (its average and how many steps it holds) and the wall
+    // and CPU seconds spent on the steps so far. 0 in files without them.
+    struct Loop {
+        double loss_ema = 0, elapsed_s = 0, cpu_s = 0;
+        int64_t loss_ema_steps = 0;
+    } loop;
 };
 
 // Snapshot of a model and (optionally) its optimizer.

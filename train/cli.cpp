@@ -14,9 +14,11 @@
 #include "tensor/threads.h"
 #include "train/checkpoint.h"
 #include "train/cli_suite.h"
+#include "train/compare.h"
 #include "train/model_config.h"
 #include "train/probe.h"
 #include "train/safetensors.h"
+#include "train/sweep.h"
 #include "train/trainer.h"
 
 namespace miras {
@@ -71,14 +73,17 @@ const CLI::Validator kNonEmpty(
 
 constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
 
-// The config of train/info/forward/grad: an explicit file or a named preset,
-// else the default file, else the built-in default.
-RunConfig resolve_config(const std::string& path, const std::string& preset, const std::vector<std::string>& sets) {
+const std::string kConfigHelp = std::string("Config files, layered in order on --preset: a later file's key replaces an "
+                                            "earlier one's, --set comes last (default: ") +
+                                kDefaultConfigPath + " if present, else built-in)";
+
+// The config of train/info/forward/grad: the named preset, then each config
+// file in order, then the overrides (load_layered_config); with neither a
+// preset nor a file, the default file, else the built-in default.
+RunConfig resolve_config(const std::vector<std::string>& files, const std::string& preset,
+                         const std::vector<std::string>& sets) {
     check_overrides_distinct(sets);
-    if (!path.empty() && !preset.empty())
-        throw std::runtime_error("give either a config file or --preset, not both (change keys with --set)");
-    if (!preset.empty()) return load_run_config(preset_path(preset), sets);
-    if (!path.empty()) return load_run_config(path, sets);
+    if (!preset.empty() || !files.empty()) return load_layered_config(preset, files, sets);
     if (fs::is_regular_file(kDefaultConfigPath)) return load_run_config(kDefaultConfigPath, sets);
     return default_run_config(sets);
 }
@@ -146,19 +151,41 @@ void print_eval(std::ostream& out, const DataConfig& d, const EvalReport& r, con
 // ---------------------------------------------------------------- train
 
 struct TrainArgs {
-    std::string config, preset, out, resume;
-    std::vector<std::string> sets;
+    std::string preset, out, resume;
+    std::vector<std::string> configs, sets, sweeps;
+    std::vector<int64_t> seeds;
     bool force = false, allow_data_change = false;
 };
 
+// --seeds and --sweep: a run per point (train/sweep.h).
+int cmd_sweep(const TrainArgs& a, std::ostream& out) {
+    if (!a.resume.empty())
+        throw std::runtime_error("--seeds and --sweep start fresh runs; resume one run of a sweep with --resume alone");
+    SweepSpec spec;
+    spec.seeds = a.seeds;
+    for (const std::string& s : a.sweeps) spec.keys.push_back(parse_sweep(s));
+    SweepOptions o;
+    o.sets = a.sets;
+    o.out_dir = a.out;
+    o.force = a.force;
+    o.load = [&a](const std::vector<std::string>& point) {
+        std::vector<std::string> all = a.sets;
+        all.insert(all.end(), point.begin(), point.end());
+        return resolve_config(a.configs, a.preset, all);
+    };
+    const SweepResult r = run_sweep(spec, o, out);
+    return r.interrupted ? kExitInterrupted : r.failed > 0 ? kExitError : 0;
+}
+
 int cmd_train(const TrainArgs& a, std::ostream& out, std::ostream& err) {
+    if (!a.seeds.empty() || !a.sweeps.empty()) return cmd_sweep(a, out);
     RunConfig cfg;
     TrainOptions opt;
     opt.out = &out;
     opt.force = a.force;
     opt.allow_data_change = a.allow_data_change;
     if (!a.resume.empty()) {
-        if (!a.config.empty() || !a.preset.empty())
+        if (!a.configs.empty() || !a.preset.empty())
             throw std::runtime_error("give either a config file or --resume (a resumed run uses the config stored in "
                                      "its checkpoint; change keys with --set)");
         opt.resume_from = checkpoint_file(a.resume);
@@ -167,11 +194,10 @@ int cmd_train(const TrainArgs& a, std::ostream& out, std::ostream& err) {
         opt.out_dir = a.out.empty() ? fs::path(opt.resume_from).parent_path().string() : a.out;
         if (opt.out_dir.empty()) opt.out_dir = ".";
     } else {
-        cfg = resolve_config(a.config, a.preset, a.sets);
+        cfg = resolve_config(a.configs, a.preset, a.sets);
         opt.out_dir = a.out;
     }
-    out << "config: " << cfg.source << "\n";
-    TrainResult r = train(cfg, opt);
+    TrainResult r = train(cfg, opt);  // prints the config's origin first
     if (!r.interrupted)
         print_eval(out, cfg.data, r.last_report, "final");
     else if (r.last_eval_step >= 0)
@@ -248,16 +274,30 @@ std::string sci(double x) {
     return buf;
 }
 
-int cmd_info(const std::string& config, const std::string& preset, const std::vector<std::string>& sets,
-             std::ostream& out) {
-    RunConfig cfg = resolve_config(config, preset, sets);
+// The width a parameter budget chose, and how near it came.
+void print_params_target(std::ostream& out, const RunConfig& cfg, int64_t params) {
+    const int64_t target = cfg.model.params_target, off = params - target;
+    char pct[32];
+    std::snprintf(pct, sizeof pct, "%+.3f%%", 100.0 * (double)off / (double)target);
+    out << "params: model.mlp_hidden = " << cfg.model.mlp_hidden << " gives " << params
+        << " parameters, the nearest to model.params_target = " << target << " (" << (off >= 0 ? "+" : "") << off
+        << ", " << pct << ")\n";
+}
+
+int cmd_info(const std::vector<std::string>& configs, const std::string& preset, std::vector<std::string> sets,
+             int64_t params_target, std::ostream& out) {
+    if (params_target > 0) sets.push_back("model.params_target=" + std::to_string(params_target));
+    RunConfig cfg = resolve_config(configs, preset, sets);
     auto model = build_model(cfg.model);
     const int64_t T = cfg.data.seq_len, B = cfg.train.batch;
-    out << "config: " << cfg.source << "\n"
-        << "model:  mixer " << cfg.model.mixer << ", vocab " << cfg.model.vocab << ", d " << cfg.model.d << ", heads "
+    print_config_header(out, cfg);
+    out << "model:  mixer " << cfg.model.mixer << ", vocab " << cfg.model.vocab << ", d " << cfg.model.d << ", heads "
         << cfg.model.heads << ", layers " << cfg.model.layers << ", mlp hidden "
-        << cfg.model.transformer().mlp_hidden_or_default() << ", " << dtype_name(cfg.model.dtype) << "\n"
-        << "data:   " << cfg.data.task << ", seq_len " << T << "\n\nparameters by module:\n";
+        << cfg.model.transformer().mlp_hidden_or_default() << ", " << dtype_name(cfg.model.dtype)
+        << memory_text(cfg.model) << "\n"
+        << "data:   " << cfg.data.task << ", seq_len " << T << "\n";
+    if (cfg.model.params_target > 0) print_params_target(out, cfg, model->num_parameters());
+    out << "\nparameters by module:\n";
     for (const auto& [name, n] : parameter_counts(*model)) {
         char buf[96];
         std::snprintf(buf, sizeof buf, "  %-12s %12lld\n", name.c_str(), (long long)n);
@@ -277,8 +317,8 @@ int cmd_info(const std::string& config, const std::string& preset, const std::ve
 // ---------------------------------------------------------------- forward / grad
 
 struct ProbeArgs {
-    std::string config, preset, params, input, out, dump_params;
-    std::vector<std::string> sets;
+    std::string preset, params, input, out, dump_params;
+    std::vector<std::string> configs, sets;
     bool layer = false;
     uint64_t seed = 0;
     int64_t batch = 0, seq = 0;
@@ -340,7 +380,7 @@ template <class F> TensorMap input_named(const ProbeArgs& a, F&& probe) {
 }
 
 int cmd_probe(const ProbeArgs& a, bool grads, std::ostream& out) {
-    RunConfig rc = resolve_config(a.config, a.preset, a.sets);
+    RunConfig rc = resolve_config(a.configs, a.preset, a.sets);
     if (a.out.empty() && a.dump_params.empty()) throw std::runtime_error("--out is required (or only --dump-params)");
     if (!a.layer && a.seq > 0)
         throw std::runtime_error("--seq sets the length of --layer's random input; a model's rows are data.seq_len "
@@ -427,14 +467,22 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
 
     TrainArgs ta;
     CLI::App* train_cmd = app.add_subcommand("train", "Train a model from a TOML config (or resume a run)");
-    train_cmd->add_option("config", ta.config,
-                          "Config file (default: " + std::string(kDefaultConfigPath) + " if present, else built-in)");
-    train_cmd->add_option("--preset", ta.preset, "A named config from " + std::string(kPresetDir) + ", e.g. titans-lmm");
+    train_cmd->add_option("config", ta.configs, kConfigHelp);
+    train_cmd->add_option("--preset", ta.preset, "A named config from " + std::string(kPresetDir) +
+                                                     ", e.g. titans-lmm: the base the config files are layered on");
     train_cmd->add_option("--set", ta.sets, "Override a config key, e.g. --set optim.lr=3e-4 (repeatable)")
         ->type_name("KEY=VALUE")->allow_extra_args(false);
     train_cmd->add_option("--out", ta.out, "Run folder (default: output.dir of the config)")->check(kNonEmpty);
     train_cmd->add_flag("--force", ta.force, "Start over in a folder that holds another run, renaming it to <folder>.old-<n> first");
     train_cmd->add_flag("--allow-data-change", ta.allow_data_change, "Resume although the byte corpus changed since the checkpoint");
+    train_cmd->add_option("--seeds", ta.seeds, "A run per seed s (model.seed = s, data.seed = 1 + s) in <out>/seed<s>, "
+                                               "then the final figure's mean ± sd (comma-separated)")
+        ->delimiter(',')
+        ->transform(integer_in<int64_t>(0, kMaxInt, "SEED"));
+    train_cmd->add_option("--sweep", ta.sweeps, "A run per value of a key, e.g. --sweep optim.lr=1e-3,3e-3, in "
+                                                "<out>/<key>=<value>/ (repeatable: a grid; with --seeds, per seed)")
+        ->type_name("KEY=V1,V2")
+        ->allow_extra_args(false);
     train_cmd->add_option("--resume", ta.resume,
                           "Continue from a checkpoint (file or run folder); uses the config stored in it");
 
@@ -470,17 +518,23 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
         ->capture_default_str()
         ->transform(integer_in<uint64_t>(0, std::numeric_limits<uint64_t>::max(), ""));
 
-    std::string info_config, info_preset;
-    std::vector<std::string> info_sets;
+    std::string info_preset;
+    std::vector<std::string> info_configs, info_sets;
     CLI::App* info_cmd = app.add_subcommand("info", "Parameter count by module and FLOPs per token of a config");
-    info_cmd->add_option("config", info_config, "Config file (default as for train)");
+    info_cmd->add_option("config", info_configs, kConfigHelp);
     info_cmd->add_option("--preset", info_preset, "A named config from " + std::string(kPresetDir));
     info_cmd->add_option("--set", info_sets, "Override a config key (repeatable)")->type_name("KEY=VALUE")->allow_extra_args(false);
+    int64_t info_params_target = 0;
+    info_cmd->add_option("--params-target", info_params_target,
+                         "Choose model.mlp_hidden so the model has the parameter count nearest N (= --set "
+                         "model.params_target=N)")
+        ->type_name("N")
+        ->transform(integer_in<int64_t>(1, kMaxInt, "POSITIVE"));
 
     ProbeArgs fa, da;
     auto add_probe = [&](const char* name, const char* what, ProbeArgs& p) {
         CLI::App* c = app.add_subcommand(name, what);
-        c->add_option("config", p.config, "Config file (default as for train)");
+        c->add_option("config", p.configs, kConfigHelp);
         c->add_option("--preset", p.preset, "A named config from " + std::string(kPresetDir));
         c->add_option("--set", p.sets, "Override a config key (repeatable)")->type_name("KEY=VALUE")->allow_extra_args(false);
         c->add_flag("--layer", p.layer, "One memory layer of the [memory] config in f64, instead of the whole model");
@@ -517,6 +571,16 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     SuiteArgs sa;
     CLI::App* suite_cmd = add_suite_command(app, sa);
 
+    std::vector<std::string> cmp_runs;
+    CompareOptions cmp;
+    bool cmp_no_group = false;
+    CLI::App* cmp_cmd = app.add_subcommand("compare", "A table and plots of runs side by side, seeds grouped");
+    cmp_cmd->add_option("runs", cmp_runs, "Run folders, or folders with runs below them (a sweep's --out)")->required();
+    cmp_cmd->add_option("--out", cmp.out_dir, "Folder for compare.md, loss.svg, eval.svg (default: <common parent of "
+                                              "the runs>/compare)")
+        ->check(kNonEmpty);
+    cmp_cmd->add_flag("--no-group", cmp_no_group, "A row per run, also for runs that differ only in their seeds");
+
     std::vector<const char*> argv;
     for (const std::string& s : args) argv.push_back(s.c_str());
     if (argv.empty()) argv.push_back("miras");
@@ -527,7 +591,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
         return false;
     };
     if (argv.size() > 1 && argv[1][0] != '-' && !is_command(argv[1])) {
-        err << "error: unknown command '" << argv[1] << "' (commands: train, eval, generate, info, forward, grad, suite; see miras --help)\n";
+        err << "error: unknown command '" << argv[1] << "' (commands: train, eval, generate, info, forward, grad, suite, compare; see miras --help)\n";
         return kExitUsage;
     }
     try {
@@ -540,10 +604,16 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     if (train_cmd->parsed()) return guarded(err, [&] { return cmd_train(ta, out, err); });
     if (eval_cmd->parsed()) return guarded(err, [&] { return cmd_eval(eval_ckpt, eval_sets, eval_batches, eval_allow_data_change, out); });
     if (gen_cmd->parsed()) return guarded(err, [&] { return cmd_generate(ga, out); });
-    if (info_cmd->parsed()) return guarded(err, [&] { return cmd_info(info_config, info_preset, info_sets, out); });
+    if (info_cmd->parsed()) return guarded(err, [&] { return cmd_info(info_configs, info_preset, info_sets, info_params_target, out); });
     if (fwd_cmd->parsed()) return guarded(err, [&] { return cmd_probe(fa, false, out); });
     if (grad_cmd->parsed()) return guarded(err, [&] { return cmd_probe(da, true, out); });
     if (suite_cmd->parsed()) return guarded(err, [&] { return cmd_suite(sa, args, out); });
+    if (cmp_cmd->parsed())
+        return guarded(err, [&] {
+            cmp.group_seeds = !cmp_no_group;
+            compare_runs(find_runs(cmp_runs), cmp, out);
+            return 0;
+        });
     err << app.help();
     return kExitUsage;
 }

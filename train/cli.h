@@ -1,19 +1,23 @@
 // The `miras` command line (build/miras), as a library function so tests can
 // run it in-process:
 //
-//   miras train    [CONFIG | --preset NAME] [--set key=value]... [--out DIR] [--resume CKPT]
+//   miras train    [CONFIG...] [--preset NAME] [--set key=value]... [--out DIR] [--resume CKPT]
+//                  [--seeds 0,1,2] [--sweep key=v1,v2]...      (a run per point: train/sweep.h)
 //   miras eval     CKPT [--set key=value]... [--batches N]
 //   miras generate CKPT [--prompt TEXT] [--length N] [--temperature X] [--top-k K] [--seed S] [--windowed]
-//   miras info     [CONFIG | --preset NAME] [--set key=value]...
-//   miras forward  [CONFIG | --preset NAME] [--set key=value]... [--layer] [--params P] [--input X | --seed S]
+//   miras info     [CONFIG...] [--preset NAME] [--set key=value]...
+//   miras forward  [CONFIG...] [--preset NAME] [--set key=value]... [--layer] [--params P] [--input X | --seed S]
 //                  [--out FILE] [--dump-params FILE]
 //   miras grad     (the same options; also writes grad.<param> and, for --layer, grad.x)
 //   miras suite    [--suite FILE] [--quick] [--out DIR] [--results PAGE] [--tasks ..] [--presets ..] [--seeds ..]
+//   miras compare  RUN... [--out DIR] [--no-group]     (train/compare.h)
 //
-// `miras <command> --help` describes each. Without CONFIG, train and info use
-// train/configs/default.toml when it exists (relative to the working folder),
-// else the built-in default (the same values). --preset NAME reads
-// train/configs/presets/NAME.toml (train/model_config.h). forward and grad are
+// `miras <command> --help` describes each. The config is layered: the preset
+// (--preset NAME reads train/configs/presets/NAME.toml, train/model_config.h),
+// then each CONFIG file in order, then the --set overrides; a later layer's
+// key replaces an earlier one's. With neither a preset nor a file, train and
+// info use train/configs/default.toml when it exists (relative to the working
+// folder), else the built-in default (the same values). forward and grad are
 // for checking against another implementation (train/probe.h).
 #pragma once
 

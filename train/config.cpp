@@ -13,6 +13,7 @@
 #include <fstream>
 #include <iterator>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <sys/stat.h>
@@ -382,18 +383,117 @@ toml::value parse_toml(std::istream& in, const std::string& source) {
     return root;
 }
 
+// Layers `top` (read from file `name`) on `base`: a table merges key by key,
+// any other value replaces the one before (noted in `notes` when it differs).
+// A key that is a table in one file and a value in the other is an error.
+void merge_layer(toml::value& base, const toml::value& top, const std::string& prefix, const std::string& name,
+                 std::vector<std::string>& notes) {
+    std::map<std::string, const toml::value*> sorted;  // toml11's tables are unordered: notes in key order
+    for (const auto& [k, v] : top.as_table()) sorted[k] = &v;
+    for (const auto& [k, vp] : sorted) {
+        const toml::value& v = *vp;
+        const std::string path = prefix.empty() ? k : prefix + "." + k;
+        auto& table = base.as_table();
+        auto it = table.find(k);
+        if (it == table.end()) {
+            table.emplace(k, v);
+            continue;
+        }
+        toml::value& old = it->second;
+        if (old.is_table() && v.is_table()) {
+            merge_layer(old, v, path, name, notes);
+            continue;
+        }
+        if (old.is_table() != v.is_table())
+            throw std::runtime_error(name + ": '" + clip(path) + "' (line " + std::to_string(v.location().line()) +
+                                     ") is " + clip(describe(v)) + ", but " + old.location().file_name() +
+                                     " has it as " + clip(describe(old)));
+        if (literal(old) != literal(v))
+            notes.push_back(name + " sets " + path + " = " + clip(literal(v)) + " over " + clip(literal(old)) +
+                            " from " + old.location().file_name());
+        old = v;
+    }
+}
+
+// Optimal string alignment distance: insertions, deletions, substitutions
+// and swaps of neighbours, each 1.
+size_t edit_distance(const std::string& a, const std::string& b) {
+    std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+    for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+    for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+    for (size_t i = 1; i <= a.size(); ++i)
+        for (size_t j = 1; j <= b.size(); ++j) {
+            d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1])});
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+        }
+    return d[a.size()][b.size()];
+}
+
+// "optim.lr" -> {"optim", "lr"}; a key without a dot has table "".
+std::pair<std::string, std::string> table_and_leaf(const std::string& key) {
+    const size_t dot = key.rfind('.');
+    if (dot == std::string::npos) return {"", key};
+    return {key.substr(0, dot), key.substr(dot + 1)};
+}
+
+}  // namespace
+
+std::vector<std::string> nearest_keys(const std::string& key, const std::vector<std::string>& known) {
+    // Longer than any key of a schema: past this, no suggestion (and no
+    // quadratic time on a pasted paragraph).
+    constexpr size_t kLongest = 64;
+    if (key.size() > kLongest) return {};
+    const auto [table, leaf] = table_and_leaf(key);
+    const size_t limit = std::clamp<size_t>(key.size() / 4, 2, 3);
+    std::vector<std::pair<size_t, std::string>> scored;
+    for (const std::string& k : known) {
+        if (k == key || k.size() > kLongest) continue;
+        const auto [ktable, kleaf] = table_and_leaf(k);
+        size_t score = edit_distance(key, k);
+        if (ktable != table && leaf.size() >= 3) {
+            const size_t d = edit_distance(leaf, kleaf);  // the name right, the table wrong
+            if (d <= 1) score = std::min(score, d + 1);
+        }
+        if (ktable == table && std::min(leaf.size(), kleaf.size()) >= 3 &&
+            (kleaf.find(leaf) != std::string::npos || leaf.find(kleaf) != std::string::npos))
+            score = std::min<size_t>(score, 2);
+        // A short key is near everything short: only a change small against its length counts.
+        if (score <= limit && 3 * score <= key.size()) scored.emplace_back(score, k);
+    }
+    std::sort(scored.begin(), scored.end());
+    std::vector<std::string> out;
+    for (size_t i = 0; i < scored.size() && i < 3; ++i) out.push_back(scored[i].second);
+    return out;
+}
+
+namespace {
+
+// " (line 4)" -> " (line 4; did you mean 'a' or 'b'?)".
+std::string with_hint(std::string origin, const std::vector<std::string>& near) {
+    if (near.empty()) return origin;
+    std::string hint = "; did you mean ";
+    for (size_t i = 0; i < near.size(); ++i)
+        hint += (i == 0 ? "'" : i + 1 == near.size() ? " or '" : ", '") + near[i] + "'";
+    origin.insert(origin.size() - 1, hint + "?");
+    return origin;
+}
+
 }  // namespace
 
 struct ConfigReader::Impl {
     std::string source;
     toml::value root = toml::table{};
+    bool layered = false;                              // several files: messages name the file of a key
+    std::vector<std::string> notes;                    // layer_notes()
     std::map<std::string, std::string> override_text;  // key -> "key=value" as given
     std::map<std::string, std::string> used;           // key read -> TOML literal of the value used
+    std::set<std::string> asked;                       // keys has() was asked about: known names too
 
     // Where a value came from, for messages.
     std::string origin(const std::string& key, const toml::value& v) const {
         auto it = override_text.find(key);
         if (it != override_text.end()) return " (from override '" + clip(it->second) + "')";
+        if (layered) return " (" + v.location().file_name() + ", line " + std::to_string(v.location().line()) + ")";
         return " (line " + std::to_string(v.location().line()) + ")";
     }
 
@@ -489,6 +589,20 @@ ConfigReader::ConfigReader(const std::string& path, const std::vector<std::strin
     impl_->source = path;
     std::istringstream in(read_config_file(path));
     impl_->root = parse_toml(in, path);
+    for (const std::string& o : overrides) impl_->apply_override(o);
+}
+
+ConfigReader::ConfigReader(const std::vector<std::string>& paths, const std::vector<std::string>& overrides)
+    : ConfigReader() {
+    if (paths.empty()) throw std::logic_error("ConfigReader: no config file to read");
+    impl_->layered = paths.size() > 1;
+    for (size_t i = 0; i < paths.size(); ++i) {
+        impl_->source += (i ? " + " : "") + paths[i];
+        std::istringstream in(read_config_file(paths[i]));
+        toml::value layer = parse_toml(in, paths[i]);
+        if (i == 0) impl_->root = std::move(layer);
+        else merge_layer(impl_->root, layer, "", paths[i], impl_->notes);
+    }
     for (const std::string& o : overrides) impl_->apply_override(o);
 }
 
@@ -604,7 +718,10 @@ std::vector<double> ConfigReader::get_double_list(const std::string& key, const 
     return x;
 }
 
-bool ConfigReader::has(const std::string& key) const { return impl_->find(key) != nullptr; }
+bool ConfigReader::has(const std::string& key) const {
+    impl_->asked.insert(key);
+    return impl_->find(key) != nullptr;
+}
 
 void ConfigReader::check_no_unknown_keys() const {
     std::vector<std::pair<std::string, const toml::value*>> all;
@@ -623,8 +740,11 @@ void ConfigReader::check_no_unknown_keys() const {
     constexpr size_t kListed = 10;
     std::string msg =
         impl_->source + ": unknown key" + (unknown.size() > 1 ? "s" : "") + " (not part of the schema): ";
+    std::vector<std::string> known(impl_->asked.begin(), impl_->asked.end());
+    for (const auto& [key, lit] : impl_->used) known.push_back(key);
     for (size_t i = 0; i < unknown.size() && i < kListed; ++i)
-        msg += (i ? ", '" : "'") + unknown[i].first + "'" + impl_->origin(unknown[i].first, *unknown[i].second);
+        msg += (i ? ", '" : "'") + unknown[i].first + "'" +
+               with_hint(impl_->origin(unknown[i].first, *unknown[i].second), nearest_keys(unknown[i].first, known));
     if (unknown.size() > kListed) msg += ", and " + std::to_string(unknown.size() - kListed) + " more";
     throw std::runtime_error(msg);
 }
@@ -647,6 +767,8 @@ std::string ConfigReader::dump_toml() const {
 }
 
 const std::string& ConfigReader::source() const { return impl_->source; }
+
+const std::vector<std::string>& ConfigReader::layer_notes() const { return impl_->notes; }
 
 void check_overrides_distinct(const std::vector<std::string>& overrides) {
     std::map<std::string, const std::string*> seen;  // key -> the override that set it

@@ -32,6 +32,12 @@ public:
     // bool, "quoted string", [array]); a value that is not valid TOML is taken
     // as a bare string, so model.mixer=mag works without quotes.
     explicit ConfigReader(const std::string& path, const std::vector<std::string>& overrides = {});
+    // Several files layered in order: each later file's keys replace the same
+    // keys of the ones before (tables merge key by key, so a file that sets
+    // only [data] keeps the earlier files' [model]); then the overrides.
+    // source() is the file names joined with " + ", and a message about a
+    // key read from a file names that file and line.
+    ConfigReader(const std::vector<std::string>& paths, const std::vector<std::string>& overrides);
     // Same from TOML text; `source_name` stands in for the file name in messages.
     static ConfigReader from_string(const std::string& toml_text, const std::string& source_name,
                                     const std::vector<std::string>& overrides = {});
@@ -51,11 +57,13 @@ public:
     std::vector<int64_t> get_int_list(const std::string& key, const std::vector<int64_t>& def, int64_t lo, int64_t hi);
     std::vector<double> get_double_list(const std::string& key, const std::vector<double>& def, double lo, double hi);
 
-    // True if the file or an override sets `key` (does not count as reading it).
+    // True if the file or an override sets `key` (does not count as reading
+    // it, but makes `key` a known name for the suggestions of unknown keys).
     bool has(const std::string& key) const;
 
     // Throws one error listing every key set by the file or an override that no
-    // getter asked for.
+    // getter asked for (nor has()), each with the nearest keys that were
+    // asked for (nearest_keys): "'train.warmup' (line 4; did you mean 'optim.warmup'?)".
     void check_no_unknown_keys() const;
 
     // The effective config: every key read so far with the value used, as TOML
@@ -64,11 +72,24 @@ public:
 
     const std::string& source() const;
 
+    // The keys a later file set again to another value, one line each, e.g.
+    //   b.toml sets model.mixer = "attn" over "lmm" from a.toml
+    // (layering is meant to override, but silently losing a preset's key to a
+    // task file's copy of it is the mistake these lines show).
+    const std::vector<std::string>& layer_notes() const;
+
 private:
     struct Impl;
     ConfigReader();
     std::unique_ptr<Impl> impl_;
 };
+
+// The keys of `known` nearest to the unknown `key`, best first, at most
+// three: a small edit distance (a typo: optim.lrr -> optim.lr), the same
+// name in another table (train.warmup -> optim.warmup), or in the same table
+// a name containing the other (model.hidden -> model.mlp_hidden). Empty when
+// nothing is close. check_no_unknown_keys() suggests these.
+std::vector<std::string> nearest_keys(const std::string& key, const std::vector<std::string>& known);
 
 // Throws if two overrides set the same key: for the overrides a user typed,
 // where `--set optim.lr=1e-3 ... --set optim.lr=3e-3` would silently take the

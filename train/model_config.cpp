@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <limits>
+#include <ostream>
 #include <sstream>
 #include <stdexcept>
 
@@ -18,6 +19,7 @@ namespace {
 
 constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
 constexpr double kHuge = 1e300;
+constexpr int64_t kMaxMlpHidden = 1 << 20;
 // train.threads: far above any core count; OpenBLAS caps it at its own maximum.
 constexpr int64_t kMaxThreads = 1024;
 
@@ -56,7 +58,12 @@ void read_model(ConfigReader& cfg, ModelConfig& m) {
     m.d = cfg.get_int("model.d", m.d, 1, 1 << 16);
     m.heads = cfg.get_int("model.heads", m.heads, 1, 1 << 12);
     m.layers = cfg.get_int("model.layers", m.layers, 0, 1024);
-    m.mlp_hidden = cfg.get_int("model.mlp_hidden", m.mlp_hidden, 0, 1 << 20);
+    m.mlp_hidden = cfg.get_int("model.mlp_hidden", m.mlp_hidden, 0, kMaxMlpHidden);
+    m.params_target = cfg.get_int("model.params_target", m.params_target, 0, kMaxInt);
+    if (m.params_target > 0 && m.mlp_hidden > 0)
+        fail(cfg, "keys 'model.params_target' = " + std::to_string(m.params_target) + " and 'model.mlp_hidden' = " +
+                      std::to_string(m.mlp_hidden) + " are both set: the target chooses the width (set "
+                      "model.mlp_hidden = 0, or model.params_target = 0)");
     m.window = cfg.get_int("model.window", m.window, 0, kMaxInt);
     m.n_persistent = cfg.get_int("model.n_persistent", m.n_persistent, 0, 1 << 20);
     m.attn_conv = cfg.get_int("model.attn_conv", m.attn_conv, 0, kMaxAttentionConv);
@@ -331,23 +338,103 @@ RunConfig read_run_config(ConfigReader& cfg) {
         fail(cfg, "key 'model.vocab' = " + std::to_string(rc.model.vocab) + " is smaller than the " + rc.data.task +
                       " task's vocabulary of " + std::to_string(task_vocab) + " tokens (0 = take the task's)");
     }
+    if (rc.model.params_target > 0) {
+        try {
+            rc.model.mlp_hidden = mlp_hidden_for_params(rc.model, rc.model.params_target);
+        } catch (const std::runtime_error& e) {
+            fail(cfg, e.what());
+        }
+    }
     rc.toml = cfg.dump_toml();
     return rc;
 }
 
+int64_t mlp_hidden_for_params(const ModelConfig& m, int64_t target) {
+    const std::string what = "key 'model.params_target' = " + std::to_string(target);
+    if (m.layers == 0) throw std::runtime_error(what + ": the model has no MLP to size (model.layers = 0)");
+    // The blocks are alike, so models of no block and of one tell the count
+    // at any depth: count(L, h) = count(0) + L · (count(1, h) − count(0)).
+    // Built small, they cost no more than one block, however deep the model.
+    auto count = [&](int64_t layers, int64_t hidden) {
+        ModelConfig c = m;
+        c.layers = layers;
+        c.mlp_hidden = hidden;
+        return build_model(c)->num_parameters();
+    };
+    const int64_t base = count(0, 1), block1 = count(1, 1) - base, block2 = count(1, 2) - base;
+    const int64_t p1 = base + m.layers * block1, step = m.layers * (block2 - block1);
+    if (target < p1)
+        throw std::runtime_error(what + " is below the " + std::to_string(p1) +
+                                 " parameters of this model with model.mlp_hidden = 1; make model.d or model.layers "
+                                 "smaller");
+    // The count at width h is p1 + (h - 1) · step; the widest allowed bounds the reach.
+    const int64_t widest = p1 + (kMaxMlpHidden - 1) * step;
+    if (target - widest > step / 2)
+        throw std::runtime_error(what + " is above the " + std::to_string(widest) + " parameters of this model with " +
+                                 "the largest model.mlp_hidden, " + std::to_string(kMaxMlpHidden) +
+                                 "; make model.d or model.layers larger");
+    return std::min(kMaxMlpHidden, 1 + ((target - p1) + step / 2) / step);
+}
+
 RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides) {
     ConfigReader cfg(path, overrides);
-    return read_run_config(cfg);
+    RunConfig rc = read_run_config(cfg);
+    rc.files = {path};
+    rc.overrides = overrides;
+    return rc;
+}
+
+RunConfig load_layered_config(const std::string& preset, const std::vector<std::string>& files,
+                              const std::vector<std::string>& overrides) {
+    std::vector<std::string> paths;
+    if (!preset.empty()) paths.push_back(preset_path(preset));
+    paths.insert(paths.end(), files.begin(), files.end());
+    ConfigReader cfg(paths, overrides);
+    RunConfig rc = read_run_config(cfg);
+    rc.preset = preset;
+    rc.files = paths;
+    rc.overrides = overrides;
+    rc.layer_notes = cfg.layer_notes();
+    return rc;
+}
+
+std::string RunConfig::origin() const {
+    std::string s;
+    for (size_t i = 0; i < files.size(); ++i) {
+        s += i ? " + " : "";
+        if (i == 0 && !preset.empty()) s += "preset " + preset + " (" + files[0] + ")";
+        else s += files[i];
+    }
+    if (files.empty()) s = source;
+    for (size_t i = 0; i < overrides.size(); ++i) s += (i ? " --set " : ", --set ") + overrides[i];
+    return s;
 }
 
 RunConfig run_config_from_string(const std::string& toml_text, const std::string& source_name,
                                  const std::vector<std::string>& overrides) {
     ConfigReader cfg = ConfigReader::from_string(toml_text, source_name, overrides);
-    return read_run_config(cfg);
+    RunConfig rc = read_run_config(cfg);
+    rc.overrides = overrides;
+    return rc;
 }
 
 RunConfig default_run_config(const std::vector<std::string>& overrides) {
     return run_config_from_string("", kBuiltinConfigName, overrides);
+}
+
+void print_config_header(std::ostream& out, const RunConfig& rc) {
+    out << "config: " << rc.origin() << "\n";
+    for (const std::string& n : rc.layer_notes) out << "note:  " << n << "\n";
+}
+
+std::string memory_text(const ModelConfig& m) {
+    if (m.mixer == "attn") return "";
+    const MemoryConfig& mc = m.memory;
+    std::ostringstream s;
+    s << ", memory " << mc.memory;
+    if (mc.memory == "mlp") s << " (depth " << mc.depth << ")";
+    s << ", bias " << mc.bias << ", retention " << mc.retention << ", " << mc.algorithm << ", chunk " << mc.chunk;
+    return s.str();
 }
 
 std::string preset_dir() {

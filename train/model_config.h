@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <iosfwd>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,6 +36,9 @@ struct ModelConfig {
     int64_t heads = 4;
     int64_t layers = 2;
     int64_t mlp_hidden = 0;      // 0: 8d/3 rounded up to a multiple of 8
+    // > 0: mlp_hidden is chosen so that the model's parameter count is the
+    // nearest to this (mlp_hidden_for_params); mlp_hidden must then be 0.
+    int64_t params_target = 0;
     int64_t window = 0;          // attn, mag, mal: sliding window (0 = full causal)
     int64_t n_persistent = 0;    // attn, mag, mal, mac: persistent tokens N_p
     int64_t attn_conv = 0;       // attn, mag, mal, mac: taps of the attention's conv on q, k, v (0: none)
@@ -113,14 +117,27 @@ struct RunConfig {
     OptimConfig optim;
     LoopConfig train;
     OutputConfig output;
-    std::string source;  // file name, or "<built-in default>"
+    std::string source;  // file name(s) joined with " + ", or "<built-in default>"
     std::string toml;    // the effective config (every key with the value used), for checkpoints
+    // Where it came from, for the run's header and config.toml: the preset's
+    // name (if any), the files in layer order (the preset's first), the
+    // overrides as given, and the keys a later file set over an earlier one
+    // (ConfigReader::layer_notes).
+    std::string preset;
+    std::vector<std::string> files, overrides, layer_notes;
+    // "preset titans-lmm (train/configs/presets/titans-lmm.toml) + x.toml, --set a=1 --set b=2"
+    std::string origin() const;
 };
 
 // Reads every section from `cfg`, validates cross-key constraints and checks
 // that no unknown key is left. Throws std::runtime_error naming cfg.source().
 RunConfig read_run_config(ConfigReader& cfg);
 RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides = {});
+// Layered: preset `preset` (none if empty) as the base, then each of `files`
+// in order (a later file's key replaces an earlier one's), then `overrides`.
+// The order of `miras train|info|forward|grad [CONFIG...] --preset P --set k=v`.
+RunConfig load_layered_config(const std::string& preset, const std::vector<std::string>& files,
+                              const std::vector<std::string>& overrides = {});
 RunConfig run_config_from_string(const std::string& toml_text, const std::string& source_name,
                                  const std::vector<std::string>& overrides = {});
 
@@ -142,6 +159,21 @@ std::vector<std::string> preset_names();
 // The file of preset `name`; throws std::runtime_error listing the known
 // presets when there is none.
 std::string preset_path(const std::string& name);
+
+// "config: <origin>", then "note: <line>" for each layer note: the header of
+// `miras train` and `miras info`, so a run says what it was made from.
+void print_config_header(std::ostream& out, const RunConfig& rc);
+// What tells the memory mixers apart, for the same header: ", memory mlp
+// (depth 2), bias l2, retention l2, momentum, chunk 16"; "" for "attn".
+std::string memory_text(const ModelConfig& m);
+
+// The model.mlp_hidden (>= 1) whose model, `m` otherwise, has the parameter
+// count nearest `target`. The count is affine in the width (each block's
+// SwiGLU MLP has 3 · d weights per hidden unit), so the one chosen is within
+// half a step, 3 · d · layers / 2 parameters, of the target. Throws
+// std::runtime_error when the target is below the count at width 1, above
+// the count at the largest width, or the model has no MLP (layers = 0).
+int64_t mlp_hidden_for_params(const ModelConfig& m, int64_t target);
 
 // The model described by `m` (vocab must be resolved, i.e. > 0).
 std::shared_ptr<Transformer> build_model(const ModelConfig& m);

@@ -2,8 +2,6 @@
 // The page is written by train/suite_page.cpp.
 #include "train/suite.h"
 
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
@@ -14,6 +12,7 @@
 #include <toml.hpp>
 
 #include "train/atomic_file.h"
+#include "train/loop_figures.h"
 #include "train/model_config.h"
 #include "train/trainer.h"
 
@@ -43,13 +42,6 @@ std::string text(const toml::value& t, const std::string& key, const std::string
 // "a.b=c" -> "a.b" (what a later override of the same key replaces).
 std::string key_of(const std::string& o) { return o.substr(0, o.find('=')); }
 
-double cpu_seconds() {
-    rusage u{};
-    getrusage(RUSAGE_SELF, &u);
-    return (double)u.ru_utime.tv_sec + 1e-6 * (double)u.ru_utime.tv_usec + (double)u.ru_stime.tv_sec +
-           1e-6 * (double)u.ru_stime.tv_usec;
-}
-
 // The curves of a finished run: train (step, loss) and eval (step, metric).
 void read_curves(const std::string& metrics_path, nlohmann::json& r) {
     r["train_curve"] = nlohmann::json::array();
@@ -78,10 +70,10 @@ nlohmann::json run_one(const SuiteTask& task, const std::string& preset, int64_t
     nlohmann::json r = {{"task", task.name}, {"preset", preset}, {"seed", seed}, {"overrides", overrides},
                         {"metric", task.metric}};
     const auto t0 = std::chrono::steady_clock::now();
-    const double c0 = cpu_seconds();
+    const double c0 = process_cpu_seconds();
     std::ostringstream log;
     try {
-        RunConfig cfg = load_run_config(preset_path(preset), overrides);
+        RunConfig cfg = load_layered_config(preset, {}, overrides);  // its header and config.toml name the preset
         int64_t params = 0;
         for (auto& [name, n] : parameter_counts(*build_model(cfg.model))) params += n;
         r["params"] = params;
@@ -111,7 +103,7 @@ nlohmann::json run_one(const SuiteTask& task, const std::string& preset, int64_t
         if (fs::exists(fs::path(dir) / "metrics.jsonl")) read_curves((fs::path(dir) / "metrics.jsonl").string(), r);
     }
     r["wall_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    r["cpu_s"] = cpu_seconds() - c0;
+    r["cpu_s"] = process_cpu_seconds() - c0;
     if (r.contains("tokens") && r.value("ok", false)) r["tokens_per_s"] = r["tokens"].get<double>() / r["wall_s"].get<double>();
     return r;
 }

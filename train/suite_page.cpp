@@ -15,6 +15,7 @@
 
 #include "train/atomic_file.h"
 #include "train/plot.h"
+#include "train/stats.h"
 #include "train/suite.h"
 
 namespace miras {
@@ -75,19 +76,6 @@ std::map<std::string, Cell> collect(const SuiteTask& task, const SuiteSpec& spec
             else cells[p].failed.push_back("seed " + std::to_string(s) + ": " + r.value("error", std::string("?")));
         }
     return cells;
-}
-
-double mean(const std::vector<double>& v) {
-    double s = 0;
-    for (double x : v) s += x;
-    return v.empty() ? NAN : s / (double)v.size();
-}
-double stdev(const std::vector<double>& v) {
-    if (v.size() < 2) return 0;
-    const double m = mean(v);
-    double s = 0;
-    for (double x : v) s += (x - m) * (x - m);
-    return std::sqrt(s / (double)(v.size() - 1));
 }
 
 // The mean over seeds of a curve column, at the steps every seed logged.

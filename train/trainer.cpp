@@ -26,6 +26,7 @@
 #include "train/atomic_file.h"
 #include "train/checkpoint.h"
 #include "train/diagnose.h"
+#include "train/loop_figures.h"
 
 namespace miras {
 
@@ -348,19 +349,6 @@ std::unique_ptr<RunLock> claim_run_folder(const std::string& dir, bool fresh, bo
 
 // ---------------------------------------------------------------- reporting
 
-std::string human_duration(double seconds) {
-    if (!std::isfinite(seconds) || seconds < 0) return "?";
-    const long s = std::lround(seconds);
-    char buf[32];
-    if (s >= 3600)
-        std::snprintf(buf, sizeof buf, "%ldh%02ldm", s / 3600, (s / 60) % 60);
-    else if (s >= 60)
-        std::snprintf(buf, sizeof buf, "%ldm%02lds", s / 60, s % 60);
-    else
-        std::snprintf(buf, sizeof buf, "%lds", s);
-    return buf;
-}
-
 std::string human_rate(double per_s) {
     char buf[32];
     if (per_s >= 1e6)
@@ -378,9 +366,30 @@ std::string fixed(double x, int digits) {
     return buf;
 }
 
+// Newlines (a file name may hold one) would break the comment line of config.toml.
+std::string one_line(std::string s) {
+    std::replace(s.begin(), s.end(), '\n', ' ');
+    return s;
+}
+
 // "acc 93.1%" for the recall tasks, "1.234 bits/byte" for a byte corpus.
 std::string metric_text(bool bytes, double loss, double acc) {
     return bytes ? fixed(loss / std::log(2.0), 3) + " bits/byte" : "acc " + fixed(100 * acc, 1) + "%";
+}
+
+// One forward and backward of the batch of `step`, timed, without an update
+// (the gradients are dropped, so the run is the same as without it): what a
+// step will cost, known before the first one.
+double warmup_seconds(Transformer& model, Optimizer& opt, const TaskData& data, int64_t step, int64_t batch) {
+    const TokenBatch b = data.train_batch(step, batch);
+    const auto t0 = std::chrono::steady_clock::now();
+    {
+        Tensor logits = model.forward(inputs_of(b));  // (B, T, V)
+        backward(cross_entropy(logits, targets_of(b)).loss);
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    opt.zero_grad();
+    return seconds;
 }
 
 // Appends JSON lines, flushed one by one so a killed run keeps what it logged.
@@ -465,8 +474,10 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& options) {
     std::unique_ptr<Optimizer> opt = make_optimizer(cfg.optim, *model);
 
     int64_t step = 0;
+    Checkpoint::Loop figures;  // the running figures of the steps so far (a resumed run continues them)
     if (!options.resume_from.empty()) {
         Checkpoint ck = read_checkpoint(options.resume_from);
+        figures = ck.loop;
         load_model_state(ck, *model, options.resume_from);
         load_optimizer_state(ck, *opt, options.resume_from);
         check_same_data(ck, data, options.resume_from, options.allow_data_change);
@@ -489,7 +500,8 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& options) {
     result.checkpoint_path = (fs::path(dir) / "checkpoint.safetensors").string();
     result.metrics_path = (fs::path(dir) / "metrics.jsonl").string();
     write_file_atomically((fs::path(dir) / "config.toml").string(),
-                          {"# effective config of this run (every key, defaults included)\n", cfg.toml});
+                          {"# effective config of this run (every key, defaults included)\n# made from: ",
+                           one_line(cfg.origin()), "\n", cfg.toml});
     MetricsLog metrics(result.metrics_path, options.resume_from.empty() ? -1 : step);
 
     const LoopConfig& loop = cfg.train;
@@ -505,9 +517,14 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& options) {
         return final_sets;
     };
 
+    print_config_header(out, cfg);
     out << "model: " << cfg.model.mixer << ", d " << cfg.model.d << ", " << cfg.model.layers
-        << (cfg.model.layers == 1 ? " layer, " : " layers, ") << cfg.model.heads << " heads, "
-        << model->num_parameters() << " parameters (" << dtype_name(cfg.model.dtype) << ")\n"
+        << (cfg.model.layers == 1 ? " layer, " : " layers, ") << cfg.model.heads << " heads, mlp hidden "
+        << cfg.model.transformer().mlp_hidden_or_default()
+        << (cfg.model.params_target > 0 ? " (for model.params_target = " + std::to_string(cfg.model.params_target) + ")"
+                                        : std::string())
+        << ", " << model->num_parameters() << " parameters ("
+        << dtype_name(cfg.model.dtype) << ")" << memory_text(cfg.model) << "\n"
         << "data:  " << data.describe() << "\n"
         << "train: " << total << " steps of " << B << " x " << T << " tokens, " << cfg.optim.name << " lr "
         << cfg.optim.lr << ", " << blas_threads() << " BLAS thread" << (blas_threads() == 1 ? "" : "s")
@@ -520,10 +537,14 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& options) {
     out.flush();
 
     const std::string data_fingerprint = data.fingerprint();  // stored with every checkpoint
+    Clocks clocks(figures);
     auto save = [&](int64_t s) {
         try {
-            save_checkpoint(result.checkpoint_path,
-                            make_checkpoint(*model, opt.get(), s, cfg.data.seed, cfg.toml, data_fingerprint));
+            Checkpoint ck = make_checkpoint(*model, opt.get(), s, cfg.data.seed, cfg.toml, data_fingerprint);
+            ck.loop = figures;
+            ck.loop.elapsed_s = clocks.elapsed_s();
+            ck.loop.cpu_s = clocks.cpu_s();
+            save_checkpoint(result.checkpoint_path, ck);
         } catch (const std::runtime_error& e) {
             throw std::runtime_error("step " + std::to_string(s) + ": " + e.what());
         }
@@ -578,11 +599,13 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& options) {
     };
 
     SigintGuard sigint(options.handle_sigint);
+    const TensorList params = model->parameters();
+    model->train();
+    if (step < total) print_estimate(out, warmup_seconds(*model, *opt, data, step, B), total - step);
+    clocks.start();
     const auto t0 = std::chrono::steady_clock::now();
     const int64_t first_step = step;
     double last_draw = -1;
-    const TensorList params = model->parameters();
-    model->train();
     while (step < total && !sigint.stop()) {
         const TokenBatch batch = data.train_batch(step, B);
         const IndexTensor targets = targets_of(batch);
@@ -603,6 +626,8 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& options) {
         opt->step();
         ++step;
 
+        const double smooth = add_to_loss_ema(figures, loss);
+
         StepInfo info;
         info.step = step;
         info.loss = loss;
@@ -618,14 +643,19 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& options) {
         const double eta =
             (double)(cfg.data.train_tokens(total, B) - cfg.data.train_tokens(step, B)) / std::max(tokens_per_s, 1e-9);
         if (step % loop.log_every == 0 || step == total) {
+            const double cpu = clocks.cpu_s();
             write_metrics({{"step", step},
                            {"split", "train"},
                            {"loss", loss},
+                           {"loss_ema", smooth},
+                           {"bits_per_byte", loss / std::log(2.0)},
                            {"accuracy", info.accuracy},
                            {"lr", info.lr},
                            {"grad_norm", grad_norm},
                            {"tokens_per_s", tokens_per_s},
-                           {"elapsed_s", elapsed}});
+                           {"tokens_per_cpu_s", (double)((step - first_step) * B * T) / std::max(clocks.session_cpu_s(), 1e-9)},
+                           {"elapsed_s", clocks.elapsed_s()},
+                           {"cpu_s", cpu}});
         }
         const std::string line = "step " + std::to_string(step) + "/" + std::to_string(total) + "  loss " +
                                  fixed(loss, 4) + "  " + metric_text(bytes, loss, info.accuracy) + "  " +
