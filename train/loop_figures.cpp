@@ -50,12 +50,13 @@ std::string human_duration(double seconds) {
     return buf;
 }
 
-void print_estimate(std::ostream& out, double seconds_per_step, int64_t steps) {
+void print_estimate(std::ostream& out, double seconds_per_step, int64_t steps, double token_ratio) {
     char per[32];
     std::snprintf(per, sizeof per, "%.3g", seconds_per_step);
     out << "estimate: " << per << " s per step (one warm-up step, timed), about "
-        << human_duration(seconds_per_step * (double)steps) << " for the " << steps << " step"
-        << (steps == 1 ? "" : "s") << " to go, evaluations not included\n"
+        << human_duration(seconds_per_step * (double)steps * token_ratio) << " for the " << steps << " step"
+        << (steps == 1 ? "" : "s") << " to go" << (token_ratio != 1.0 ? " (counted in tokens: the curriculum)" : "")
+        << ", evaluations not included\n"
         << std::flush;
 }
 

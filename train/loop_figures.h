@@ -42,8 +42,10 @@ private:
 };
 
 // "estimate: 0.031 s per step (one warm-up step, timed), about 22s for the
-// 700 steps to go, evaluations not included".
-void print_estimate(std::ostream& out, double seconds_per_step, int64_t steps);
+// 700 steps to go, evaluations not included". `token_ratio`: the tokens of
+// the steps to go over `steps` times the timed step's (a length curriculum's
+// later steps are longer; 1 without one).
+void print_estimate(std::ostream& out, double seconds_per_step, int64_t steps, double token_ratio = 1.0);
 
 // 75 -> "1m15s", 4000 -> "1h06m", a negative or non-finite time -> "?".
 std::string human_duration(double seconds);

@@ -601,7 +601,12 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& options) {
     SigintGuard sigint(options.handle_sigint);
     const TensorList params = model->parameters();
     model->train();
-    if (step < total) print_estimate(out, warmup_seconds(*model, *opt, data, step, B), total - step);
+    if (step < total) {
+        const double timed_tokens = (double)(B * cfg.data.at_train_step(step).seq_len);
+        const double to_go = (double)(cfg.data.train_tokens(total, B) - cfg.data.train_tokens(step, B));
+        print_estimate(out, warmup_seconds(*model, *opt, data, step, B), total - step,
+                       to_go / (timed_tokens * (double)(total - step)));
+    }
     clocks.start();
     const auto t0 = std::chrono::steady_clock::now();
     const int64_t first_step = step;
@@ -638,8 +643,8 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& options) {
 
         const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         // In tokens, not steps: a length curriculum's steps differ in cost.
-        const double tokens_per_s =
-            (double)(cfg.data.train_tokens(step, B) - cfg.data.train_tokens(first_step, B)) / std::max(elapsed, 1e-9);
+        const double tokens_done = (double)(cfg.data.train_tokens(step, B) - cfg.data.train_tokens(first_step, B));
+        const double tokens_per_s = tokens_done / std::max(elapsed, 1e-9);
         const double eta =
             (double)(cfg.data.train_tokens(total, B) - cfg.data.train_tokens(step, B)) / std::max(tokens_per_s, 1e-9);
         if (step % loop.log_every == 0 || step == total) {
@@ -653,7 +658,7 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& options) {
                            {"lr", info.lr},
                            {"grad_norm", grad_norm},
                            {"tokens_per_s", tokens_per_s},
-                           {"tokens_per_cpu_s", (double)((step - first_step) * B * T) / std::max(clocks.session_cpu_s(), 1e-9)},
+                           {"tokens_per_cpu_s", tokens_done / std::max(clocks.session_cpu_s(), 1e-9)},
                            {"elapsed_s", clocks.elapsed_s()},
                            {"cpu_s", cpu}});
         }
