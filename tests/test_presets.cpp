@@ -246,7 +246,7 @@ BOOST_AUTO_TEST_CASE(hybrid_presets_match_spec_and_run) {
 // The mlp-memory presets depart from math.md's defaults as docs/stability.md
 // justifies: alpha starts at 0.002 (where there is a forget gate), A_0 is 4x
 // larger (not for lq, whose A_0 is normalised), theta_max is 0.1, yaad's
-// huber_eps is 0.1 and titans-lmm's detach_anchor is on. Each departure is
+// huber_eps is 0.1 and titans-lmm's and titans-mal's detach_anchor is on. Each departure is
 // written in the preset's comment.
 BOOST_AUTO_TEST_CASE(mlp_presets_carry_the_stability_settings) {
     const char* names[] = {"titans-lmm", "titans-mag", "titans-mal", "titans-mac", "moneta", "yaad", "memora", "ttt-mlp"};
@@ -261,7 +261,7 @@ BOOST_AUTO_TEST_CASE(mlp_presets_carry_the_stability_settings) {
             BOOST_CHECK_EQUAL(m.a0_scale, n == "moneta" ? defaults.a0_scale : 4.0);
             BOOST_CHECK_EQUAL(m.huber_eps, n == "yaad" ? 0.1 : defaults.huber_eps);
             // Nothing else of the stability study is switched on.
-            BOOST_CHECK_EQUAL(m.detach_anchor, n == "titans-lmm");
+            BOOST_CHECK_EQUAL(m.detach_anchor, n == "titans-lmm" || n == "titans-mal");
             BOOST_CHECK(!m.first_order);
             BOOST_CHECK_EQUAL(m.inner_clip, defaults.inner_clip);
             std::ifstream f(preset_path(n));
