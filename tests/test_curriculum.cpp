@@ -8,15 +8,16 @@
 
 #include <csignal>
 #include <cstring>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "tests/run_losses.h"
 #include "tests/temp_dir.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
 
 using namespace miras;
+using miras::testing::run_losses;
 
 namespace {
 
@@ -42,18 +43,6 @@ std::string config_error(const std::vector<std::string>& sets) {
 }
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-
-std::vector<double> losses_of(const RunConfig& cfg, TrainOptions opt, TrainResult* result) {
-    std::vector<double> losses;
-    std::ostringstream log;
-    opt.out = &log;
-    opt.on_step = [&, user = opt.on_step](const StepInfo& s) {
-        losses.push_back(s.loss);
-        if (user) user(s);
-    };
-    *result = train(cfg, opt);
-    return losses;
-}
 
 }  // namespace
 
@@ -97,7 +86,7 @@ BOOST_AUTO_TEST_CASE(resume_across_a_stage_boundary_repeats_the_run) {
     TrainOptions o1 = base;
     o1.out_dir = full_dir.dir.string();
     TrainResult full, part, rest;
-    const std::vector<double> ref = losses_of(staged(8), o1, &full);
+    const std::vector<double> ref = run_losses(staged(8), o1, &full);
     BOOST_REQUIRE(ref.size() == 8u);
 
     TrainOptions o2 = base;  // stopped after step 4: inside the second stage
@@ -106,12 +95,12 @@ BOOST_AUTO_TEST_CASE(resume_across_a_stage_boundary_repeats_the_run) {
     o2.on_step = [](const StepInfo& s) {
         if (s.step == 4) std::raise(SIGINT);
     };
-    const std::vector<double> head = losses_of(staged(8), o2, &part);
+    const std::vector<double> head = run_losses(staged(8), o2, &part);
     BOOST_REQUIRE(part.interrupted);
     TrainOptions o3 = base;
     o3.out_dir = split_dir.dir.string();
     o3.resume_from = part.checkpoint_path;
-    const std::vector<double> tail = losses_of(staged(8), o3, &rest);
+    const std::vector<double> tail = run_losses(staged(8), o3, &rest);
     BOOST_REQUIRE(head.size() + tail.size() == ref.size());
     for (size_t i = 0; i < ref.size(); ++i) {
         const double got = i < head.size() ? head[i] : tail[i - head.size()];

@@ -28,11 +28,13 @@
 
 #include "tensor/threads.h"
 #include "tests/op_test_util.h"
+#include "tests/run_losses.h"
 #include "tests/temp_dir.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
 
 using namespace miras;
+using miras::testing::run_losses;
 namespace fs = std::filesystem;
 
 namespace {
@@ -51,19 +53,6 @@ RunConfig tiny_mqar(int64_t steps, const std::vector<std::string>& extra = {}) {
         "train.steps=" + std::to_string(steps)};
     sets.insert(sets.end(), extra.begin(), extra.end());
     return default_run_config(sets);
-}
-
-std::vector<double> run_losses(const RunConfig& cfg, TrainOptions opt, TrainResult* result = nullptr) {
-    std::vector<double> losses;
-    std::ostringstream log;
-    opt.out = &log;
-    opt.on_step = [&, user = opt.on_step](const StepInfo& s) {
-        losses.push_back(s.loss);
-        if (user) user(s);
-    };
-    TrainResult r = train(cfg, opt);
-    if (result) *result = r;
-    return losses;
 }
 
 std::vector<uint8_t> param_bits(const Checkpoint& ck) {
